@@ -1,0 +1,76 @@
+//! Deterministic identifiers: the same span always yields the same ids, so replays collide.
+//!
+//! ```
+//! use archon_mcp_exporter::ids;
+//!
+//! // A UUID principal is kept; anything else becomes a stable UUIDv5.
+//! let uuid = "0b3f6d1e-8a0c-4d7b-9c3e-5f1a2b3c4d5e";
+//! assert_eq!(ids::user_id(uuid).to_string(), uuid);
+//! assert_eq!(ids::user_id("alice@example.com"), ids::user_id("alice@example.com"));
+//! assert_ne!(ids::user_id("alice@example.com"), ids::session_id("alice@example.com"));
+//! ```
+
+use uuid::Uuid;
+
+/// Namespace of session ids derived from non-UUID `session.id` values.
+pub const SESSION_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f0c3a_5b7e_5c2a_9f41_8e3d2c1b0a01);
+/// Namespace of user ids derived from non-UUID principals.
+pub const USER_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f0c3a_5b7e_5c2a_9f41_8e3d2c1b0a02);
+/// Namespace of request ids derived from trace id + span id.
+pub const REQUEST_NAMESPACE: Uuid = Uuid::from_u128(0x6d1f0c3a_5b7e_5c2a_9f41_8e3d2c1b0a03);
+
+/// The analytics session id for a `session.id` value: the value itself when it is a UUID, else
+/// UUIDv5 of it.
+pub fn session_id(value: &str) -> Uuid {
+    uuid_or_v5(SESSION_NAMESPACE, value)
+}
+
+/// The `user_id` for a principal: the principal when it is a UUID, else UUIDv5 of it.
+pub fn user_id(principal: &str) -> Uuid {
+    uuid_or_v5(USER_NAMESPACE, principal)
+}
+
+/// The `request_id` of a span: UUIDv5 of its trace id and span id.
+pub fn request_id(trace_id: &[u8; 16], span_id: &[u8; 8]) -> Uuid {
+    let mut name = [0u8; 24];
+    name[..16].copy_from_slice(trace_id);
+    name[16..].copy_from_slice(span_id);
+    Uuid::new_v5(&REQUEST_NAMESPACE, &name)
+}
+
+fn uuid_or_v5(namespace: Uuid, value: &str) -> Uuid {
+    let value = value.trim();
+    Uuid::try_parse(value).unwrap_or_else(|_| Uuid::new_v5(&namespace, value.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_values_are_kept_in_any_spelling() {
+        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        assert_eq!(session_id(&id.to_string()), id);
+        assert_eq!(session_id(&id.simple().to_string()), id);
+        assert_eq!(session_id(&id.to_string().to_uppercase()), id);
+        assert_eq!(user_id(&format!(" {id} ")), id);
+    }
+
+    #[test]
+    fn other_values_map_to_fixed_v5_ids() {
+        let a = session_id("conn-42");
+        assert_eq!(a.get_version_num(), 5);
+        assert_eq!(a, session_id("conn-42"));
+        assert_ne!(a, session_id("conn-43"));
+        // Pinned: changing a namespace would split every existing user and session.
+        assert_eq!(user_id("alice").to_string(), Uuid::new_v5(&USER_NAMESPACE, b"alice").to_string());
+    }
+
+    #[test]
+    fn request_ids_depend_on_both_ids() {
+        let t = [7u8; 16];
+        assert_eq!(request_id(&t, &[1; 8]), request_id(&t, &[1; 8]));
+        assert_ne!(request_id(&t, &[1; 8]), request_id(&t, &[2; 8]));
+        assert_ne!(request_id(&[8; 16], &[1; 8]), request_id(&t, &[1; 8]));
+    }
+}

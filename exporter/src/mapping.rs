@@ -1,0 +1,336 @@
+//! Spans → rows: a pure function, no IO (DESIGN §3, §6).
+//!
+//! An MCP request span (it has `mcp.method.name` and `session.id`) becomes one
+//! [`RequestRow`] and a [`SessionUpsert`] of what it knows about its session; the
+//! `mcp.session` span becomes a [`SessionUpsert`] carrying the session's end. Every other span
+//! is skipped with a counted [`SkipReason`] — never a panic.
+//!
+//! ```
+//! use archon_mcp_exporter::mapping::map_spans;
+//! use archon_mcp_exporter::span::Span;
+//!
+//! let call = Span::new("tools/call search", 1_000_000_000, 1_250_000_000)
+//!     .with_ids([1; 16], [2; 8])
+//!     .with_attribute("mcp.method.name", "tools/call")
+//!     .with_attribute("gen_ai.tool.name", "search")
+//!     .with_attribute("session.id", "0195f3a0-0000-7000-8000-000000000001")
+//!     .with_attribute("mcp.client.name", "claude-code");
+//! let batch = map_spans([&call]);
+//! assert_eq!(batch.requests.len(), 1);
+//! assert_eq!(batch.requests[0].duration_ms, 250.0);
+//! assert_eq!(batch.sessions[0].client_type.as_str(), "Claude");
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use archon_mcp_instrument::attributes::{self as attr, DisconnectReason};
+use serde_json::{Map, Value as Json};
+use uuid::Uuid;
+
+use crate::client_type::ClientType;
+use crate::ids;
+use crate::rows::{RequestRow, RequestStatus, SessionUpsert, TokenSource, clean_text, limits};
+use crate::span::{Attributes, Span, SpanRef, StatusCode, Value, hex};
+
+/// Why a span produced no row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// No `mcp.method.name`: not an MCP request span (other spans share the pipeline).
+    NotMcp,
+    /// An MCP request outside any analytics session (e.g. `tools/list` before the first
+    /// tool call), or a session span without `session.id`.
+    NoSession,
+    /// A start or end time of zero.
+    MissingTimestamp,
+    /// The span ends before it starts.
+    EndBeforeStart,
+    /// A status code outside the OTLP enum.
+    UnknownStatusCode,
+    /// The database refused the row (see the store's message).
+    Database,
+}
+
+impl SkipReason {
+    /// A stable label, for metrics and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NotMcp => "not_mcp",
+            SkipReason::NoSession => "no_session",
+            SkipReason::MissingTimestamp => "missing_timestamp",
+            SkipReason::EndBeforeStart => "end_before_start",
+            SkipReason::UnknownStatusCode => "unknown_status_code",
+            SkipReason::Database => "database",
+        }
+    }
+
+    /// Whether the span was bad (rejected: an OTLP partial success counts it) rather than
+    /// simply not ours to store.
+    pub fn is_rejection(self) -> bool {
+        !matches!(self, SkipReason::NotMcp | SkipReason::NoSession)
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A span that produced no row, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The span.
+    pub span: SpanRef,
+    /// Why.
+    pub reason: SkipReason,
+    /// Details for a person reading a log.
+    pub detail: String,
+}
+
+/// Rows from a batch of spans, ready for the store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MappedBatch {
+    /// One upsert per session, merged, ordered by session id (a fixed lock order for
+    /// concurrent writers).
+    pub sessions: Vec<SessionUpsert>,
+    /// One row per request span.
+    pub requests: Vec<RequestRow>,
+    /// Spans that produced no row.
+    pub skipped: Vec<Skipped>,
+}
+
+impl MappedBatch {
+    /// Skipped spans counted by reason.
+    pub fn skipped_by_reason(&self) -> BTreeMap<SkipReason, usize> {
+        let mut counts = BTreeMap::new();
+        for s in &self.skipped {
+            *counts.entry(s.reason).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// How many spans were rejected as bad (see [`SkipReason::is_rejection`]).
+    pub fn rejected(&self) -> usize {
+        self.skipped.iter().filter(|s| s.reason.is_rejection()).count()
+    }
+}
+
+/// What one span maps to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mapped {
+    /// An MCP request.
+    Request(RequestRow, SessionUpsert),
+    /// A `mcp.session` span.
+    Session(SessionUpsert),
+}
+
+/// Maps a batch of spans, merging what they say about each session.
+pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
+    let mut sessions: BTreeMap<Uuid, SessionUpsert> = BTreeMap::new();
+    let mut batch = MappedBatch::default();
+    let mut add_session = |session: SessionUpsert| match sessions.entry(session.session_id) {
+        std::collections::btree_map::Entry::Occupied(mut known) => known.get_mut().merge(session),
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            slot.insert(session);
+        }
+    };
+    for span in spans {
+        match map_span(span) {
+            Ok(Mapped::Request(request, session)) => {
+                batch.requests.push(request);
+                add_session(session);
+            }
+            Ok(Mapped::Session(session)) => add_session(session),
+            Err(skipped) => batch.skipped.push(skipped),
+        }
+    }
+    batch.sessions = sessions.into_values().collect();
+    batch
+}
+
+/// Maps one span.
+pub fn map_span(span: &Span) -> Result<Mapped, Skipped> {
+    let skip = |reason: SkipReason, detail: String| Skipped { span: span.span_ref(), reason, detail };
+    let attrs = &span.attributes;
+    let is_session_span = span.name == attr::SESSION_SPAN_NAME;
+    let method = attrs.str(attr::MCP_METHOD_NAME);
+    if method.is_none() && !is_session_span {
+        return Err(skip(SkipReason::NotMcp, format!("span {:?} has no {}", span.name, attr::MCP_METHOD_NAME)));
+    }
+    let Some(session_value) = attrs.str(attr::SESSION_ID) else {
+        return Err(skip(SkipReason::NoSession, format!("span {:?} has no {}", span.name, attr::SESSION_ID)));
+    };
+    if span.start_time_unix_nano == 0 || span.end_time_unix_nano == 0 {
+        return Err(skip(SkipReason::MissingTimestamp, "start or end time is 0".into()));
+    }
+    if span.end_time_unix_nano < span.start_time_unix_nano {
+        return Err(skip(
+            SkipReason::EndBeforeStart,
+            format!("ends {} ns before it starts", span.start_time_unix_nano - span.end_time_unix_nano),
+        ));
+    }
+    if let StatusCode::Unknown(code) = span.status.code {
+        return Err(skip(SkipReason::UnknownStatusCode, format!("status code {code} is not 0, 1 or 2")));
+    }
+
+    let start = unix_nanos(span.start_time_unix_nano);
+    let end = unix_nanos(span.end_time_unix_nano);
+    let mut session = session_upsert(span, ids::session_id(&session_value), start, end);
+
+    match method {
+        Some(method) if !is_session_span => {
+            let request = request_row(span, &method, &session, start);
+            Ok(Mapped::Request(request, session))
+        }
+        _ => {
+            let reason = attrs
+                .str(attr::ARCHON_SESSION_DISCONNECT_REASON)
+                .map_or(DisconnectReason::ClientDisconnect, |r| DisconnectReason::parse(&r));
+            session.disconnected_at = Some(end);
+            session.disconnect_reason = Some(clean_text(reason.as_str(), limits::DISCONNECT_REASON));
+            if let Some(count) = attrs.get(attr::ARCHON_SESSION_REQUEST_COUNT).and_then(Value::as_i64) {
+                session.metadata.insert("request_count".into(), count.into());
+            }
+            Ok(Mapped::Session(session))
+        }
+    }
+}
+
+/// What any span of a session says about it: client, user, service.
+fn session_upsert(span: &Span, session_id: Uuid, start: SystemTime, end: SystemTime) -> SessionUpsert {
+    let attrs = &span.attributes;
+    let text = |key: &str, max: usize| attrs.str(key).map(|v| clean_text(&v, max));
+    let mut session = SessionUpsert::new(session_id, start, end);
+
+    session.client_name = text(attr::MCP_CLIENT_NAME, limits::TEXT);
+    session.client_type = session
+        .client_name
+        .as_deref()
+        .map_or(ClientType::Unknown, ClientType::from_client_name);
+    session.client_version = text(attr::MCP_CLIENT_VERSION, limits::CLIENT_VERSION);
+    session.client_capabilities = attrs
+        .str(attr::ARCHON_CLIENT_CAPABILITIES)
+        .and_then(|raw| serde_json::from_str::<Json>(&raw).ok())
+        .map(clean_json);
+
+    // Hashing mode sends `user.hash` instead of `user.email`; with no principal it identifies.
+    let hash = text(attr::USER_HASH, limits::TEXT);
+    let principal = text(attr::USER_ID, limits::TEXT).or_else(|| hash.clone());
+    session.user_id = principal.as_deref().map(ids::user_id);
+    session.user_key = principal;
+    session.user_email = text(attr::USER_EMAIL, limits::USER_FIELD);
+    session.user_name = text(attr::USER_FULL_NAME, limits::USER_FIELD).or_else(|| text(attr::USER_NAME, limits::USER_FIELD));
+    session.user_department = text(attr::ARCHON_USER_DEPARTMENT, limits::TEXT);
+    session.mcp_session_id = text(attr::MCP_SESSION_ID, limits::TEXT);
+    session.service_name = span.resource.str(attr::SERVICE_NAME).map(|v| clean_text(&v, limits::TEXT));
+
+    let mut metadata = Map::new();
+    for (source, key, column) in [
+        (&span.resource, attr::SERVICE_INSTANCE_ID, "service_instance_id"),
+        (&span.resource, attr::SERVICE_VERSION, "service_version"),
+        (attrs, attr::MCP_PROTOCOL_VERSION, "protocol_version"),
+        (attrs, attr::NETWORK_TRANSPORT, "network_transport"),
+        (attrs, attr::USER_NAME, "user_login"),
+        (attrs, attr::USER_HASH, "user_hash"),
+    ] {
+        if let Some(value) = source.str(key) {
+            metadata.insert(column.into(), Json::String(clean_text(&value, limits::TEXT)));
+        }
+    }
+    session.metadata = metadata;
+    session
+}
+
+fn request_row(span: &Span, method: &str, session: &SessionUpsert, start: SystemTime) -> RequestRow {
+    let attrs = &span.attributes;
+    let text = |key: &str, max: usize| attrs.str(key).map(|v| clean_text(&v, max));
+
+    let error_type = text(attr::ERROR_TYPE, limits::TEXT);
+    let status = match (span.status.code, error_type.as_deref()) {
+        (_, Some(attr::ERROR_TYPE_TIMEOUT)) => RequestStatus::Timeout,
+        (StatusCode::Error, _) | (_, Some(_)) => RequestStatus::Error,
+        _ => RequestStatus::Success,
+    };
+    let error_code = attrs
+        .get(attr::RPC_RESPONSE_STATUS_CODE)
+        .and_then(Value::as_i64)
+        .or_else(|| error_type.as_deref().and_then(|t| t.parse().ok()))
+        .and_then(|code| i32::try_from(code).ok());
+    let error_message = (status != RequestStatus::Success && !span.status.message.is_empty())
+        .then(|| clean_text(&span.status.message, limits::TEXT));
+
+    let tokens = |key: &str| attrs.get(key).and_then(Value::as_i64).filter(|n| *n >= 0);
+    let clamp = |n: Option<i64>| n.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX));
+    let reported = (tokens(attr::GEN_AI_USAGE_INPUT_TOKENS), tokens(attr::GEN_AI_USAGE_OUTPUT_TOKENS));
+    let estimated = (
+        tokens(attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS),
+        tokens(attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS),
+    );
+    let (token_source, (input, output)) = if reported != (None, None) {
+        (TokenSource::Reported, reported)
+    } else if estimated != (None, None) {
+        (TokenSource::Estimated, estimated)
+    } else {
+        (TokenSource::None, (None, None))
+    };
+
+    RequestRow {
+        request_id: ids::request_id(&span.trace_id, &span.span_id),
+        session_id: session.session_id,
+        method: clean_text(method, limits::METHOD),
+        tool_name: text(attr::GEN_AI_TOOL_NAME, limits::TOOL_NAME),
+        status,
+        error_type,
+        error_code,
+        error_message,
+        timestamp: start,
+        duration_ms: (span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e6,
+        prompt_tokens: clamp(input),
+        completion_tokens: clamp(output),
+        token_source,
+        model: text(attr::GEN_AI_REQUEST_MODEL, limits::TEXT),
+        reported_cost: reported_cost(attrs),
+        user_id: session.user_id,
+        trace_id: hex(&span.trace_id),
+        span_id: hex(&span.span_id),
+        jsonrpc_request_id: text(attr::JSONRPC_REQUEST_ID, limits::TEXT),
+    }
+}
+
+/// The largest cost one request may report (the column holds numeric(14, 6)).
+const MAX_REPORTED_COST: f64 = 1e7;
+
+/// A reported cost in USD that the schema can hold; other currencies are not converted, so they
+/// are ignored and the request is priced from its tokens instead.
+fn reported_cost(attrs: &Attributes) -> Option<f64> {
+    let currency = attrs.str(attr::ARCHON_COST_CURRENCY);
+    if currency.is_some_and(|c| !c.trim().eq_ignore_ascii_case("USD")) {
+        return None;
+    }
+    attrs
+        .get(attr::ARCHON_COST_AMOUNT)
+        .and_then(Value::as_f64)
+        .filter(|c| c.is_finite() && (0.0..MAX_REPORTED_COST).contains(c))
+}
+
+fn unix_nanos(nanos: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+/// JSON that PostgreSQL's jsonb accepts: no NUL characters in strings or keys.
+fn clean_json(value: Json) -> Json {
+    match value {
+        Json::String(s) => Json::String(clean_text(&s, limits::TEXT)),
+        Json::Array(items) => Json::Array(items.into_iter().map(clean_json).collect()),
+        Json::Object(map) => Json::Object(
+            map.into_iter()
+                .map(|(k, v)| (clean_text(&k, limits::TEXT), clean_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests;

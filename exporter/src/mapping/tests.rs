@@ -1,0 +1,302 @@
+use super::*;
+use crate::span::SpanKind;
+
+const SESSION: &str = "0195f3a0-0000-7000-8000-000000000001";
+const SEC: u64 = 1_000_000_000;
+const T0: u64 = 1_767_225_600 * SEC; // 2026-01-01T00:00:00Z
+
+fn call(span_id: u8, tool: &str) -> Span {
+    Span::new(format!("tools/call {tool}"), T0 + u64::from(span_id) * SEC, T0 + u64::from(span_id) * SEC + 42_000_000)
+        .with_ids([9; 16], [span_id; 8])
+        .with_attribute(attr::MCP_METHOD_NAME, "tools/call")
+        .with_attribute(attr::GEN_AI_TOOL_NAME, tool)
+        .with_attribute(attr::SESSION_ID, SESSION)
+        .with_attribute(attr::JSONRPC_REQUEST_ID, span_id.to_string())
+}
+
+fn session_end(reason: &str, end_offset_s: u64) -> Span {
+    Span::new(attr::SESSION_SPAN_NAME, T0, T0 + end_offset_s * SEC)
+        .with_ids([9; 16], [0xee; 8])
+        .with_kind(SpanKind::Internal)
+        .with_attribute(attr::SESSION_ID, SESSION)
+        .with_attribute(attr::ARCHON_SESSION_DISCONNECT_REASON, reason)
+        .with_attribute(attr::ARCHON_SESSION_REQUEST_COUNT, 3_i64)
+}
+
+fn request(span: &Span) -> RequestRow {
+    match map_span(span) {
+        Ok(Mapped::Request(row, _)) => row,
+        other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+fn skipped(span: &Span) -> SkipReason {
+    map_span(span).expect_err("span should be skipped").reason
+}
+
+#[test]
+fn request_span_maps_every_column() {
+    let span = call(1, "search")
+        .with_attribute(attr::MCP_CLIENT_NAME, "Cursor")
+        .with_attribute(attr::MCP_CLIENT_VERSION, "1.7.2")
+        .with_attribute(attr::MCP_SESSION_ID, "mcp-abc")
+        .with_attribute(attr::MCP_PROTOCOL_VERSION, "2025-06-18")
+        .with_resource(attr::SERVICE_NAME, "kb-server")
+        .with_resource(attr::SERVICE_INSTANCE_ID, "pod-1");
+    let Ok(Mapped::Request(row, session)) = map_span(&span) else { panic!() };
+    assert_eq!(row.request_id, ids::request_id(&[9; 16], &[1; 8]));
+    assert_eq!(row.session_id.to_string(), SESSION);
+    assert_eq!((row.method.as_str(), row.tool_name.as_deref()), ("tools/call", Some("search")));
+    assert_eq!(row.status, RequestStatus::Success);
+    assert_eq!(row.duration_ms, 42.0);
+    assert_eq!(row.timestamp, UNIX_EPOCH + Duration::from_nanos(T0 + SEC));
+    assert_eq!(row.trace_id, "09".repeat(16));
+    assert_eq!(row.span_id, "01".repeat(8));
+    assert_eq!(row.jsonrpc_request_id.as_deref(), Some("1"));
+    assert_eq!(row.token_source, TokenSource::None);
+    assert_eq!((row.prompt_tokens, row.completion_tokens), (0, 0));
+
+    assert_eq!(session.client_type, ClientType::Cursor);
+    assert_eq!(session.client_name.as_deref(), Some("Cursor"));
+    assert_eq!(session.client_version.as_deref(), Some("1.7.2"));
+    assert_eq!(session.mcp_session_id.as_deref(), Some("mcp-abc"));
+    assert_eq!(session.service_name.as_deref(), Some("kb-server"));
+    assert_eq!(session.metadata["service_instance_id"], "pod-1");
+    assert_eq!(session.metadata["protocol_version"], "2025-06-18");
+    assert_eq!(session.disconnected_at, None);
+    assert_eq!((session.connected_at, session.last_activity), (row.timestamp, row.timestamp + Duration::from_millis(42)));
+}
+
+#[test]
+fn non_uuid_session_ids_map_deterministically() {
+    let a = call(1, "x").with_attribute(attr::SESSION_ID, "stdio-connection-7");
+    let b = call(2, "x").with_attribute(attr::SESSION_ID, "stdio-connection-7");
+    let (ra, rb) = (request(&a), request(&b));
+    assert_eq!(ra.session_id, rb.session_id);
+    assert_eq!(ra.session_id, ids::session_id("stdio-connection-7"));
+    assert_eq!(ra.session_id.get_version_num(), 5);
+}
+
+#[test]
+fn user_comes_from_the_principal() {
+    let uuid_user = "3f2b8c1e-1d2a-4c5b-9e8f-7a6b5c4d3e2f";
+    let span = call(1, "x")
+        .with_attribute(attr::USER_ID, uuid_user)
+        .with_attribute(attr::USER_EMAIL, "ada@example.com")
+        .with_attribute(attr::USER_FULL_NAME, "Ada Lovelace")
+        .with_attribute(attr::USER_NAME, "ada")
+        .with_attribute(attr::ARCHON_USER_DEPARTMENT, "Research");
+    let Ok(Mapped::Request(row, session)) = map_span(&span) else { panic!() };
+    assert_eq!(session.user_id.unwrap().to_string(), uuid_user);
+    assert_eq!(session.user_key.as_deref(), Some(uuid_user));
+    assert_eq!(session.user_email.as_deref(), Some("ada@example.com"));
+    assert_eq!(session.user_name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(session.user_department.as_deref(), Some("Research"));
+    assert_eq!(session.metadata["user_login"], "ada");
+    assert_eq!(row.user_id, session.user_id);
+
+    let span = call(1, "x").with_attribute(attr::USER_ID, "github|12345").with_attribute(attr::USER_NAME, "ada");
+    let Ok(Mapped::Request(_, session)) = map_span(&span) else { panic!() };
+    assert_eq!(session.user_id, Some(ids::user_id("github|12345")));
+    assert_eq!(session.user_id.unwrap().get_version_num(), 5);
+    assert_eq!(session.user_key.as_deref(), Some("github|12345"));
+    assert_eq!(session.user_name.as_deref(), Some("ada"), "the login stands in for a missing display name");
+}
+
+#[test]
+fn hashing_mode_identifies_by_hash_without_email() {
+    let span = call(1, "x").with_attribute(attr::USER_HASH, "sha256:abcd");
+    let Ok(Mapped::Request(_, session)) = map_span(&span) else { panic!() };
+    assert_eq!(session.user_key.as_deref(), Some("sha256:abcd"));
+    assert_eq!(session.user_id, Some(ids::user_id("sha256:abcd")));
+    assert_eq!(session.user_email, None);
+    assert_eq!(session.metadata["user_hash"], "sha256:abcd");
+}
+
+#[test]
+fn status_follows_span_status_and_error_type() {
+    assert_eq!(request(&call(1, "x").with_status(StatusCode::Ok, "")).status, RequestStatus::Success);
+
+    let tool_error = request(
+        &call(1, "x")
+            .with_status(StatusCode::Error, "disk full")
+            .with_attribute(attr::ERROR_TYPE, attr::ERROR_TYPE_TOOL_ERROR),
+    );
+    assert_eq!(tool_error.status, RequestStatus::Error);
+    assert_eq!(tool_error.error_type.as_deref(), Some("tool_error"));
+    assert_eq!(tool_error.error_message.as_deref(), Some("disk full"));
+    assert_eq!(tool_error.error_code, None);
+
+    let invalid_params = request(
+        &call(1, "x")
+            .with_status(StatusCode::Error, "missing field `query`")
+            .with_attribute(attr::ERROR_TYPE, "-32602")
+            .with_attribute(attr::RPC_RESPONSE_STATUS_CODE, "-32602"),
+    );
+    assert_eq!((invalid_params.status, invalid_params.error_code), (RequestStatus::Error, Some(-32602)));
+
+    let timeout = request(&call(1, "x").with_status(StatusCode::Error, "").with_attribute(attr::ERROR_TYPE, "timeout"));
+    assert_eq!(timeout.status, RequestStatus::Timeout);
+    assert_eq!(timeout.error_message, None, "an empty description is not a message");
+
+    // An error type alone (status left unset) is still a failure.
+    assert_eq!(request(&call(1, "x").with_attribute(attr::ERROR_TYPE, "cancelled")).status, RequestStatus::Error);
+    // A message on a successful span is not an error message.
+    assert_eq!(request(&call(1, "x").with_status(StatusCode::Ok, "fine")).error_message, None);
+}
+
+#[test]
+fn reported_tokens_win_over_estimates() {
+    let row = request(
+        &call(1, "x")
+            .with_attribute(attr::GEN_AI_REQUEST_MODEL, "claude-sonnet-4-5")
+            .with_attribute(attr::GEN_AI_USAGE_INPUT_TOKENS, 1200_i64)
+            .with_attribute(attr::GEN_AI_USAGE_OUTPUT_TOKENS, "300")
+            .with_attribute(attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS, 50_i64),
+    );
+    assert_eq!((row.token_source, row.prompt_tokens, row.completion_tokens), (TokenSource::Reported, 1200, 300));
+    assert_eq!(row.model.as_deref(), Some("claude-sonnet-4-5"));
+
+    let row = request(
+        &call(1, "x")
+            .with_attribute(attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS, 800_i64)
+            .with_attribute(attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS, 20.0),
+    );
+    assert_eq!((row.token_source, row.prompt_tokens, row.completion_tokens), (TokenSource::Estimated, 800, 20));
+
+    // Only one side reported: the other is 0, still reported.
+    let row = request(&call(1, "x").with_attribute(attr::GEN_AI_USAGE_OUTPUT_TOKENS, 7_i64));
+    assert_eq!((row.token_source, row.prompt_tokens, row.completion_tokens), (TokenSource::Reported, 0, 7));
+
+    // Negative counts are ignored; huge ones saturate.
+    let row = request(
+        &call(1, "x")
+            .with_attribute(attr::GEN_AI_USAGE_INPUT_TOKENS, -5_i64)
+            .with_attribute(attr::GEN_AI_USAGE_OUTPUT_TOKENS, i64::MAX),
+    );
+    assert_eq!((row.prompt_tokens, row.completion_tokens), (0, i32::MAX));
+}
+
+#[test]
+fn reported_cost_only_in_usd_and_in_range() {
+    let cost = |span: Span| request(&span).reported_cost;
+    assert_eq!(cost(call(1, "x").with_attribute(attr::ARCHON_COST_AMOUNT, 0.0125)), Some(0.0125));
+    assert_eq!(
+        cost(call(1, "x").with_attribute(attr::ARCHON_COST_AMOUNT, 0.5).with_attribute(attr::ARCHON_COST_CURRENCY, "usd")),
+        Some(0.5)
+    );
+    assert_eq!(
+        cost(call(1, "x").with_attribute(attr::ARCHON_COST_AMOUNT, 0.5).with_attribute(attr::ARCHON_COST_CURRENCY, "EUR")),
+        None
+    );
+    assert_eq!(cost(call(1, "x").with_attribute(attr::ARCHON_COST_AMOUNT, f64::NAN)), None);
+    assert_eq!(cost(call(1, "x").with_attribute(attr::ARCHON_COST_AMOUNT, -1.0)), None);
+    assert_eq!(cost(call(1, "x").with_attribute(attr::ARCHON_COST_AMOUNT, 1e20)), None);
+}
+
+#[test]
+fn session_span_carries_the_end() {
+    let Ok(Mapped::Session(session)) = map_span(&session_end("timeout_no_activity", 90)) else { panic!() };
+    assert_eq!(session.session_id.to_string(), SESSION);
+    assert_eq!(session.connected_at, UNIX_EPOCH + Duration::from_nanos(T0));
+    assert_eq!(session.disconnected_at, Some(UNIX_EPOCH + Duration::from_nanos(T0 + 90 * SEC)));
+    assert_eq!(session.disconnect_reason.as_deref(), Some("timeout"), "legacy spelling normalised");
+    assert_eq!(session.metadata["request_count"], 3);
+
+    let no_reason = Span::new(attr::SESSION_SPAN_NAME, T0, T0 + SEC).with_attribute(attr::SESSION_ID, SESSION);
+    let Ok(Mapped::Session(session)) = map_span(&no_reason) else { panic!() };
+    assert_eq!(session.disconnect_reason.as_deref(), Some("client_disconnect"));
+
+    let Ok(Mapped::Session(session)) = map_span(&session_end("io", 1)) else { panic!() };
+    assert_eq!(session.disconnect_reason.as_deref(), Some("error:io"));
+}
+
+#[test]
+fn spans_without_method_or_session_are_skipped_with_a_reason() {
+    let plain = Span::new("GET /health", T0, T0 + 1).with_attribute(attr::SESSION_ID, SESSION);
+    assert_eq!(skipped(&plain), SkipReason::NotMcp);
+
+    let list = Span::new("tools/list", T0, T0 + 1).with_attribute(attr::MCP_METHOD_NAME, "tools/list");
+    assert_eq!(skipped(&list), SkipReason::NoSession);
+
+    let empty = call(1, "x").with_attribute(attr::SESSION_ID, "  ");
+    assert_eq!(skipped(&empty), SkipReason::NoSession);
+
+    let orphan_end = Span::new(attr::SESSION_SPAN_NAME, T0, T0 + 1);
+    assert_eq!(skipped(&orphan_end), SkipReason::NoSession);
+
+    assert!(!SkipReason::NotMcp.is_rejection() && !SkipReason::NoSession.is_rejection());
+}
+
+#[test]
+fn bad_spans_are_rejected_with_a_reason() {
+    let mut backwards = call(1, "x");
+    backwards.end_time_unix_nano = backwards.start_time_unix_nano - 1;
+    assert_eq!(skipped(&backwards), SkipReason::EndBeforeStart);
+
+    let mut no_time = call(1, "x");
+    no_time.start_time_unix_nano = 0;
+    assert_eq!(skipped(&no_time), SkipReason::MissingTimestamp);
+
+    assert_eq!(skipped(&call(1, "x").with_status(StatusCode::Unknown(7), "")), SkipReason::UnknownStatusCode);
+    assert!(SkipReason::EndBeforeStart.is_rejection());
+}
+
+#[test]
+fn strings_are_cleaned_not_refused() {
+    let long = "t".repeat(1 << 20);
+    let row = request(
+        &call(1, "x")
+            .with_attribute(attr::GEN_AI_TOOL_NAME, long.clone())
+            .with_attribute(attr::MCP_METHOD_NAME, "tools/\0call")
+            .with_attribute(attr::GEN_AI_REQUEST_MODEL, Value::Bytes(b"gpt\xff-4o".to_vec()))
+            .with_status(StatusCode::Error, long),
+    );
+    assert_eq!(row.tool_name.unwrap().chars().count(), limits::TOOL_NAME);
+    assert_eq!(row.method, "tools/call");
+    assert_eq!(row.model.as_deref(), Some("gpt\u{fffd}-4o"));
+    assert_eq!(row.error_message.unwrap().len(), limits::TEXT);
+
+    let caps = call(1, "x").with_attribute(attr::ARCHON_CLIENT_CAPABILITIES, r#"{"roots":{"list\u0000Changed":true}}"#);
+    let Ok(Mapped::Request(_, session)) = map_span(&caps) else { panic!() };
+    assert_eq!(session.client_capabilities, Some(serde_json::json!({"roots": {"listChanged": true}})));
+}
+
+#[test]
+fn a_batch_merges_sessions_and_counts_skips() {
+    let spans = vec![
+        call(3, "c").with_attribute(attr::USER_ID, "bob"),
+        session_end("client_disconnect", 60),
+        call(1, "a").with_attribute(attr::MCP_CLIENT_NAME, "Windsurf"),
+        Span::new("db query", T0, T0 + 1),
+        call(2, "b"),
+    ];
+    let batch = map_spans(&spans);
+    assert_eq!(batch.requests.len(), 3);
+    assert_eq!(batch.sessions.len(), 1);
+    let session = &batch.sessions[0];
+    assert_eq!(session.client_type, ClientType::Windsurf);
+    assert_eq!(session.user_key.as_deref(), Some("bob"));
+    assert_eq!(session.connected_at, UNIX_EPOCH + Duration::from_nanos(T0));
+    assert_eq!(session.disconnect_reason.as_deref(), Some("client_disconnect"));
+    assert_eq!(batch.skipped_by_reason(), BTreeMap::from([(SkipReason::NotMcp, 1)]));
+    assert_eq!(batch.rejected(), 0);
+
+    // Any order of the same spans gives the same batch, sessions included.
+    let mut reversed = spans.clone();
+    reversed.reverse();
+    let other = map_spans(&reversed);
+    assert_eq!(other.sessions, batch.sessions);
+}
+
+#[test]
+fn a_real_end_beats_a_timeout_and_earlier_beats_later() {
+    use crate::rows::end_wins;
+    let t = |s| Some(UNIX_EPOCH + Duration::from_secs(s));
+    assert!(end_wins(t(10), Some("client_disconnect"), None, None));
+    assert!(!end_wins(None, None, t(10), Some("timeout")));
+    assert!(end_wins(t(50), Some("client_disconnect"), t(10), Some("timeout")));
+    assert!(!end_wins(t(10), Some("timeout"), t(50), Some("server_shutdown")));
+    assert!(end_wins(t(10), Some("server_shutdown"), t(50), Some("client_disconnect")));
+    assert!(!end_wins(t(10), Some("a"), t(10), Some("a")), "equal ends do not churn");
+}

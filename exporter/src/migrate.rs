@@ -1,0 +1,96 @@
+//! The schema (`migrations/` at the workspace root), embedded and applied with refinery under a
+//! PostgreSQL advisory lock, so several exporters may start at once.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), archon_mcp_exporter::migrate::MigrateError> {
+//! let applied = archon_mcp_exporter::migrate::migrate_url("postgres://postgres@127.0.0.1/archon").await?;
+//! println!("applied {} migrations", applied.len());
+//! # Ok(()) }
+//! ```
+
+use tokio_postgres::{Client, NoTls};
+
+mod embedded {
+    refinery::embed_migrations!("../migrations");
+}
+
+/// The table recording applied migrations; our own name, so it never meets an application's
+/// refinery table in a shared database.
+pub const HISTORY_TABLE: &str = "archon_schema_history";
+
+/// Advisory lock key held while migrating (`'archon-mcp-otel'` in ASCII, truncated).
+pub const LOCK_KEY: i64 = 0x6172_6368_6f6e_6d63;
+
+/// Failure to migrate.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// Could not connect or talk to PostgreSQL.
+    #[error("cannot reach PostgreSQL: {0}")]
+    Connect(#[from] tokio_postgres::Error),
+    /// A migration failed; the database is left at the last migration that succeeded.
+    #[error("migration failed: {0}")]
+    Migration(#[from] refinery::Error),
+}
+
+/// A migration this build knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationInfo {
+    /// Version number (`V{n}__…`).
+    pub version: i64,
+    /// Name after the version.
+    pub name: String,
+}
+
+/// Connects to `url`, applies every pending migration and returns those it applied.
+pub async fn migrate_url(url: &str) -> Result<Vec<MigrationInfo>, MigrateError> {
+    let (mut client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let result = migrate(&mut client).await;
+    drop(client);
+    let _ = driver.await;
+    result
+}
+
+/// Applies every pending migration on `client`, holding the advisory lock [`LOCK_KEY`] for the
+/// whole run: a second migrator waits, then finds nothing to do.
+pub async fn migrate(client: &mut Client) -> Result<Vec<MigrationInfo>, MigrateError> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await?;
+    let result = runner().run_async(client).await;
+    // The lock also ends with the session; unlocking early lets a waiting migrator go on.
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await;
+    let report = result?;
+    unlocked?;
+    Ok(report.applied_migrations().iter().map(info).collect())
+}
+
+/// Migrations this build knows that the database has not applied (empty when current).
+pub async fn pending(client: &mut Client) -> Result<Vec<MigrationInfo>, MigrateError> {
+    let runner = runner();
+    let last = runner
+        .get_last_applied_migration_async(client)
+        .await
+        .ok()
+        .flatten()
+        .map_or(0, |m| i64::from(m.version()));
+    Ok(runner
+        .get_migrations()
+        .iter()
+        .filter(|m| i64::from(m.version()) > last)
+        .map(info)
+        .collect())
+}
+
+/// Every migration this build embeds, in order.
+pub fn known() -> Vec<MigrationInfo> {
+    runner().get_migrations().iter().map(info).collect()
+}
+
+fn runner() -> refinery::Runner {
+    let mut runner = embedded::migrations::runner();
+    runner.set_migration_table_name(HISTORY_TABLE);
+    runner
+}
+
+fn info(m: &refinery::Migration) -> MigrationInfo {
+    MigrationInfo { version: i64::from(m.version()), name: m.name().to_owned() }
+}

@@ -1,0 +1,447 @@
+//! Writes mapped batches to PostgreSQL: one transaction per batch, idempotent (DESIGN §6).
+//!
+//! Sessions are upserted first (earliest start, latest activity, first known client and user,
+//! an end once set is kept — a late request never reopens a session), then requests are
+//! inserted with `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`, priced from
+//! `archon_llm_pricing` at the request's time unless tool code reported a cost.
+//! Replaying a batch, or its spans in any order, leaves the same tables.
+//!
+//! If PostgreSQL refuses the data of a batch (a constraint, a value out of range), the batch
+//! is written again row by row, each in a savepoint: the refused rows are reported with the
+//! database's reason and the rest commit.
+//!
+//! ```no_run
+//! use archon_mcp_exporter::{mapping::map_spans, store::{PgStore, StoreConfig}};
+//! # async fn run(spans: Vec<archon_mcp_exporter::span::Span>) -> Result<(), archon_mcp_exporter::store::StoreError> {
+//! let store = PgStore::connect(
+//!     "postgres://archon_exporter@db/archon",
+//!     StoreConfig::default().with_estimate_model("claude-sonnet-4-5"),
+//! )?;
+//! let outcome = store.write(&map_spans(&spans)).await?;
+//! assert!(outcome.rejected.is_empty());
+//! # Ok(()) }
+//! ```
+
+use std::time::{Duration, SystemTime};
+
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use serde_json::Value as Json;
+use tokio_postgres::{NoTls, error::SqlState};
+use uuid::Uuid;
+
+use crate::mapping::MappedBatch;
+use crate::rows::{RequestRow, SessionUpsert, TokenSource};
+
+/// How the store prices and connects.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Model whose price applies to estimated tokens; `None` leaves estimates unpriced.
+    pub estimate_model: Option<String>,
+    /// Connections in the pool.
+    pub max_connections: usize,
+    /// How long a write waits for a free connection before reporting the database unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { estimate_model: None, max_connections: 4, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+impl StoreConfig {
+    /// Prices estimated tokens at this model's price.
+    pub fn with_estimate_model(mut self, model: impl Into<String>) -> Self {
+        self.estimate_model = Some(model.into());
+        self
+    }
+
+    /// Sets the pool size.
+    pub fn with_max_connections(mut self, max_connections: usize) -> Self {
+        self.max_connections = max_connections.max(1);
+        self
+    }
+}
+
+/// A write that did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot take the write now (down, restarting, pool exhausted, deadlock):
+    /// retry later; nothing was committed.
+    #[error("database unavailable, retry later: {0}")]
+    Unavailable(String),
+    /// Any other failure (no schema, no permission, …): retrying will not help.
+    #[error("database error: {0}{hint}", hint = hint(.0))]
+    Database(tokio_postgres::Error),
+    /// The connection string or pool settings are wrong.
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Whether trying the same write again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let transient = match e.code() {
+            // No SQLSTATE: the connection broke or could not be made.
+            None => true,
+            Some(code) => {
+                let class = &code.code()[..2];
+                // 08 connection, 53 insufficient resources, 57 operator intervention
+                // (shutdown, restart), 40 serialization failure / deadlock.
+                matches!(class, "08" | "53" | "57" | "40") || *code == SqlState::LOCK_NOT_AVAILABLE
+            }
+        };
+        if transient { StoreError::Unavailable(e.to_string()) } else { StoreError::Database(e) }
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => e.into(),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+fn hint(e: &tokio_postgres::Error) -> &'static str {
+    match e.code() {
+        Some(c) if *c == SqlState::UNDEFINED_TABLE || *c == SqlState::UNDEFINED_FUNCTION => {
+            " (is the schema there? run `archon-mcp-exporter migrate --database-url URL`)"
+        }
+        Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => " (grant the archon_exporter role to this login)",
+        _ => "",
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Session rows inserted or updated.
+    pub sessions_upserted: u64,
+    /// Request rows inserted.
+    pub requests_inserted: u64,
+    /// Requests already stored (replays), skipped.
+    pub requests_duplicate: u64,
+    /// Rows the database refused; everything else committed.
+    pub rejected: Vec<StoreRejection>,
+}
+
+/// A row PostgreSQL refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRejection {
+    /// The refused row.
+    pub row: RowRef,
+    /// The database's reason.
+    pub reason: String,
+}
+
+/// Which row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowRef {
+    /// A session upsert (its requests are refused with it).
+    Session(Uuid),
+    /// A request.
+    Request(Uuid),
+}
+
+/// The PostgreSQL store: a connection pool and the two statements.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    config: StoreConfig,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// A store over an existing pool.
+    pub fn new(pool: Pool, config: StoreConfig) -> Self {
+        Self { pool, config }
+    }
+
+    /// A store with its own pool for a `postgres://` URL or key=value connection string.
+    /// Connects lazily: an unreachable database shows up as [`StoreError::Unavailable`] on write.
+    pub fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        let pg: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Config(format!("{e}")))?;
+        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(config.max_connections)
+            .wait_timeout(Some(config.acquire_timeout))
+            .create_timeout(Some(config.acquire_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        Ok(Self::new(pool, config))
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Writes a batch in one transaction. On [`StoreError`] nothing was committed.
+    pub async fn write(&self, batch: &MappedBatch) -> Result<WriteOutcome, StoreError> {
+        if batch.sessions.is_empty() && batch.requests.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        match self.write_rows(&tx, &batch.sessions, &batch.requests).await {
+            Ok((sessions_upserted, requests_inserted)) => {
+                tx.commit().await?;
+                Ok(WriteOutcome {
+                    sessions_upserted,
+                    requests_inserted,
+                    requests_duplicate: batch.requests.len() as u64 - requests_inserted,
+                    rejected: Vec::new(),
+                })
+            }
+            Err(e) if is_refused_data(&e) => {
+                tx.rollback().await?;
+                let mut tx = client.transaction().await?;
+                let outcome = self.write_row_by_row(&mut tx, batch).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn write_rows(
+        &self,
+        client: &impl GenericClient,
+        sessions: &[SessionUpsert],
+        requests: &[RequestRow],
+    ) -> Result<(u64, u64), tokio_postgres::Error> {
+        let sessions_upserted = if sessions.is_empty() { 0 } else { upsert_sessions(client, sessions).await? };
+        let requests_inserted =
+            if requests.is_empty() { 0 } else { insert_requests(client, requests, &self.config).await? };
+        Ok((sessions_upserted, requests_inserted))
+    }
+
+    /// The slow path, after PostgreSQL refused the batch's data: every row in its own
+    /// savepoint, so only the refused rows are lost.
+    async fn write_row_by_row(
+        &self,
+        tx: &mut deadpool_postgres::Transaction<'_>,
+        batch: &MappedBatch,
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut outcome = WriteOutcome::default();
+        let mut refused_sessions = Vec::new();
+        for session in &batch.sessions {
+            match self.in_savepoint(tx, std::slice::from_ref(session), &[]).await? {
+                Ok((n, _)) => outcome.sessions_upserted += n,
+                Err(reason) => {
+                    refused_sessions.push(session.session_id);
+                    outcome.rejected.push(StoreRejection { row: RowRef::Session(session.session_id), reason });
+                }
+            }
+        }
+        for request in &batch.requests {
+            if refused_sessions.contains(&request.session_id) {
+                outcome.rejected.push(StoreRejection {
+                    row: RowRef::Request(request.request_id),
+                    reason: "its session was refused".into(),
+                });
+                continue;
+            }
+            match self.in_savepoint(tx, &[], std::slice::from_ref(request)).await? {
+                Ok((_, 1)) => outcome.requests_inserted += 1,
+                Ok(_) => outcome.requests_duplicate += 1,
+                Err(reason) => {
+                    outcome.rejected.push(StoreRejection { row: RowRef::Request(request.request_id), reason })
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// `Ok(Err(reason))` when PostgreSQL refused the rows' data; `Err` for anything else.
+    async fn in_savepoint(
+        &self,
+        tx: &mut deadpool_postgres::Transaction<'_>,
+        sessions: &[SessionUpsert],
+        requests: &[RequestRow],
+    ) -> Result<Result<(u64, u64), String>, StoreError> {
+        let savepoint = tx.savepoint("row").await?;
+        match self.write_rows(&savepoint, sessions, requests).await {
+            Ok(counts) => {
+                savepoint.commit().await?;
+                Ok(Ok(counts))
+            }
+            Err(e) if is_refused_data(&e) => {
+                savepoint.rollback().await?;
+                Ok(Err(e.as_db_error().map_or_else(|| e.to_string(), |db| db.message().to_owned())))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Whether PostgreSQL refused the data itself (rather than being unreachable or misconfigured):
+/// data exceptions (22), integrity violations (23), program limits such as an oversized index
+/// row (54).
+fn is_refused_data(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| matches!(&c.code()[..2], "22" | "23" | "54"))
+}
+
+const UPSERT_SESSIONS: &str = r#"
+INSERT INTO archon_mcp_sessions AS s (
+    session_id, client_type, client_name, client_version, client_capabilities,
+    connected_at, last_activity, disconnected_at, status, disconnect_reason,
+    user_id, user_key, user_email, user_name, user_department,
+    mcp_session_id, service_name, metadata)
+SELECT u.session_id, u.client_type, u.client_name, u.client_version, u.client_capabilities,
+       u.connected_at, u.last_activity, u.disconnected_at,
+       CASE WHEN u.disconnected_at IS NULL THEN 'active' ELSE 'disconnected' END,
+       u.disconnect_reason,
+       u.user_id, u.user_key, u.user_email, u.user_name, u.user_department,
+       u.mcp_session_id, u.service_name, u.metadata
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[],
+              $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[],
+              $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[],
+              $15::text[], $16::text[], $17::jsonb[])
+       AS u(session_id, client_type, client_name, client_version, client_capabilities,
+            connected_at, last_activity, disconnected_at, disconnect_reason,
+            user_id, user_key, user_email, user_name, user_department,
+            mcp_session_id, service_name, metadata)
+ ORDER BY u.session_id
+ON CONFLICT (session_id) DO UPDATE SET
+    connected_at = least(s.connected_at, EXCLUDED.connected_at),
+    last_activity = greatest(s.last_activity, EXCLUDED.last_activity),
+    client_type = CASE WHEN s.client_type = 'Unknown' THEN EXCLUDED.client_type ELSE s.client_type END,
+    client_name = coalesce(s.client_name, EXCLUDED.client_name),
+    client_version = coalesce(s.client_version, EXCLUDED.client_version),
+    client_capabilities = coalesce(s.client_capabilities, EXCLUDED.client_capabilities),
+    disconnected_at = CASE WHEN archon_mcp_end_wins(EXCLUDED.disconnected_at, EXCLUDED.disconnect_reason,
+                                                    s.disconnected_at, s.disconnect_reason)
+                           THEN EXCLUDED.disconnected_at ELSE s.disconnected_at END,
+    disconnect_reason = CASE WHEN archon_mcp_end_wins(EXCLUDED.disconnected_at, EXCLUDED.disconnect_reason,
+                                                      s.disconnected_at, s.disconnect_reason)
+                             THEN EXCLUDED.disconnect_reason ELSE s.disconnect_reason END,
+    -- Once ended, always ended; otherwise newer activity makes an idle session active again.
+    status = CASE WHEN s.disconnected_at IS NOT NULL OR EXCLUDED.disconnected_at IS NOT NULL THEN 'disconnected'
+                  WHEN EXCLUDED.last_activity > s.last_activity THEN 'active'
+                  ELSE s.status END,
+    user_id = coalesce(s.user_id, EXCLUDED.user_id),
+    user_key = coalesce(s.user_key, EXCLUDED.user_key),
+    user_email = coalesce(s.user_email, EXCLUDED.user_email),
+    user_name = coalesce(s.user_name, EXCLUDED.user_name),
+    user_department = coalesce(s.user_department, EXCLUDED.user_department),
+    mcp_session_id = coalesce(s.mcp_session_id, EXCLUDED.mcp_session_id),
+    service_name = coalesce(s.service_name, EXCLUDED.service_name),
+    metadata = EXCLUDED.metadata || s.metadata
+"#;
+
+async fn upsert_sessions(client: &impl GenericClient, sessions: &[SessionUpsert]) -> Result<u64, tokio_postgres::Error> {
+    fn col<'a, T: 'a>(sessions: &'a [SessionUpsert], f: impl Fn(&'a SessionUpsert) -> T) -> Vec<T> {
+        sessions.iter().map(f).collect()
+    }
+    let statement = client.prepare_cached(UPSERT_SESSIONS).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &col(sessions, |s| s.session_id),
+                &col(sessions, |s| s.client_type.as_str()),
+                &col(sessions, |s| s.client_name.as_deref()),
+                &col(sessions, |s| s.client_version.as_deref()),
+                &col(sessions, |s| s.client_capabilities.as_ref()),
+                &col(sessions, |s| s.connected_at),
+                &col(sessions, |s| s.last_activity),
+                &col(sessions, |s| s.disconnected_at),
+                &col(sessions, |s| s.disconnect_reason.as_deref()),
+                &col(sessions, |s| s.user_id),
+                &col(sessions, |s| s.user_key.as_deref()),
+                &col(sessions, |s| s.user_email.as_deref()),
+                &col(sessions, |s| s.user_name.as_deref()),
+                &col(sessions, |s| s.user_department.as_deref()),
+                &col(sessions, |s| s.mcp_session_id.as_deref()),
+                &col(sessions, |s| s.service_name.as_deref()),
+                &col(sessions, |s| Json::Object(s.metadata.clone())),
+            ],
+        )
+        .await
+}
+
+const INSERT_REQUESTS: &str = r#"
+INSERT INTO archon_mcp_requests (
+    request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source,
+    model, estimated_cost, "timestamp", duration_ms, status, error_type, error_code,
+    error_message, user_id, trace_id, span_id, jsonrpc_request_id)
+SELECT u.request_id, u.session_id, u.method, u.tool_name, u.prompt_tokens, u.completion_tokens,
+       u.token_source, u.model,
+       coalesce(u.reported_cost::numeric,
+                CASE WHEN u.price_model IS NOT NULL AND u.prompt_tokens::bigint + u.completion_tokens > 0 THEN
+                     (SELECT round(u.prompt_tokens / 1000.0 * p.input_price_per_1k
+                                 + u.completion_tokens / 1000.0 * p.output_price_per_1k, 6)
+                        FROM archon_llm_price_at(u.price_model, u.ts) p)
+                END),
+       u.ts, u.duration_ms, u.status, u.error_type, u.error_code, u.error_message,
+       coalesce(u.user_id, s.user_id), u.trace_id, u.span_id, u.jsonrpc_request_id
+  FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::text[],
+              $8::text[], $9::float8[], $10::text[], $11::timestamptz[], $12::float8[], $13::text[],
+              $14::text[], $15::int4[], $16::text[], $17::uuid[], $18::text[], $19::text[], $20::text[])
+       AS u(request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source,
+            model, reported_cost, price_model, ts, duration_ms, status, error_type, error_code,
+            error_message, user_id, trace_id, span_id, jsonrpc_request_id)
+  LEFT JOIN archon_mcp_sessions s ON s.session_id = u.session_id
+ON CONFLICT DO NOTHING
+"#;
+
+async fn insert_requests(
+    client: &impl GenericClient,
+    requests: &[RequestRow],
+    config: &StoreConfig,
+) -> Result<u64, tokio_postgres::Error> {
+    fn col<'a, T: 'a>(requests: &'a [RequestRow], f: impl Fn(&'a RequestRow) -> T) -> Vec<T> {
+        requests.iter().map(f).collect()
+    }
+    let price_model = |r: &'_ RequestRow| -> Option<String> {
+        match r.token_source {
+            TokenSource::Reported => r.model.clone(),
+            TokenSource::Estimated => config.estimate_model.clone(),
+            TokenSource::None => None,
+        }
+    };
+    let timestamps: Vec<SystemTime> = col(requests, |r| r.timestamp);
+    let statement = client.prepare_cached(INSERT_REQUESTS).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &col(requests, |r| r.request_id),
+                &col(requests, |r| r.session_id),
+                &col(requests, |r| r.method.as_str()),
+                &col(requests, |r| r.tool_name.as_deref()),
+                &col(requests, |r| r.prompt_tokens),
+                &col(requests, |r| r.completion_tokens),
+                &col(requests, |r| r.token_source.as_str()),
+                &col(requests, |r| r.model.as_deref()),
+                &col(requests, |r| r.reported_cost),
+                &col(requests, price_model),
+                &timestamps,
+                &col(requests, |r| r.duration_ms),
+                &col(requests, |r| r.status.as_str()),
+                &col(requests, |r| r.error_type.as_deref()),
+                &col(requests, |r| r.error_code),
+                &col(requests, |r| r.error_message.as_deref()),
+                &col(requests, |r| r.user_id),
+                &col(requests, |r| r.trace_id.as_str()),
+                &col(requests, |r| r.span_id.as_str()),
+                &col(requests, |r| r.jsonrpc_request_id.as_deref()),
+            ],
+        )
+        .await
+}

@@ -1,0 +1,7 @@
+//! Workspace root of archon-mcp-otel: it owns the end-to-end `examples/` and `tests/`.
+//!
+//! The libraries are [`archon_mcp_instrument`] (spans for rmcp servers) and
+//! [`archon_mcp_exporter`] (spans → PostgreSQL).
+
+pub use archon_mcp_exporter as exporter;
+pub use archon_mcp_instrument as instrument;
