@@ -25,10 +25,10 @@ pub const LOCK_KEY: i64 = 0x6172_6368_6f6e_6d63;
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     /// Could not connect or talk to PostgreSQL.
-    #[error("cannot reach PostgreSQL: {0}")]
+    #[error("cannot reach PostgreSQL")]
     Connect(#[from] tokio_postgres::Error),
     /// A migration failed; the database is left at the last migration that succeeded.
-    #[error("migration failed: {0}")]
+    #[error("migration failed")]
     Migration(#[from] refinery::Error),
 }
 

@@ -201,6 +201,11 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// The directory holding the cluster (removed when it stops).
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The port the cluster listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port

@@ -1,0 +1,8 @@
+//! Tests against a real PostgreSQL (DESIGN §7): the schema, Archon's SQL API and the store.
+//! One binary, so the database server is found (or started) once.
+
+mod api;
+mod fixtures;
+mod harness;
+mod schema;
+mod store;
