@@ -117,6 +117,7 @@ impl MappedBatch {
 }
 
 /// What one span maps to.
+#[allow(clippy::large_enum_variant)] // short-lived: moved straight into a batch
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mapped {
     /// An MCP request.
@@ -204,10 +205,7 @@ fn session_upsert(span: &Span, session_id: Uuid, start: SystemTime, end: SystemT
     let mut session = SessionUpsert::new(session_id, start, end);
 
     session.client_name = text(attr::MCP_CLIENT_NAME, limits::TEXT);
-    session.client_type = session
-        .client_name
-        .as_deref()
-        .map_or(ClientType::Unknown, ClientType::from_client_name);
+    session.client_type = session.client_name.as_deref().map_or(ClientType::Unknown, ClientType::from_client_name);
     session.client_version = text(attr::MCP_CLIENT_VERSION, limits::CLIENT_VERSION);
     session.client_capabilities = attrs
         .str(attr::ARCHON_CLIENT_CAPABILITIES)
@@ -220,7 +218,8 @@ fn session_upsert(span: &Span, session_id: Uuid, start: SystemTime, end: SystemT
     session.user_id = principal.as_deref().map(ids::user_id);
     session.user_key = principal;
     session.user_email = text(attr::USER_EMAIL, limits::USER_FIELD);
-    session.user_name = text(attr::USER_FULL_NAME, limits::USER_FIELD).or_else(|| text(attr::USER_NAME, limits::USER_FIELD));
+    session.user_name =
+        text(attr::USER_FULL_NAME, limits::USER_FIELD).or_else(|| text(attr::USER_NAME, limits::USER_FIELD));
     session.user_department = text(attr::ARCHON_USER_DEPARTMENT, limits::TEXT);
     session.mcp_session_id = text(attr::MCP_SESSION_ID, limits::TEXT);
     session.service_name = span.resource.str(attr::SERVICE_NAME).map(|v| clean_text(&v, limits::TEXT));
@@ -263,10 +262,8 @@ fn request_row(span: &Span, method: &str, session: &SessionUpsert, start: System
     let tokens = |key: &str| attrs.get(key).and_then(Value::as_i64).filter(|n| *n >= 0);
     let clamp = |n: Option<i64>| n.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX));
     let reported = (tokens(attr::GEN_AI_USAGE_INPUT_TOKENS), tokens(attr::GEN_AI_USAGE_OUTPUT_TOKENS));
-    let estimated = (
-        tokens(attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS),
-        tokens(attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS),
-    );
+    let estimated =
+        (tokens(attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS), tokens(attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS));
     let (token_source, (input, output)) = if reported != (None, None) {
         (TokenSource::Reported, reported)
     } else if estimated != (None, None) {
@@ -323,11 +320,9 @@ fn clean_json(value: Json) -> Json {
     match value {
         Json::String(s) => Json::String(clean_text(&s, limits::TEXT)),
         Json::Array(items) => Json::Array(items.into_iter().map(clean_json).collect()),
-        Json::Object(map) => Json::Object(
-            map.into_iter()
-                .map(|(k, v)| (clean_text(&k, limits::TEXT), clean_json(v)))
-                .collect(),
-        ),
+        Json::Object(map) => {
+            Json::Object(map.into_iter().map(|(k, v)| (clean_text(&k, limits::TEXT), clean_json(v))).collect())
+        }
         other => other,
     }
 }

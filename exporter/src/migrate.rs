@@ -66,18 +66,9 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<MigrationInfo>, MigrateE
 /// Migrations this build knows that the database has not applied (empty when current).
 pub async fn pending(client: &mut Client) -> Result<Vec<MigrationInfo>, MigrateError> {
     let runner = runner();
-    let last = runner
-        .get_last_applied_migration_async(client)
-        .await
-        .ok()
-        .flatten()
-        .map_or(0, |m| i64::from(m.version()));
-    Ok(runner
-        .get_migrations()
-        .iter()
-        .filter(|m| i64::from(m.version()) > last)
-        .map(info)
-        .collect())
+    let last =
+        runner.get_last_applied_migration_async(client).await.ok().flatten().map_or(0, |m| i64::from(m.version()));
+    Ok(runner.get_migrations().iter().filter(|m| i64::from(m.version()) > last).map(info).collect())
 }
 
 /// Every migration this build embeds, in order.

@@ -344,7 +344,10 @@ ON CONFLICT (session_id) DO UPDATE SET
     metadata = EXCLUDED.metadata || s.metadata
 "#;
 
-async fn upsert_sessions(client: &impl GenericClient, sessions: &[SessionUpsert]) -> Result<u64, tokio_postgres::Error> {
+async fn upsert_sessions(
+    client: &impl GenericClient,
+    sessions: &[SessionUpsert],
+) -> Result<u64, tokio_postgres::Error> {
     fn col<'a, T: 'a>(sessions: &'a [SessionUpsert], f: impl Fn(&'a SessionUpsert) -> T) -> Vec<T> {
         sessions.iter().map(f).collect()
     }

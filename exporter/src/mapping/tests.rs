@@ -64,7 +64,10 @@ fn request_span_maps_every_column() {
     assert_eq!(session.metadata["service_instance_id"], "pod-1");
     assert_eq!(session.metadata["protocol_version"], "2025-06-18");
     assert_eq!(session.disconnected_at, None);
-    assert_eq!((session.connected_at, session.last_activity), (row.timestamp, row.timestamp + Duration::from_millis(42)));
+    assert_eq!(
+        (session.connected_at, session.last_activity),
+        (row.timestamp, row.timestamp + Duration::from_millis(42))
+    );
 }
 
 #[test]
@@ -182,11 +185,19 @@ fn reported_cost_only_in_usd_and_in_range() {
     let cost = |span: Span| request(&span).reported_cost;
     assert_eq!(cost(call(1, "x").with_attribute(attr::ARCHON_COST_AMOUNT, 0.0125)), Some(0.0125));
     assert_eq!(
-        cost(call(1, "x").with_attribute(attr::ARCHON_COST_AMOUNT, 0.5).with_attribute(attr::ARCHON_COST_CURRENCY, "usd")),
+        cost(
+            call(1, "x")
+                .with_attribute(attr::ARCHON_COST_AMOUNT, 0.5)
+                .with_attribute(attr::ARCHON_COST_CURRENCY, "usd")
+        ),
         Some(0.5)
     );
     assert_eq!(
-        cost(call(1, "x").with_attribute(attr::ARCHON_COST_AMOUNT, 0.5).with_attribute(attr::ARCHON_COST_CURRENCY, "EUR")),
+        cost(
+            call(1, "x")
+                .with_attribute(attr::ARCHON_COST_AMOUNT, 0.5)
+                .with_attribute(attr::ARCHON_COST_CURRENCY, "EUR")
+        ),
         None
     );
     assert_eq!(cost(call(1, "x").with_attribute(attr::ARCHON_COST_AMOUNT, f64::NAN)), None);

@@ -20,7 +20,11 @@ fn ada() -> Uuid {
 }
 
 /// One row of a query, every column as text (numeric has no Rust type here).
-async fn row_text(client: &Client, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Vec<Option<String>> {
+async fn row_text(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<Option<String>> {
     let select = format!("SELECT to_jsonb(q) FROM ({sql}) q");
     let row = client.query_one(&select, params).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     let value: serde_json::Value = row.get(0);
@@ -50,11 +54,43 @@ async fn user_stats_view_has_one_correct_row_per_user() {
                  FROM archon_mcp_user_stats WHERE user_id = $1";
     assert_eq!(
         row_text(&client, sql, &[&ada()]).await,
-        texts(&["ada@example.com", "Ada Lovelace", "2", "1", "1", "120", "120", "4", "1700", "0.2605", "Research", "1", "1700", "0", ADA.principal])
+        texts(&[
+            "ada@example.com",
+            "Ada Lovelace",
+            "2",
+            "1",
+            "1",
+            "120",
+            "120",
+            "4",
+            "1700",
+            "0.2605",
+            "Research",
+            "1",
+            "1700",
+            "0",
+            ADA.principal
+        ])
     );
     assert_eq!(
         row_text(&client, sql, &[&ids::user_id("bob@corp")]).await,
-        texts(&["bob@example.com", "Bob", "1", "0", "1", "60", "60", "2", "1000", "0", "Sales", "0", "0", "1000", "bob@corp"])
+        texts(&[
+            "bob@example.com",
+            "Bob",
+            "1",
+            "0",
+            "1",
+            "60",
+            "60",
+            "2",
+            "1000",
+            "0",
+            "Sales",
+            "0",
+            "0",
+            "1000",
+            "bob@corp"
+        ])
     );
     let users: i64 = client.query_one("SELECT count(*) FROM archon_mcp_user_stats", &[]).await.unwrap().get(0);
     assert_eq!(users, 2);
@@ -82,7 +118,12 @@ async fn get_user_activity_summary_works_and_adds_up() {
 async fn usage_summaries_count_every_request() {
     let (_db, client) = seeded().await;
     assert_eq!(
-        row_text(&client, "SELECT * FROM get_mcp_usage_summary(now() - interval '1 day', now() + interval '1 day')", &[]).await,
+        row_text(
+            &client,
+            "SELECT * FROM get_mcp_usage_summary(now() - interval '1 day', now() + interval '1 day')",
+            &[]
+        )
+        .await,
         texts(&["6", "1900", "800", "2700", "0.2605", "3", "5", "1", "2"])
     );
     // Archon's defaults (the last 30 days) work too.

@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use archon_mcp_exporter::mapping::map_spans;
-use archon_mcp_exporter::span::{Span, SpanKind, StatusCode};
+use archon_mcp_exporter::span::Span;
 use archon_mcp_exporter::store::{PgStore, WriteOutcome};
 use archon_mcp_instrument::attributes as attr;
 use tokio_postgres::Client;
@@ -17,14 +17,7 @@ pub fn an_hour_ago() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 - 3600 * SEC
 }
 
-/// A user as the instrumentation reports one.
-#[derive(Clone, Copy)]
-pub struct User {
-    pub principal: &'static str,
-    pub email: &'static str,
-    pub name: &'static str,
-    pub department: &'static str,
-}
+pub use archon_mcp_exporter::testing::{Connection as Conn, UserInfo as User, tool_error, with_estimate, with_usage};
 
 pub const ADA: User = User {
     principal: "3f2b8c1e-1d2a-4c5b-9e8f-7a6b5c4d3e2f",
@@ -33,82 +26,6 @@ pub const ADA: User = User {
     department: "Research",
 };
 pub const BOB: User = User { principal: "bob@corp", email: "bob@example.com", name: "Bob", department: "Sales" };
-
-/// A connection's spans: its tool calls, then optionally its `mcp.session` end.
-pub struct Conn {
-    pub session: String,
-    pub client: &'static str,
-    pub user: Option<User>,
-    trace: [u8; 16],
-    next_span: u64,
-}
-
-impl Conn {
-    pub fn new(session: &str, client: &'static str, user: Option<User>) -> Self {
-        // One trace per connection, distinct per session.
-        let trace = *archon_mcp_exporter::ids::session_id(session).as_bytes();
-        Self { session: session.into(), client, user, trace, next_span: 1 }
-    }
-
-    /// A successful `tools/call` of `tool` starting at `start`, lasting `ms` milliseconds.
-    pub fn call(&mut self, tool: &str, start: u64, ms: u64) -> Span {
-        self.next_span += 1;
-        let mut span = Span::new(format!("tools/call {tool}"), start, start + ms * MS)
-            .with_ids(self.trace, self.next_span.to_be_bytes())
-            .with_kind(SpanKind::Server)
-            .with_attribute(attr::MCP_METHOD_NAME, "tools/call")
-            .with_attribute(attr::GEN_AI_TOOL_NAME, tool)
-            .with_attribute(attr::GEN_AI_OPERATION_NAME, attr::OPERATION_EXECUTE_TOOL)
-            .with_attribute(attr::JSONRPC_REQUEST_ID, self.next_span.to_string())
-            .with_resource(attr::SERVICE_NAME, "kb-server");
-        span = self.identify(span);
-        span
-    }
-
-    /// The `mcp.session` span: from `start` to `end`, ended for `reason`.
-    pub fn end(&mut self, start: u64, end: u64, reason: &str) -> Span {
-        let span = Span::new(attr::SESSION_SPAN_NAME, start, end)
-            .with_ids(self.trace, [0xff; 8])
-            .with_kind(SpanKind::Internal)
-            .with_attribute(attr::ARCHON_SESSION_DISCONNECT_REASON, reason)
-            .with_resource(attr::SERVICE_NAME, "kb-server");
-        self.identify(span)
-    }
-
-    fn identify(&self, mut span: Span) -> Span {
-        span = span
-            .with_attribute(attr::SESSION_ID, self.session.clone())
-            .with_attribute(attr::MCP_CLIENT_NAME, self.client)
-            .with_attribute(attr::MCP_CLIENT_VERSION, "1.0.0");
-        if let Some(user) = self.user {
-            span = span
-                .with_attribute(attr::USER_ID, user.principal)
-                .with_attribute(attr::USER_EMAIL, user.email)
-                .with_attribute(attr::USER_FULL_NAME, user.name)
-                .with_attribute(attr::ARCHON_USER_DEPARTMENT, user.department);
-        }
-        span
-    }
-}
-
-/// Reported model usage on a span.
-pub fn with_usage(span: Span, model: &str, input: i64, output: i64) -> Span {
-    span.with_attribute(attr::GEN_AI_REQUEST_MODEL, model)
-        .with_attribute(attr::GEN_AI_USAGE_INPUT_TOKENS, input)
-        .with_attribute(attr::GEN_AI_USAGE_OUTPUT_TOKENS, output)
-}
-
-/// Estimated tokens on a span.
-pub fn with_estimate(span: Span, input: i64, output: i64) -> Span {
-    span.with_attribute(attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS, input)
-        .with_attribute(attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS, output)
-}
-
-/// A tool result with `isError`.
-pub fn failed(span: Span, message: &str) -> Span {
-    span.with_status(StatusCode::Error, message)
-        .with_attribute(attr::ERROR_TYPE, attr::ERROR_TYPE_TOOL_ERROR)
-}
 
 pub const SESSION_1: &str = "0195f3a0-0000-7000-8000-000000000001";
 pub const SESSION_2: &str = "0195f3a0-0000-7000-8000-000000000002";
@@ -128,7 +45,7 @@ pub fn dataset(t0: u64) -> Vec<Span> {
     vec![
         with_usage(s1.call("search", t0, 40), "claude-sonnet-4-5-20250929", 1000, 500),
         s1.call("search", t0 + 10 * SEC, 20),
-        failed(s1.call("create_task", t0 + 20 * SEC, 5), "title is required"),
+        tool_error(s1.call("create_task", t0 + 20 * SEC, 5), "title is required"),
         s1.end(t0, t0 + 120 * SEC, "client_disconnect"),
         with_usage(s2.call("summarize", t0 + 200 * SEC, 900), "gpt-4o", 100, 100)
             .with_attribute(attr::ARCHON_COST_AMOUNT, 0.25),

@@ -7,21 +7,15 @@ use crate::fixtures::*;
 #[tokio::test]
 async fn concurrent_migrators_all_succeed_and_apply_once() {
     let db = TestDb::new().await;
-    let (a, b, c) = tokio::join!(
-        migrate::migrate_url(db.url()),
-        migrate::migrate_url(db.url()),
-        migrate::migrate_url(db.url())
-    );
+    let (a, b, c) =
+        tokio::join!(migrate::migrate_url(db.url()), migrate::migrate_url(db.url()), migrate::migrate_url(db.url()));
     let applied: usize = [a, b, c].into_iter().map(|run| run.expect("every migrator succeeds").len()).sum();
     assert_eq!(applied, migrate::known().len(), "each migration applied exactly once");
 
     let mut client = db.client().await;
     assert!(migrate::pending(&mut client).await.unwrap().is_empty());
-    let n: i64 = client
-        .query_one(&format!("SELECT count(*) FROM {}", migrate::HISTORY_TABLE), &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 =
+        client.query_one(&format!("SELECT count(*) FROM {}", migrate::HISTORY_TABLE), &[]).await.unwrap().get(0);
     assert_eq!(n as usize, migrate::known().len());
 }
 
@@ -39,7 +33,11 @@ async fn rows_outside_the_partitions_land_in_the_default_one_and_move_later() {
     let old = 1_577_836_800 * SEC; // 2020-01-01
     let future = 4_102_444_800 * SEC; // 2100-01-01
     let mut conn = Conn::new(SESSION_1, "Claude Code", None);
-    let spans = vec![conn.call("search", old + SEC, 5), conn.call("search", future + SEC, 5), conn.call("now", an_hour_ago(), 5)];
+    let spans = vec![
+        conn.call("search", old + SEC, 5),
+        conn.call("search", future + SEC, 5),
+        conn.call("now", an_hour_ago(), 5),
+    ];
     let outcome = write(&store, &spans).await;
     assert_eq!(outcome.requests_inserted, 3, "nothing is rejected for its date");
 

@@ -102,7 +102,10 @@ async fn a_late_request_never_reopens_a_session() {
         .query_one("SELECT status::text, disconnect_reason::text, total_duration FROM archon_mcp_sessions", &[])
         .await
         .unwrap();
-    assert_eq!((row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, i32>(2)), ("disconnected".into(), "server_shutdown".into(), 10));
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, i32>(2)),
+        ("disconnected".into(), "server_shutdown".into(), 10)
+    );
 }
 
 #[tokio::test]
@@ -158,7 +161,8 @@ async fn costs_use_the_price_effective_at_the_request() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    let expect = |tool: &str, cost: Option<&str>, source: &str| (tool.to_owned(), cost.map(str::to_owned), source.to_owned());
+    let expect =
+        |tool: &str, cost: Option<&str>, source: &str| (tool.to_owned(), cost.map(str::to_owned), source.to_owned());
     assert_eq!(
         costs,
         [
@@ -183,9 +187,12 @@ async fn bad_spans_are_refused_with_reasons_and_the_rest_commits() {
     backwards.end_time_unix_nano = backwards.start_time_unix_nano - SEC;
     let spans = vec![
         conn.call("good", t0, 5),
-        conn.call("huge", t0 + SEC, 5).with_attribute(attr::JSONRPC_REQUEST_ID, megabyte.clone()).with_status(StatusCode::Error, megabyte),
+        conn.call("huge", t0 + SEC, 5)
+            .with_attribute(attr::JSONRPC_REQUEST_ID, megabyte.clone())
+            .with_status(StatusCode::Error, megabyte),
         conn.call("nul\0byte", t0 + 2 * SEC, 5),
-        conn.call("utf8", t0 + 3 * SEC, 5).with_attribute(attr::GEN_AI_TOOL_NAME, Value::Bytes(b"bad\xc3\x28utf8".to_vec())),
+        conn.call("utf8", t0 + 3 * SEC, 5)
+            .with_attribute(attr::GEN_AI_TOOL_NAME, Value::Bytes(b"bad\xc3\x28utf8".to_vec())),
         backwards,
         conn.call("odd_status", t0 + 4 * SEC, 5).with_status(StatusCode::Unknown(9), ""),
     ];
@@ -295,4 +302,3 @@ async fn a_missing_schema_says_to_migrate() {
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("archon-mcp-exporter migrate"), "{err}");
 }
-
