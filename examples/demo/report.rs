@@ -80,8 +80,10 @@ pub async fn print(url: &str) -> anyhow::Result<()> {
 
 /// Prints rows of text columns as an aligned table.
 fn table(title: &str, header: &[&str], rows: Vec<Row>) {
-    let cells: Vec<Vec<String>> =
-        rows.iter().map(|r| (0..header.len()).map(|i| r.get::<_, Option<String>>(i).unwrap_or_default()).collect()).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| (0..header.len()).map(|i| r.get::<_, Option<String>>(i).unwrap_or_default()).collect())
+        .collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| cells.iter().map(|row| row[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
         .collect();

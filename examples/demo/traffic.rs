@@ -10,14 +10,30 @@ use archon_mcp_exporter::testing::{Connection, UserInfo, rpc_error, tool_error, 
 pub const CONNECTIONS: usize = 14;
 
 const USERS: [UserInfo; 5] = [
-    UserInfo { principal: "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a01", email: "ada@example.com", name: "Ada Lovelace", department: "Research" },
-    UserInfo { principal: "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a02", email: "grace@example.com", name: "Grace Hopper", department: "Platform" },
+    UserInfo {
+        principal: "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a01",
+        email: "ada@example.com",
+        name: "Ada Lovelace",
+        department: "Research",
+    },
+    UserInfo {
+        principal: "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a02",
+        email: "grace@example.com",
+        name: "Grace Hopper",
+        department: "Platform",
+    },
     UserInfo { principal: "github|583231", email: "linus@example.com", name: "Linus T.", department: "Platform" },
-    UserInfo { principal: "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a04", email: "margaret@example.com", name: "Margaret Hamilton", department: "Research" },
+    UserInfo {
+        principal: "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a04",
+        email: "margaret@example.com",
+        name: "Margaret Hamilton",
+        department: "Research",
+    },
     UserInfo { principal: "okta|00u1a2b3", email: "ken@example.com", name: "Ken Thompson", department: "Support" },
 ];
 
-const CLIENTS: [&str; 7] = ["claude-code", "Cursor", "Windsurf", "Cline", "goose", "Visual Studio Code", "codex-mcp-client"];
+const CLIENTS: [&str; 7] =
+    ["claude-code", "Cursor", "Windsurf", "Cline", "goose", "Visual Studio Code", "codex-mcp-client"];
 
 const SEC: u64 = 1_000_000_000;
 

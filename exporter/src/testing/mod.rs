@@ -160,4 +160,3 @@ fn connection_string(config: &Config) -> String {
     }
     parts.join(" ")
 }
-
