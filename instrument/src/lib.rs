@@ -1,18 +1,53 @@
-//! OpenTelemetry spans for every MCP request of an [rmcp] server.
+//! OpenTelemetry spans for every MCP request of an [rmcp] server — with the analytics session,
+//! the client and the authenticated user — in one line.
 //!
-//! Every MCP request becomes a span that carries the analytics session id, the MCP client and
-//! the authenticated user; `archon-mcp-exporter` turns those spans into PostgreSQL rows.
+//! ```no_run
+//! use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
+//! # use rmcp::{ServerHandler, ServiceExt, model::{ServerCapabilities, ServerConfig}};
+//! # #[derive(Clone)] struct MyServer;
+//! # impl ServerHandler for MyServer {
+//! #     fn get_info(&self) -> ServerConfig { ServerConfig::new(ServerCapabilities::builder().enable_tools().build()) }
+//! # }
 //!
-//! The span contract — every attribute name both sides use — lives in [`attributes`], which
-//! builds without any dependency (`default-features = false`):
-//!
+//! # async fn run() -> anyhow::Result<()> {
+//! // OTLP to the collector named by OTEL_EXPORTER_OTLP_ENDPOINT (default localhost:4317).
+//! let telemetry = Telemetry::builder().service_name("kb-server").otlp().install()?;
+//! let server = MyServer.traced(TracedConfig::default()).serve(rmcp::transport::stdio()).await?;
+//! server.waiting().await?;
+//! telemetry.shutdown(); // ends open sessions (server_shutdown) and flushes
+//! # Ok(()) }
 //! ```
-//! use archon_mcp_instrument::attributes as attr;
 //!
-//! assert_eq!(attr::MCP_METHOD_NAME, "mcp.method.name");
-//! assert_eq!(attr::SESSION_SPAN_NAME, "mcp.session");
-//! ```
+//! - [`Traced`] / [`TracedExt`]: the wrapper; [`TracedConfig`]: users, capture, estimation.
+//! - [`user`]: who is calling (JWT, trusted headers, request extensions, environment).
+//! - [`usage`]: model, tokens and cost reported by tool code.
+//! - [`Telemetry`]: installs the tracer provider and tracing subscriber; [`layer`] for your own.
+//! - [`attributes`]: the span contract shared with `archon-mcp-exporter`; it builds without
+//!   any dependency (`default-features = false`).
 //!
 //! [rmcp]: https://docs.rs/rmcp
 
 pub mod attributes;
+#[cfg(feature = "full")]
+pub mod capture;
+#[cfg(feature = "full")]
+mod config;
+#[cfg(feature = "full")]
+mod request;
+#[cfg(feature = "full")]
+pub mod session;
+#[cfg(feature = "full")]
+mod telemetry;
+#[cfg(feature = "full")]
+mod traced;
+#[cfg(feature = "full")]
+pub mod usage;
+#[cfg(feature = "full")]
+pub mod user;
+
+#[cfg(feature = "full")]
+pub use config::{SCOPE, TracedConfig, TracedConfigBuilder};
+#[cfg(feature = "full")]
+pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, layer};
+#[cfg(feature = "full")]
+pub use traced::{Traced, TracedExt};

@@ -1,0 +1,416 @@
+//! One request's span: what is known before the handler runs ([`Call::begin`]) and what its
+//! result says ([`Call::run`]). Nothing here awaits IO: spans go to the SDK's batch processor.
+
+use std::borrow::Cow;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt as _;
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use rmcp::ErrorData as McpError;
+use rmcp::model::{CallToolResult, Extensions, JsonObject};
+use rmcp::service::{RequestContext, RoleServer};
+use tokio_util::sync::CancellationToken;
+
+use crate::attributes as attr;
+use crate::capture;
+use crate::config::Shared;
+use crate::session::{ActiveSession, lock};
+use crate::usage::{self, Usage};
+use crate::user::{Resolution, UserFailures, UserInfo, hash_email};
+
+/// What a request names, as far as span names and attributes go.
+pub(crate) enum Target<'a> {
+    /// No target (lists, ping, …).
+    None,
+    /// A tool; `known` when the server has it (unknown names never enter span names).
+    Tool { name: &'a str, known: bool },
+    /// A prompt (its name enters the span name only once the server has served it).
+    Prompt(&'a str),
+    /// A resource.
+    Resource(&'a str),
+}
+
+/// The per-connection analytics session (unused for stateless requests).
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionSession(pub(crate) std::sync::Mutex<Option<Arc<ActiveSession>>>);
+
+/// A request in flight: its span (in `cx`) and what finishing it needs.
+pub(crate) struct Call {
+    cx: Context,
+    shared: Arc<Shared>,
+    session: Option<Arc<ActiveSession>>,
+    method: Cow<'static, str>,
+    /// The tool, on `tools/call`, and whether its content may be captured.
+    tool: Option<(String, bool)>,
+    /// The prompt, on `prompts/get`: named in the span once served.
+    prompt: Option<String>,
+    arguments_chars: Option<String>,
+    ct: CancellationToken,
+    started: Instant,
+}
+
+impl Call {
+    /// Opens the span of a request about to be handled.
+    pub(crate) fn begin(
+        shared: &Arc<Shared>,
+        connection: &ConnectionSession,
+        method: Cow<'static, str>,
+        target: Target<'_>,
+        arguments: Option<&JsonObject>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Self {
+        let is_tool_call = method == attr::METHOD_TOOLS_CALL;
+        let parts = ctx.extensions.get::<http::request::Parts>();
+        let header = |name: &str| parts.and_then(|p| p.headers.get(name)).and_then(|v| v.to_str().ok());
+        let mcp_session_id = header("mcp-session-id");
+        let client = ctx.client_info();
+        let user = resolve_user(shared, &ctx.extensions);
+
+        let mut attributes = Vec::with_capacity(20);
+        attributes.push(KeyValue::new(attr::MCP_METHOD_NAME, method.clone()));
+        attributes.push(KeyValue::new(attr::JSONRPC_REQUEST_ID, ctx.id.to_string()));
+        attributes.push(KeyValue::new(
+            attr::NETWORK_TRANSPORT,
+            if parts.is_some() { attr::TRANSPORT_TCP } else { attr::TRANSPORT_PIPE },
+        ));
+        if let Some(version) = ctx.protocol_version() {
+            attributes.push(KeyValue::new(attr::MCP_PROTOCOL_VERSION, version.to_string()));
+        }
+        if let Some(address) =
+            header("x-forwarded-for").and_then(|v| v.split(',').next()).or_else(|| header("x-real-ip"))
+        {
+            attributes.push(KeyValue::new(attr::CLIENT_ADDRESS, address.trim().to_owned()));
+        }
+        if let Some(id) = mcp_session_id {
+            attributes.push(KeyValue::new(attr::MCP_SESSION_ID, id.to_owned()));
+        }
+        let mut identity = Vec::with_capacity(8);
+        if let Some(client) = &client {
+            identity.push(KeyValue::new(attr::MCP_CLIENT_NAME, client.name.clone()));
+            identity.push(KeyValue::new(attr::MCP_CLIENT_VERSION, client.version.clone()));
+        }
+        if let Some(user) = &user {
+            push_user(&mut identity, user, shared.hash_emails);
+        }
+
+        let (name, tool, prompt) = match target {
+            Target::None => (method.clone(), None, None),
+            Target::Tool { name, known } => {
+                attributes.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, name.to_owned()));
+                attributes.push(KeyValue::new(attr::GEN_AI_OPERATION_NAME, attr::OPERATION_EXECUTE_TOOL));
+                let target = if known { name } else { attr::TARGET_OTHER };
+                (Cow::Owned(format!("{method} {target}")), Some((name.to_owned(), shared.capture.allows(name))), None)
+            }
+            Target::Prompt(name) => {
+                attributes.push(KeyValue::new(attr::GEN_AI_PROMPT_NAME, name.to_owned()));
+                (Cow::Owned(format!("{method} {}", attr::TARGET_OTHER)), None, Some(name.to_owned()))
+            }
+            Target::Resource(uri) => {
+                attributes.push(KeyValue::new(attr::MCP_RESOURCE_URI, uri.to_owned()));
+                (method.clone(), None, None)
+            }
+        };
+        let capture_content = tool.as_ref().is_some_and(|(_, allowed)| *allowed);
+        if capture_content {
+            if let Some(arguments) = arguments {
+                let value = serde_json::Value::Object(arguments.clone());
+                attributes.push(KeyValue::new(
+                    attr::GEN_AI_TOOL_CALL_ARGUMENTS,
+                    capture::redact_and_truncate(&value, shared.capture.max_chars),
+                ));
+            }
+        }
+        let arguments_chars = (is_tool_call && shared.estimation != usage::TokenEstimation::Off)
+            .then(|| arguments.map(|a| serde_json::Value::Object(a.clone()).to_string()).unwrap_or_default());
+
+        let session = session_for(
+            shared,
+            connection,
+            is_tool_call,
+            parts.is_some() && mcp_session_id.is_none(),
+            ctx,
+            &user,
+            &client,
+            &identity,
+        );
+        if let Some(session) = &session {
+            if is_tool_call || shared.record_all_methods {
+                attributes.push(KeyValue::new(attr::SESSION_ID, session.id.clone()));
+            }
+        }
+        attributes.extend(identity);
+
+        let parent = parent_context(&ctx.extensions, &ctx.meta.0);
+        let tracer = shared.tracer();
+        let span = tracer.build_with_context(
+            tracer.span_builder(name).with_kind(SpanKind::Server).with_attributes(attributes),
+            &parent,
+        );
+        Self {
+            cx: parent.with_span(span),
+            shared: shared.clone(),
+            session,
+            method,
+            tool,
+            prompt,
+            arguments_chars,
+            ct: ctx.ct.clone(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs the handler inside the span, then records its outcome and ends the span. A panic
+    /// in the handler becomes an internal error response instead of a lost request.
+    pub(crate) async fn run<T>(
+        self,
+        handler: impl Future<Output = Result<T, McpError>>,
+        tool_result: fn(&T) -> Option<&CallToolResult>,
+    ) -> Result<T, McpError> {
+        let traced = AssertUnwindSafe(handler.with_context(self.cx.clone())).catch_unwind();
+        let (outcome, reported) = usage::scope(traced).await;
+        let (result, panicked) = match outcome {
+            Ok(result) => (result, false),
+            Err(_) => (Err(McpError::internal_error("the request handler panicked", None)), true),
+        };
+        self.finish(&result, reported, panicked, tool_result);
+        result
+    }
+
+    fn finish<T>(
+        self,
+        result: &Result<T, McpError>,
+        reported: Option<Usage>,
+        panicked: bool,
+        tool_result: fn(&T) -> Option<&CallToolResult>,
+    ) {
+        let span = self.cx.span();
+        let mut error_type: Option<Cow<'static, str>> = None;
+        match result {
+            Err(e) => {
+                let code = e.code.0.to_string();
+                span.set_attribute(KeyValue::new(attr::RPC_RESPONSE_STATUS_CODE, code.clone()));
+                error_type = Some(if panicked {
+                    Cow::Borrowed("panic")
+                } else if self.ct.is_cancelled() {
+                    Cow::Borrowed(attr::ERROR_TYPE_CANCELLED)
+                } else {
+                    Cow::Owned(code)
+                });
+                span.set_status(Status::error(e.message.to_string()));
+            }
+            Ok(value) => {
+                if let Some(prompt) = &self.prompt {
+                    span.update_name(format!("{} {prompt}", self.method));
+                }
+                if let Some(result) = tool_result(value) {
+                    self.record_tool_result(&span, result, &mut error_type);
+                }
+            }
+        }
+        if let Some(error_type) = &error_type {
+            span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type.clone()));
+        }
+        if let Some(usage) = reported {
+            record_usage(&span, usage);
+        }
+        if let Some(session) = &self.session {
+            session.touch();
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let mut labels = vec![KeyValue::new(attr::MCP_METHOD_NAME, self.method.clone())];
+        if let Some((tool, _)) = &self.tool {
+            labels.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
+        }
+        if let Some(error_type) = error_type {
+            labels.push(KeyValue::new(attr::ERROR_TYPE, error_type));
+        }
+        self.shared.metrics().operation_duration.record(elapsed, &labels);
+        span.end();
+    }
+
+    fn record_tool_result(
+        &self,
+        span: &opentelemetry::trace::SpanRef<'_>,
+        result: &CallToolResult,
+        error_type: &mut Option<Cow<'static, str>>,
+    ) {
+        let captured = self.tool.as_ref().is_some_and(|(_, allowed)| *allowed);
+        let text = (captured || self.arguments_chars.is_some()).then(|| usage::result_text(result));
+        if result.is_error == Some(true) {
+            *error_type = Some(Cow::Borrowed(attr::ERROR_TYPE_TOOL_ERROR));
+            // The result text may hold anything: it becomes the description only when capture
+            // of this tool is allowed.
+            let description = match (&text, captured) {
+                (Some(text), true) => capture::truncate(text, self.shared.capture.max_chars),
+                _ => attr::ERROR_TYPE_TOOL_ERROR.to_owned(),
+            };
+            span.set_status(Status::error(description));
+        }
+        if captured {
+            let value = serde_json::to_value(result).unwrap_or_default();
+            span.set_attribute(KeyValue::new(
+                attr::GEN_AI_TOOL_CALL_RESULT,
+                capture::redact_and_truncate(&value, self.shared.capture.max_chars),
+            ));
+        }
+        if let (Some(arguments), Some(text)) = (&self.arguments_chars, &text) {
+            let estimation = self.shared.estimation;
+            if let (Some(input), Some(output)) = (estimation.estimate(text), estimation.estimate(arguments)) {
+                span.set_attribute(KeyValue::new(attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS, input as i64));
+                span.set_attribute(KeyValue::new(attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS, output as i64));
+            }
+        }
+    }
+}
+
+fn record_usage(span: &opentelemetry::trace::SpanRef<'_>, usage: Usage) {
+    if let Some(model) = usage.model {
+        span.set_attribute(KeyValue::new(attr::GEN_AI_REQUEST_MODEL, model));
+    }
+    if let Some(n) = usage.input_tokens {
+        span.set_attribute(KeyValue::new(attr::GEN_AI_USAGE_INPUT_TOKENS, n as i64));
+    }
+    if let Some(n) = usage.output_tokens {
+        span.set_attribute(KeyValue::new(attr::GEN_AI_USAGE_OUTPUT_TOKENS, n as i64));
+    }
+    if let Some(cost) = usage.cost {
+        span.set_attribute(KeyValue::new(attr::ARCHON_COST_AMOUNT, cost));
+        span.set_attribute(KeyValue::new(attr::ARCHON_COST_CURRENCY, usage.currency.unwrap_or_else(|| "USD".into())));
+    }
+}
+
+fn resolve_user(shared: &Shared, extensions: &Extensions) -> Option<UserInfo> {
+    match shared.user_resolver.resolve(extensions) {
+        Resolution::User(user) => Some(user),
+        Resolution::Absent => None,
+        Resolution::Invalid(reason) => {
+            UserFailures::record(reason);
+            tracing::debug!(reason, "credential rejected; the request proceeds with an unknown user");
+            None
+        }
+    }
+}
+
+fn push_user(attributes: &mut Vec<KeyValue>, user: &UserInfo, hash_emails: bool) {
+    attributes.push(KeyValue::new(attr::USER_ID, user.id.clone()));
+    if let Some(email) = &user.email {
+        if hash_emails {
+            attributes.push(KeyValue::new(attr::USER_HASH, hash_email(email)));
+        } else {
+            attributes.push(KeyValue::new(attr::USER_EMAIL, email.clone()));
+        }
+    }
+    for (key, value) in [
+        (attr::USER_FULL_NAME, &user.full_name),
+        (attr::USER_NAME, &user.name),
+        (attr::ARCHON_USER_DEPARTMENT, &user.department),
+    ] {
+        if let Some(value) = value {
+            attributes.push(KeyValue::new(key, value.clone()));
+        }
+    }
+}
+
+/// The request's analytics session: the connection's, or for a stateless request the shared
+/// one of its hint or (user, client). Only a tool call creates one.
+#[allow(clippy::too_many_arguments)]
+fn session_for(
+    shared: &Arc<Shared>,
+    connection: &ConnectionSession,
+    create: bool,
+    stateless: bool,
+    ctx: &RequestContext<RoleServer>,
+    user: &Option<UserInfo>,
+    client: &Option<rmcp::model::Implementation>,
+    identity: &[KeyValue],
+) -> Option<Arc<ActiveSession>> {
+    let capabilities = || {
+        ctx.client_capabilities()
+            .and_then(|c| serde_json::to_string(&c).ok())
+            .map(|json| KeyValue::new(attr::ARCHON_CLIENT_CAPABILITIES, json))
+    };
+    if !stateless {
+        let mut slot = lock(&connection.0);
+        if slot.is_none() && create {
+            let mut attributes = identity.to_vec();
+            attributes.extend(capabilities());
+            *slot = Some(ActiveSession::start(shared, None, attributes));
+        }
+        return slot.clone();
+    }
+    let hint = session_hint(ctx);
+    let key = match &hint {
+        Some(hint) => format!("hint\u{0}{hint}"),
+        None => format!(
+            "user\u{0}{}\u{0}{}",
+            user.as_ref().map_or("", |u| u.id.as_str()),
+            client.as_ref().map_or("", |c| c.name.as_str())
+        ),
+    };
+    let start = || {
+        let mut attributes = identity.to_vec();
+        attributes.extend(capabilities());
+        ActiveSession::start(shared, hint.clone(), attributes)
+    };
+    shared.stateless.get(&key, create.then_some(&start as &dyn Fn() -> Arc<ActiveSession>))
+}
+
+/// An explicit analytics session named by the client: `_meta["session.id"]`, or `session.id` in
+/// the W3C baggage of `_meta` or the HTTP headers.
+fn session_hint(ctx: &RequestContext<RoleServer>) -> Option<String> {
+    if let Some(id) = ctx.meta.0.get(attr::SESSION_ID).and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
+        return Some(id.to_owned());
+    }
+    let header_baggage = ctx
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.headers.get("baggage"))
+        .and_then(|v| v.to_str().ok());
+    let meta_baggage = ctx.meta.0.get("baggage").and_then(|v| v.as_str());
+    [meta_baggage, header_baggage].into_iter().flatten().find_map(|baggage| {
+        baggage.split(',').find_map(|entry| {
+            let (key, value) = entry.split_once('=')?;
+            let value = value.split(';').next()?.trim();
+            (key.trim() == attr::SESSION_ID && !value.is_empty()).then(|| value.to_owned())
+        })
+    })
+}
+
+/// The parent of a request span: `_meta.traceparent`, else the HTTP `traceparent` header, else
+/// none — a new root, never rmcp's connection span.
+fn parent_context(extensions: &Extensions, meta: &JsonObject) -> Context {
+    struct Meta<'a>(&'a JsonObject);
+    impl Extractor for Meta<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.as_str())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(String::as_str).collect()
+        }
+    }
+    struct Headers<'a>(&'a http::HeaderMap);
+    impl Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(http::HeaderName::as_str).collect()
+        }
+    }
+    let propagator = TraceContextPropagator::new();
+    let root = Context::new();
+    if meta.contains_key("traceparent") {
+        return propagator.extract_with_context(&root, &Meta(meta));
+    }
+    match extensions.get::<http::request::Parts>() {
+        Some(parts) if parts.headers.contains_key("traceparent") => {
+            propagator.extract_with_context(&root, &Headers(&parts.headers))
+        }
+        _ => root,
+    }
+}

@@ -1,0 +1,184 @@
+//! Analytics sessions: created by a connection's first tool call, ended when it closes.
+//!
+//! Each session is an `mcp.session` span (kind INTERNAL) that lives from its creation to its
+//! end. Open sessions are kept in a process-wide registry so a shutdown can end them all
+//! ([`end_all`]). Stateless requests (protocol 2026-07-28 over HTTP) have no connection: their
+//! sessions live in [`StatelessSessions`], keyed by an explicit hint or by (user, client) and
+//! ended after an idle window.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry::global::BoxedSpan;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
+use opentelemetry::{Context, KeyValue, StringValue};
+use uuid::Uuid;
+
+use crate::attributes::{self as attr, DisconnectReason};
+use crate::config::Shared;
+
+/// One open analytics session.
+pub(crate) struct ActiveSession {
+    /// The `session.id` value, shared by every request span of the session.
+    pub(crate) id: StringValue,
+    span: Mutex<Option<BoxedSpan>>,
+    started: SystemTime,
+    requests: AtomicU64,
+    last_activity_nanos: AtomicU64,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ActiveSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveSession").field("id", &self.id.as_str()).finish_non_exhaustive()
+    }
+}
+
+static OPEN: LazyLock<Mutex<HashMap<usize, Weak<ActiveSession>>>> = LazyLock::new(Default::default);
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl ActiveSession {
+    /// Starts a session: a new UUIDv7 unless the client named one, and its `mcp.session` span
+    /// carrying `attributes` (client, user).
+    pub(crate) fn start(shared: &Arc<Shared>, id: Option<String>, mut attributes: Vec<KeyValue>) -> Arc<Self> {
+        let id: StringValue = id.unwrap_or_else(|| Uuid::now_v7().to_string()).into();
+        let now = SystemTime::now();
+        attributes.push(KeyValue::new(attr::SESSION_ID, id.clone()));
+        let span = shared.tracer().build_with_context(
+            shared
+                .tracer()
+                .span_builder(attr::SESSION_SPAN_NAME)
+                .with_kind(SpanKind::Internal)
+                .with_start_time(now)
+                .with_attributes(attributes),
+            &Context::new(),
+        );
+        let session = Arc::new(Self {
+            id,
+            span: Mutex::new(Some(span)),
+            started: now,
+            requests: AtomicU64::new(0),
+            last_activity_nanos: AtomicU64::new(unix_nanos(now)),
+            shared: shared.clone(),
+        });
+        lock(&OPEN).insert(Arc::as_ptr(&session) as usize, Arc::downgrade(&session));
+        session
+    }
+
+    /// Counts a request and moves the last activity to now.
+    pub(crate) fn touch(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.last_activity_nanos.fetch_max(unix_nanos(SystemTime::now()), Ordering::Relaxed);
+    }
+
+    fn last_activity(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.last_activity_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Ends the session (once; later calls do nothing). A timeout ends it at its last activity,
+    /// anything else now.
+    pub(crate) fn end(&self, reason: DisconnectReason) {
+        let Some(mut span) = lock(&self.span).take() else { return };
+        lock(&OPEN).remove(&(self as *const Self as usize));
+        let at = match reason {
+            DisconnectReason::Timeout => self.last_activity(),
+            _ => SystemTime::now(),
+        };
+        span.set_attribute(KeyValue::new(attr::ARCHON_SESSION_DISCONNECT_REASON, reason.as_str().to_owned()));
+        span.set_attribute(KeyValue::new(
+            attr::ARCHON_SESSION_REQUEST_COUNT,
+            self.requests.load(Ordering::Relaxed) as i64,
+        ));
+        span.end_with_timestamp(at);
+        let seconds = at.duration_since(self.started).unwrap_or_default().as_secs_f64();
+        self.shared.metrics().session_duration.record(seconds, &[]);
+    }
+
+    fn is_idle(&self, idle: Duration, now: SystemTime) -> bool {
+        now.duration_since(self.last_activity()).is_ok_and(|d| d > idle)
+    }
+}
+
+/// Ends every open session with `reason` — `server_shutdown` when the process stops. Called by
+/// [`TelemetryGuard`](crate::TelemetryGuard) before it flushes.
+pub fn end_all(reason: DisconnectReason) {
+    for session in open(|_| true) {
+        session.end(reason.clone());
+    }
+}
+
+/// How many analytics sessions are open in this process.
+pub fn open_sessions() -> usize {
+    open(|_| true).len()
+}
+
+/// The open sessions that pass `filter`.
+pub(crate) fn open(filter: impl Fn(&ActiveSession) -> bool) -> Vec<Arc<ActiveSession>> {
+    lock(&OPEN).values().filter_map(Weak::upgrade).filter(|s| filter(s)).collect()
+}
+
+impl ActiveSession {
+    /// Whether this session belongs to the configuration `shared`.
+    pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
+    }
+}
+
+/// Sessions of stateless requests, shared by every server instance of one configuration.
+#[derive(Debug)]
+pub(crate) struct StatelessSessions {
+    map: Mutex<HashMap<String, Arc<ActiveSession>>>,
+    idle: Duration,
+    capacity: usize,
+}
+
+impl StatelessSessions {
+    pub(crate) fn new(idle: Duration, capacity: usize) -> Self {
+        Self { map: Mutex::new(HashMap::new()), idle, capacity: capacity.max(1) }
+    }
+
+    /// The session for `key`, if one is open and not idle; with `create`, a new one otherwise.
+    pub(crate) fn get(&self, key: &str, create: Option<&dyn Fn() -> Arc<ActiveSession>>) -> Option<Arc<ActiveSession>> {
+        let now = SystemTime::now();
+        let mut map = lock(&self.map);
+        if let Some(session) = map.get(key) {
+            if !session.is_idle(self.idle, now) {
+                return Some(session.clone());
+            }
+            session.end(DisconnectReason::Timeout);
+            map.remove(key);
+        }
+        let create = create?;
+        if map.len() >= self.capacity {
+            // Sweep idle sessions; if still full, end the least recently active one.
+            map.retain(|_, s| {
+                let idle = s.is_idle(self.idle, now);
+                if idle {
+                    s.end(DisconnectReason::Timeout);
+                }
+                !idle
+            });
+            if map.len() >= self.capacity {
+                if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_activity()).map(|(k, _)| k.clone()) {
+                    if let Some(s) = map.remove(&oldest) {
+                        s.end(DisconnectReason::Timeout);
+                    }
+                }
+            }
+        }
+        let session = create();
+        map.insert(key.to_owned(), session.clone());
+        Some(session)
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the data is still
+/// usable, and telemetry must not turn one panic into many.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,275 @@
+//! Installing telemetry: tracer provider, batch processor, tracing subscriber — and the guard
+//! that ends open sessions and flushes at shutdown.
+
+use std::time::Duration;
+
+use opentelemetry::global;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanExporter, TracerProviderBuilder,
+};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Registry};
+
+use crate::attributes::DisconnectReason;
+use crate::config::SCOPE;
+use crate::session;
+
+/// Telemetry setup (see [`Telemetry::builder`]).
+#[derive(Debug)]
+pub struct Telemetry;
+
+impl Telemetry {
+    /// Starts a setup.
+    ///
+    /// ```no_run
+    /// use archon_mcp_instrument::Telemetry;
+    /// # fn f() -> Result<(), archon_mcp_instrument::TelemetryError> {
+    /// // OTLP, protocol and endpoint from OTEL_EXPORTER_OTLP_* (gRPC to localhost:4317 by default);
+    /// // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are honoured.
+    /// let _guard = Telemetry::builder().service_name("kb-server").otlp().install()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> TelemetryBuilder {
+        TelemetryBuilder::default()
+    }
+}
+
+/// What went wrong installing telemetry.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The OTLP exporter could not be built (bad endpoint, protocol, …).
+    #[error("cannot build the OTLP exporter: {0}")]
+    Exporter(String),
+    /// A global tracing subscriber is already installed; use [`layer`] to add ours to it.
+    #[error("a tracing subscriber is already installed; add archon_mcp_instrument::layer() to it instead")]
+    SubscriberInstalled,
+}
+
+type AddExporter =
+    Box<dyn FnOnce(TracerProviderBuilder, BatchConfigBuilder) -> Result<TracerProviderBuilder, TelemetryError>>;
+
+/// Builds and installs telemetry.
+pub struct TelemetryBuilder {
+    service_name: Option<String>,
+    exporter: Option<AddExporter>,
+    queue_size: usize,
+    scheduled_delay: Duration,
+    max_batch: usize,
+    filter: Option<String>,
+    log_to_stderr: bool,
+    meter_provider: Option<SdkMeterProvider>,
+}
+
+impl Default for TelemetryBuilder {
+    fn default() -> Self {
+        Self {
+            service_name: None,
+            exporter: None,
+            // The SDK's 2,048 drops spans under bursts (DESIGN §8).
+            queue_size: 65_536,
+            scheduled_delay: Duration::from_secs(1),
+            max_batch: 2_048,
+            filter: None,
+            log_to_stderr: true,
+            meter_provider: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TelemetryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryBuilder").field("service_name", &self.service_name).finish_non_exhaustive()
+    }
+}
+
+impl TelemetryBuilder {
+    /// `service.name` (else `OTEL_SERVICE_NAME`, else the SDK default).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Exports over OTLP: `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, the default, or
+    /// `http/protobuf`), `OTEL_EXPORTER_OTLP_ENDPOINT`, `…_HEADERS`, `…_TIMEOUT` as the
+    /// OpenTelemetry specification says.
+    pub fn otlp(mut self) -> Self {
+        self.exporter = Some(Box::new(|builder, batch| {
+            let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+                .unwrap_or_else(|_| "grpc".into());
+            let exporter = match protocol.as_str() {
+                "grpc" => opentelemetry_otlp::SpanExporter::builder().with_tonic().build(),
+                "http/protobuf" => opentelemetry_otlp::SpanExporter::builder().with_http().build(),
+                other => {
+                    return Err(TelemetryError::Exporter(format!(
+                        "OTEL_EXPORTER_OTLP_PROTOCOL={other} is not supported; use grpc or http/protobuf"
+                    )));
+                }
+            }
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+            Ok(with_batch(builder, exporter, batch))
+        }));
+        self
+    }
+
+    /// Exports through any span exporter — for example `archon_mcp_exporter::PgSpanExporter`,
+    /// straight to PostgreSQL.
+    pub fn exporter<E: SpanExporter + 'static>(mut self, exporter: E) -> Self {
+        self.exporter = Some(Box::new(move |builder, batch| Ok(with_batch(builder, exporter, batch))));
+        self
+    }
+
+    /// Size of the batch processor's queue (default 65,536 spans; beyond it spans are dropped
+    /// rather than slowing the server).
+    pub fn queue_size(mut self, spans: usize) -> Self {
+        self.queue_size = spans;
+        self
+    }
+
+    /// How often the batch processor exports (default 1 s).
+    pub fn scheduled_delay(mut self, delay: Duration) -> Self {
+        self.scheduled_delay = delay;
+        self
+    }
+
+    /// The tracing filter for the subscriber (default `RUST_LOG`, else `info`).
+    pub fn filter(mut self, directives: impl Into<String>) -> Self {
+        self.filter = Some(directives.into());
+        self
+    }
+
+    /// Whether the subscriber also prints logs to stderr (default yes; stdout belongs to the
+    /// stdio transport).
+    pub fn log_to_stderr(mut self, on: bool) -> Self {
+        self.log_to_stderr = on;
+        self
+    }
+
+    /// Records the MCP duration metrics through this meter provider (installed globally).
+    pub fn meter_provider(mut self, provider: SdkMeterProvider) -> Self {
+        self.meter_provider = Some(provider);
+        self
+    }
+
+    /// Builds the tracer provider and installs it globally, without touching `tracing`.
+    pub fn build_provider(self) -> Result<TelemetryGuard, TelemetryError> {
+        let mut resource = Resource::builder();
+        if let Some(name) = &self.service_name {
+            resource = resource.with_service_name(name.clone());
+        }
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(self.queue_size)
+            .with_scheduled_delay(self.scheduled_delay)
+            .with_max_export_batch_size(self.max_batch);
+        let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
+        if let Some(add) = self.exporter {
+            builder = add(builder, batch)?;
+        }
+        let provider = builder.build();
+        global::set_tracer_provider(provider.clone());
+        if let Some(meters) = &self.meter_provider {
+            global::set_meter_provider(meters.clone());
+        }
+        Ok(TelemetryGuard {
+            provider: Some(provider),
+            meters: self.meter_provider,
+            filter: self.filter,
+            log: self.log_to_stderr,
+        })
+    }
+
+    /// Builds the provider and installs it and a tracing subscriber (filter, stderr logs, and
+    /// the OpenTelemetry layer so tool code's `tracing` spans join the request spans).
+    pub fn install(self) -> Result<TelemetryGuard, TelemetryError> {
+        let guard = self.build_provider()?;
+        let provider = guard.provider.as_ref().expect("just built");
+        let filter = match &guard.filter {
+            Some(directives) => EnvFilter::new(directives),
+            None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        };
+        let fmt = guard.log.then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+        Registry::default()
+            .with(filter)
+            .with(fmt)
+            .with(layer(provider))
+            .try_init()
+            .map_err(|_| TelemetryError::SubscriberInstalled)?;
+        Ok(guard)
+    }
+}
+
+fn with_batch<E: SpanExporter + 'static>(
+    builder: TracerProviderBuilder,
+    exporter: E,
+    batch: BatchConfigBuilder,
+) -> TracerProviderBuilder {
+    builder.with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch.build()).build())
+}
+
+/// The `tracing` layer that turns `tracing` spans into OpenTelemetry spans of `provider`, for
+/// applications that compose their own subscriber.
+///
+/// ```no_run
+/// use tracing_subscriber::prelude::*;
+/// # let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+/// tracing_subscriber::registry().with(archon_mcp_instrument::layer(&provider)).init();
+/// ```
+pub fn layer<S>(
+    provider: &SdkTracerProvider,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer().with_tracer(provider.tracer(SCOPE))
+}
+
+/// Keeps telemetry running; on [`shutdown`](Self::shutdown) or drop it ends every open
+/// analytics session (`server_shutdown`) and flushes the spans.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
+    filter: Option<String>,
+    log: bool,
+}
+
+impl TelemetryGuard {
+    /// The tracer provider.
+    pub fn provider(&self) -> &SdkTracerProvider {
+        self.provider.as_ref().expect("present until shutdown")
+    }
+
+    /// Exports every finished span now.
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider {
+            let _ = provider.force_flush();
+        }
+    }
+
+    /// Ends open sessions as `server_shutdown`, flushes and shuts the providers down.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        session::end_all(DisconnectReason::ServerShutdown);
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.force_flush();
+            let _ = provider.shutdown();
+        }
+        if let Some(meters) = self.meters.take() {
+            let _ = meters.force_flush();
+            let _ = meters.shutdown();
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

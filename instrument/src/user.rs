@@ -1,0 +1,397 @@
+//! Who is calling: the [`UserResolver`] trait and its built-ins (DESIGN §4).
+//!
+//! A resolver runs on every request, synchronously and without IO. A missing or bad credential
+//! never fails the call: the user is just unknown, and [`UserFailures`] counts why.
+//!
+//! ```
+//! use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolverExt};
+//!
+//! // Verified bearer tokens first, then the static user of a stdio deployment.
+//! let resolver = JwtUser::hs256(b"secret").department_claim("team").or(EnvUser::from_env());
+//! # let _ = resolver;
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use rmcp::model::Extensions;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// A resolved user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserInfo {
+    /// The stable principal (`sub`, proxy user id, …) → `user.id`.
+    pub id: String,
+    /// Email → `user.email` (or `user.hash` in hashing mode).
+    pub email: Option<String>,
+    /// Display name → `user.full_name`.
+    pub full_name: Option<String>,
+    /// Login name → `user.name`.
+    pub name: Option<String>,
+    /// Department or team → `archon.user.department`.
+    pub department: Option<String>,
+}
+
+impl UserInfo {
+    /// A user with just a principal.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self { id: id.into(), ..Self::default() }
+    }
+
+    /// Sets the email.
+    pub fn with_email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// Sets the display name.
+    pub fn with_full_name(mut self, name: impl Into<String>) -> Self {
+        self.full_name = Some(name.into());
+        self
+    }
+
+    /// Sets the department.
+    pub fn with_department(mut self, department: impl Into<String>) -> Self {
+        self.department = Some(department.into());
+        self
+    }
+}
+
+/// The user an application's own auth layer puts into the HTTP request's extensions; found by
+/// [`ExtensionUser`].
+///
+/// ```
+/// use archon_mcp_instrument::user::{UserContext, UserInfo};
+///
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(UserContext(UserInfo::new("u-42")));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserContext(pub UserInfo);
+
+/// What a resolver found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// A user.
+    User(UserInfo),
+    /// No credential this resolver understands; the next resolver may try.
+    Absent,
+    /// A credential that failed verification: the user stays unknown, for the reason given.
+    Invalid(&'static str),
+}
+
+/// Finds the user of a request from its extensions (which hold `http::request::Parts` on HTTP).
+pub trait UserResolver: Send + Sync + 'static {
+    /// Resolves the user of one request. Must not block or do IO.
+    fn resolve(&self, extensions: &Extensions) -> Resolution;
+}
+
+/// Chaining for resolvers.
+pub trait UserResolverExt: UserResolver + Sized {
+    /// Tries `self`, then `next` when `self` finds no credential. An invalid credential stops
+    /// the chain: a bad token must not fall back to a weaker source.
+    fn or<R: UserResolver>(self, next: R) -> Or<Self, R> {
+        Or(self, next)
+    }
+}
+
+impl<T: UserResolver> UserResolverExt for T {}
+
+/// Two resolvers, tried in order (see [`UserResolverExt::or`]).
+#[derive(Debug, Clone)]
+pub struct Or<A, B>(A, B);
+
+impl<A: UserResolver, B: UserResolver> UserResolver for Or<A, B> {
+    fn resolve(&self, extensions: &Extensions) -> Resolution {
+        match self.0.resolve(extensions) {
+            Resolution::Absent => self.1.resolve(extensions),
+            found => found,
+        }
+    }
+}
+
+/// Nobody: every request is anonymous.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoUser;
+
+impl UserResolver for NoUser {
+    fn resolve(&self, _: &Extensions) -> Resolution {
+        Resolution::Absent
+    }
+}
+
+fn headers(extensions: &Extensions) -> Option<&http::HeaderMap> {
+    extensions.get::<http::request::Parts>().map(|parts| &parts.headers)
+}
+
+/// A verified JWT bearer token (`Authorization: Bearer …`), HS256 or RS256.
+///
+/// Claims: `sub` → id, `email`, `name` or `user_metadata.full_name` → display name,
+/// `preferred_username` → login, and a configurable department claim (default `department`).
+/// `exp` is required and checked; `aud`/`iss` are checked when configured.
+#[derive(Clone)]
+pub struct JwtUser {
+    key: DecodingKey,
+    validation: Validation,
+    department_claim: String,
+}
+
+impl std::fmt::Debug for JwtUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtUser").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
+    }
+}
+
+impl JwtUser {
+    /// Tokens signed with a shared HS256 secret (Supabase's `SUPABASE_JWT_SECRET`, …).
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self::with_key(DecodingKey::from_secret(secret), Algorithm::HS256)
+    }
+
+    /// Tokens signed with RS256, verified with a PEM public key.
+    pub fn rs256_pem(public_key_pem: &[u8]) -> Result<Self, jsonwebtoken::errors::Error> {
+        Ok(Self::with_key(DecodingKey::from_rsa_pem(public_key_pem)?, Algorithm::RS256))
+    }
+
+    fn with_key(key: DecodingKey, algorithm: Algorithm) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.validate_aud = false;
+        validation.leeway = 30;
+        Self { key, validation, department_claim: "department".into() }
+    }
+
+    /// Requires this audience.
+    pub fn audience(mut self, audience: &str) -> Self {
+        self.validation.set_audience(&[audience]);
+        self
+    }
+
+    /// Requires this issuer.
+    pub fn issuer(mut self, issuer: &str) -> Self {
+        self.validation.set_issuer(&[issuer]);
+        self
+    }
+
+    /// Reads the department from this claim (a top-level string, or in `user_metadata` /
+    /// `app_metadata`).
+    pub fn department_claim(mut self, claim: &str) -> Self {
+        self.department_claim = claim.into();
+        self
+    }
+
+    /// Verifies a raw token.
+    pub fn verify(&self, token: &str) -> Resolution {
+        match jsonwebtoken::decode::<Value>(token, &self.key, &self.validation) {
+            Ok(data) => self.user_from_claims(&data.claims),
+            Err(e) => Resolution::Invalid(match e.kind() {
+                ErrorKind::ExpiredSignature => "expired",
+                ErrorKind::ImmatureSignature => "not_yet_valid",
+                ErrorKind::InvalidSignature => "bad_signature",
+                ErrorKind::InvalidAlgorithm => "wrong_algorithm",
+                ErrorKind::InvalidAudience => "wrong_audience",
+                ErrorKind::InvalidIssuer => "wrong_issuer",
+                ErrorKind::MissingRequiredClaim(_) => "missing_claim",
+                _ => "malformed",
+            }),
+        }
+    }
+
+    fn user_from_claims(&self, claims: &Value) -> Resolution {
+        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+        let Some(id) = claims.get("sub").and_then(text) else {
+            return Resolution::Invalid("missing_sub");
+        };
+        let nested = |key: &str| {
+            claims
+                .get(key)
+                .and_then(text)
+                .or_else(|| claims.get("user_metadata").and_then(|m| m.get(key)).and_then(text))
+                .or_else(|| claims.get("app_metadata").and_then(|m| m.get(key)).and_then(text))
+        };
+        Resolution::User(UserInfo {
+            id,
+            email: claims.get("email").and_then(text),
+            full_name: claims.get("name").and_then(text).or_else(|| nested("full_name")),
+            name: claims.get("preferred_username").and_then(text),
+            department: nested(&self.department_claim),
+        })
+    }
+}
+
+impl UserResolver for JwtUser {
+    fn resolve(&self, extensions: &Extensions) -> Resolution {
+        let Some(value) = headers(extensions).and_then(|h| h.get(http::header::AUTHORIZATION)) else {
+            return Resolution::Absent;
+        };
+        let Some(token) =
+            value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        else {
+            return Resolution::Invalid("not_bearer");
+        };
+        self.verify(token.trim())
+    }
+}
+
+/// Identity headers set by a trusted auth proxy (oauth2-proxy, an ingress, …). Only use behind
+/// a proxy that strips these headers from client requests.
+#[derive(Debug, Clone)]
+pub struct TrustedHeaders {
+    id: String,
+    email: String,
+    name: String,
+    department: String,
+}
+
+impl Default for TrustedHeaders {
+    fn default() -> Self {
+        Self {
+            id: "x-forwarded-user".into(),
+            email: "x-forwarded-email".into(),
+            name: "x-forwarded-preferred-username".into(),
+            department: "x-forwarded-groups".into(),
+        }
+    }
+}
+
+impl TrustedHeaders {
+    /// oauth2-proxy's header names.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The header carrying the principal.
+    pub fn id_header(mut self, name: &str) -> Self {
+        self.id = name.to_ascii_lowercase();
+        self
+    }
+
+    /// The header carrying the email.
+    pub fn email_header(mut self, name: &str) -> Self {
+        self.email = name.to_ascii_lowercase();
+        self
+    }
+
+    /// The header carrying the department.
+    pub fn department_header(mut self, name: &str) -> Self {
+        self.department = name.to_ascii_lowercase();
+        self
+    }
+}
+
+impl UserResolver for TrustedHeaders {
+    fn resolve(&self, extensions: &Extensions) -> Resolution {
+        let Some(headers) = headers(extensions) else { return Resolution::Absent };
+        let get =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned);
+        match get(&self.id) {
+            Some(id) => Resolution::User(UserInfo {
+                id,
+                email: get(&self.email),
+                full_name: None,
+                name: get(&self.name),
+                department: get(&self.department),
+            }),
+            None => Resolution::Absent,
+        }
+    }
+}
+
+/// The [`UserContext`] the server's own auth layer put into the request's extensions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtensionUser;
+
+impl UserResolver for ExtensionUser {
+    fn resolve(&self, extensions: &Extensions) -> Resolution {
+        let from_http = extensions.get::<http::request::Parts>().and_then(|p| p.extensions.get::<UserContext>());
+        match from_http.or_else(|| extensions.get::<UserContext>()) {
+            Some(UserContext(user)) => Resolution::User(user.clone()),
+            None => Resolution::Absent,
+        }
+    }
+}
+
+/// One static user for the whole process, from `ARCHON_USER_ID`, `ARCHON_USER_EMAIL`,
+/// `ARCHON_USER_NAME` and `ARCHON_USER_DEPARTMENT` — the stdio case, where the process belongs
+/// to the person who started it.
+#[derive(Debug, Clone, Default)]
+pub struct EnvUser(Option<UserInfo>);
+
+impl EnvUser {
+    /// Reads the variables once.
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self(var("ARCHON_USER_ID").map(|id| UserInfo {
+            id,
+            email: var("ARCHON_USER_EMAIL"),
+            full_name: var("ARCHON_USER_NAME"),
+            name: None,
+            department: var("ARCHON_USER_DEPARTMENT"),
+        }))
+    }
+
+    /// A fixed user.
+    pub fn fixed(user: UserInfo) -> Self {
+        Self(Some(user))
+    }
+}
+
+impl UserResolver for EnvUser {
+    fn resolve(&self, _: &Extensions) -> Resolution {
+        self.0.clone().map_or(Resolution::Absent, Resolution::User)
+    }
+}
+
+/// `sha256:` + hex SHA-256 of the trimmed, lower-cased email: what hashing mode sends as
+/// `user.hash` instead of the address.
+///
+/// ```
+/// use archon_mcp_instrument::user::hash_email;
+/// assert_eq!(hash_email(" Ada@Example.com"), hash_email("ada@example.com"));
+/// assert!(hash_email("ada@example.com").starts_with("sha256:"));
+/// ```
+pub fn hash_email(email: &str) -> String {
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Counts of credentials that failed verification, by reason, since the process started.
+#[derive(Debug)]
+pub struct UserFailures;
+
+static FAILURES: [(&str, AtomicU64); 11] = [
+    ("expired", AtomicU64::new(0)),
+    ("not_yet_valid", AtomicU64::new(0)),
+    ("bad_signature", AtomicU64::new(0)),
+    ("wrong_algorithm", AtomicU64::new(0)),
+    ("wrong_audience", AtomicU64::new(0)),
+    ("wrong_issuer", AtomicU64::new(0)),
+    ("missing_claim", AtomicU64::new(0)),
+    ("missing_sub", AtomicU64::new(0)),
+    ("not_bearer", AtomicU64::new(0)),
+    ("malformed", AtomicU64::new(0)),
+    ("other", AtomicU64::new(0)),
+];
+
+impl UserFailures {
+    /// Counts one failure.
+    pub(crate) fn record(reason: &'static str) {
+        let slot = FAILURES.iter().find(|(r, _)| *r == reason).unwrap_or(&FAILURES[10]);
+        slot.1.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many credentials failed for `reason` (`expired`, `bad_signature`, …).
+    pub fn count(reason: &str) -> u64 {
+        FAILURES.iter().find(|(r, _)| *r == reason).map_or(0, |(_, n)| n.load(Ordering::Relaxed))
+    }
+
+    /// All non-zero counts.
+    pub fn snapshot() -> Vec<(&'static str, u64)> {
+        FAILURES.iter().map(|(r, n)| (*r, n.load(Ordering::Relaxed))).filter(|(_, n)| *n > 0).collect()
+    }
+}

@@ -1,0 +1,169 @@
+//! Failures, panics, odd input, trace context and a stuck exporter, over an in-process duplex
+//! transport (a real rmcp client and server, no network).
+
+use std::time::Duration;
+
+use archon_mcp_instrument::attributes as attr;
+use archon_mcp_instrument::capture::CapturePolicy;
+use archon_mcp_instrument::usage::TokenEstimation;
+use archon_mcp_instrument::{TracedConfig, TracedExt};
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig, RequestParamsMeta as _};
+use rmcp::service::{RoleClient, RunningService};
+use serde_json::json;
+
+use crate::support::*;
+
+async fn connect(config: TracedConfig) -> RunningService<RoleClient, ClientConfig> {
+    let (server_io, client_io) = tokio::io::duplex(1 << 22);
+    tokio::spawn(async move {
+        let server = Notes.traced(config).serve(server_io).await.expect("server starts");
+        let _ = server.waiting().await;
+    });
+    ClientConfig::default().serve(client_io).await.expect("client connects")
+}
+
+fn call(name: &str, arguments: serde_json::Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name.to_owned()).with_arguments(args(arguments))
+}
+
+fn tool_spans(spans: &[SpanData]) -> Vec<Seen> {
+    summary(spans).into_iter().filter(|s| s.attr(attr::MCP_METHOD_NAME) == Some("tools/call")).collect()
+}
+
+#[tokio::test]
+async fn failures_are_recorded_and_the_server_keeps_serving() {
+    let capture = Capture::new();
+    let client = connect(capture.config(TracedConfig::builder())).await;
+
+    let failed = client.call_tool(call("fail", json!({}))).await.unwrap();
+    assert_eq!(failed.is_error, Some(true));
+    let panicked = client.call_tool(call("boom", json!({}))).await.unwrap_err();
+    assert!(panicked.to_string().contains("panicked"), "{panicked}");
+    let unknown = client.call_tool(call("no_such_tool", json!({}))).await.unwrap_err();
+    assert!(unknown.to_string().contains("no tool named"), "{unknown}");
+    // Still serving.
+    client.call_tool(call("search", json!({"query": "rust"}))).await.unwrap();
+
+    let spans = capture.wait_for("four tool spans", |s| tool_spans(s).len() == 4).await;
+    let by_tool =
+        |tool: &str| tool_spans(&spans).into_iter().find(|s| s.attr(attr::GEN_AI_TOOL_NAME) == Some(tool)).unwrap();
+
+    let fail = by_tool("fail");
+    assert_eq!(fail.attr(attr::ERROR_TYPE), Some("tool_error"));
+    assert_eq!(fail.status, "error:tool_error", "the result text is not captured by default");
+    assert_eq!(fail.name, "tools/call fail");
+    assert_eq!(fail.kind, "server");
+
+    let boom = by_tool("boom");
+    assert_eq!(boom.attr(attr::ERROR_TYPE), Some("panic"));
+    assert_eq!(boom.attr(attr::RPC_RESPONSE_STATUS_CODE), Some("-32603"));
+
+    let unknown = by_tool("no_such_tool");
+    assert_eq!(unknown.name, "tools/call _OTHER", "unknown names never enter span names");
+    assert_eq!(unknown.attr(attr::ERROR_TYPE), Some("-32602"), "a caller mistake, by its code");
+
+    let search = by_tool("search");
+    assert_eq!(search.status, "unset");
+    assert_eq!(search.attr(attr::ERROR_TYPE), None);
+    assert_eq!(search.attr(attr::NETWORK_TRANSPORT), Some("pipe"));
+
+    for span in summary(&spans) {
+        for value in span.attributes.values().chain([&span.status, &span.name]) {
+            assert!(!value.contains("hunter2"), "a secret leaked into {span:?}");
+        }
+    }
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn reported_usage_estimates_and_capture() {
+    let capture = Capture::new();
+    let config = capture.config(
+        TracedConfig::builder()
+            .token_estimation(TokenEstimation::CharsDiv4)
+            .capture(CapturePolicy::tools(["echo"]).max_chars(64)),
+    );
+    let client = connect(config).await;
+    client.call_tool(call("summarize", json!({"doc": "x"}))).await.unwrap();
+    let megabyte = "a".repeat(1 << 20);
+    client.call_tool(call("search", json!({"query": megabyte}))).await.unwrap();
+    client.call_tool(call("echo", json!({"text": "hello", "api_key": "sk-secret"}))).await.unwrap();
+
+    let spans = capture.wait_for("three tool spans", |s| tool_spans(s).len() == 3).await;
+    let by_tool =
+        |tool: &str| tool_spans(&spans).into_iter().find(|s| s.attr(attr::GEN_AI_TOOL_NAME) == Some(tool)).unwrap();
+
+    let summarize = by_tool("summarize");
+    assert_eq!(summarize.attr(attr::GEN_AI_REQUEST_MODEL), Some("claude-sonnet-4-5"));
+    assert_eq!(summarize.attr(attr::GEN_AI_USAGE_INPUT_TOKENS), Some("1200"));
+    assert_eq!(summarize.attr(attr::GEN_AI_USAGE_OUTPUT_TOKENS), Some("300"));
+
+    let search = by_tool("search");
+    let estimated_output: u64 = search.attr(attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS).unwrap().parse().unwrap();
+    assert!(estimated_output > 262_000, "1 MB of arguments ≈ 262k tokens, got {estimated_output}");
+    assert_eq!(search.attr(attr::GEN_AI_TOOL_CALL_ARGUMENTS), None, "search is not allowlisted");
+
+    let echo = by_tool("echo");
+    let captured = echo.attr(attr::GEN_AI_TOOL_CALL_ARGUMENTS).unwrap();
+    assert!(
+        captured.contains("hello") && captured.contains("[REDACTED]") && !captured.contains("sk-secret"),
+        "{captured}"
+    );
+    assert!(echo.attr(attr::GEN_AI_TOOL_CALL_RESULT).unwrap().chars().count() <= 65);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn meta_traceparent_is_the_parent_and_calls_are_separate_traces() {
+    let capture = Capture::new();
+    let client = connect(capture.config(TracedConfig::builder())).await;
+    let mut with_parent = call("search", json!({"query": "a"}));
+    with_parent.set_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    client.call_tool(with_parent).await.unwrap();
+    client.call_tool(call("search", json!({"query": "b"}))).await.unwrap();
+    client.call_tool(call("search", json!({"query": "c"}))).await.unwrap();
+
+    let spans = tool_spans(&capture.wait_for("three tool spans", |s| tool_spans(s).len() == 3).await);
+    let parented =
+        spans.iter().find(|s| s.trace_id == "0af7651916cd43dd8448eb211c80319c").expect("a span in the caller's trace");
+    assert_eq!(parented.parent_span_id, "b7ad6b7169203331");
+    let roots: Vec<_> = spans.iter().filter(|s| s.parent_span_id == "0000000000000000").collect();
+    assert_eq!(roots.len(), 2, "the other calls are roots");
+    assert_ne!(roots[0].trace_id, roots[1].trace_id, "two requests, two traces");
+    // One analytics session across all of them.
+    let sessions: std::collections::BTreeSet<_> =
+        spans.iter().map(|s| s.attr(attr::SESSION_ID).unwrap().to_owned()).collect();
+    assert_eq!(sessions.len(), 1);
+    client.cancel().await.unwrap();
+}
+
+/// An exporter that never finishes an export, like a collector that hangs.
+#[derive(Debug)]
+struct StuckExporter;
+
+impl SpanExporter for StuckExporter {
+    async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_exporter_never_slows_the_server() {
+    let provider = SdkTracerProvider::builder().with_batch_exporter(StuckExporter).build();
+    let config = TracedConfig::builder().tracer(BoxedTracer::new(Box::new(provider.tracer("stuck")))).build();
+    let client = connect(config).await;
+    let calls = async {
+        for i in 0..200 {
+            client.call_tool(call("search", json!({"query": i}))).await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), calls).await.expect("tool calls complete while the exporter hangs");
+    client.cancel().await.unwrap();
+    // Shutting the provider down would wait for the stuck export.
+    std::mem::forget(provider);
+}

@@ -1,0 +1,223 @@
+//! Streamable HTTP: legacy sessions (one server instance per `Mcp-Session-Id`) and stateless
+//! requests (protocol 2026-07-28), with JWT users.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use archon_mcp_instrument::attributes::{self as attr, DisconnectReason};
+use archon_mcp_instrument::user::{JwtUser, UserFailures};
+use archon_mcp_instrument::{TracedConfig, TracedExt};
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+use rmcp::service::{ClientLifecycleMode, RoleClient, RunningService, serve_client_with_lifecycle};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+
+async fn serve(config: TracedConfig) -> (SocketAddr, CancellationToken) {
+    let ct = CancellationToken::new();
+    let service: StreamableHttpService<_, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(Notes.traced(config.clone())),
+        Default::default(),
+        StreamableHttpServerConfig::default().with_sse_keep_alive(None).with_cancellation_token(ct.child_token()),
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = ct.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled_owned().await }).await;
+    });
+    (addr, ct)
+}
+
+async fn client(
+    addr: SocketAddr,
+    name: &str,
+    token: Option<&str>,
+    lifecycle: ClientLifecycleMode,
+) -> RunningService<RoleClient, ClientConfig> {
+    let mut transport = StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"));
+    if let Some(token) = token {
+        transport = transport.auth_header(token.to_owned());
+    }
+    let info = ClientConfig::new(ClientCapabilities::default(), Implementation::new(name, "1.2.3"));
+    serve_client_with_lifecycle(info, StreamableHttpClientTransport::from_config(transport), lifecycle)
+        .await
+        .expect("client connects")
+}
+
+fn search(query: &str) -> CallToolRequestParams {
+    CallToolRequestParams::new("search").with_arguments(args(json!({"query": query})))
+}
+
+fn config(capture: &Capture) -> TracedConfig {
+    capture.config(TracedConfig::builder().user_resolver(JwtUser::hs256(JWT_SECRET)))
+}
+
+#[tokio::test]
+async fn legacy_sessions_one_per_connection_with_client_and_user() {
+    let capture = Capture::new();
+    let config = config(&capture);
+    let (addr, stop) = serve(config.clone()).await;
+    let alice_token = token("alice", "alice@example.com", "Research", false);
+    let bob_token = token("bob", "bob@example.com", "Sales", false);
+
+    let alice = client(addr, "claude-code", Some(&alice_token), ClientLifecycleMode::Initialize).await;
+    alice.list_all_tools().await.unwrap();
+    assert_eq!(config.open_sessions(), 0, "nothing is created before the first tool call");
+    alice.call_tool(search("a")).await.unwrap();
+    alice.call_tool(search("b")).await.unwrap();
+    let bob = client(addr, "Cursor", Some(&bob_token), ClientLifecycleMode::Initialize).await;
+    bob.call_tool(search("c")).await.unwrap();
+    assert_eq!(config.open_sessions(), 2);
+
+    // Alice disconnects; Bob is still connected when the server shuts down.
+    alice.cancel().await.unwrap();
+    let spans = capture
+        .wait_for("alice's session to end", |s| summary(s).iter().any(|s| s.name == attr::SESSION_SPAN_NAME))
+        .await;
+    config.end_sessions(DisconnectReason::ServerShutdown);
+    let spans = capture
+        .wait_for("both sessions to end", |s| {
+            summary(s).iter().filter(|s| s.name == attr::SESSION_SPAN_NAME).count() == 2
+        })
+        .await
+        .into_iter()
+        .chain(spans.into_iter().take(0))
+        .collect::<Vec<_>>();
+    stop.cancel();
+
+    let seen = summary(&spans);
+    let calls: Vec<&Seen> = seen.iter().filter(|s| s.attr(attr::MCP_METHOD_NAME) == Some("tools/call")).collect();
+    assert_eq!(calls.len(), 3);
+    for call in &calls {
+        assert_eq!(call.name, "tools/call search");
+        assert_eq!(call.kind, "server");
+        assert_eq!(call.attr(attr::NETWORK_TRANSPORT), Some("tcp"));
+        assert!(call.attr(attr::MCP_SESSION_ID).is_some(), "legacy HTTP has a protocol session");
+        assert_eq!(call.attr(attr::GEN_AI_OPERATION_NAME), Some("execute_tool"));
+    }
+    let of = |user: &str| calls.iter().filter(|c| c.attr(attr::USER_ID) == Some(user)).collect::<Vec<_>>();
+    let (alice_calls, bob_calls) = (of("alice"), of("bob"));
+    assert_eq!((alice_calls.len(), bob_calls.len()), (2, 1));
+    for call in &alice_calls {
+        assert_eq!(call.attr(attr::MCP_CLIENT_NAME), Some("claude-code"));
+        assert_eq!(call.attr(attr::MCP_CLIENT_VERSION), Some("1.2.3"));
+        assert_eq!(call.attr(attr::USER_EMAIL), Some("alice@example.com"));
+        assert_eq!(call.attr(attr::USER_FULL_NAME), Some("User alice"));
+        assert_eq!(call.attr(attr::ARCHON_USER_DEPARTMENT), Some("Research"));
+    }
+    assert_eq!(bob_calls[0].attr(attr::MCP_CLIENT_NAME), Some("Cursor"));
+    let alice_session = alice_calls[0].attr(attr::SESSION_ID).unwrap();
+    assert_eq!(alice_calls[1].attr(attr::SESSION_ID), Some(alice_session), "one session per connection");
+    let bob_session = bob_calls[0].attr(attr::SESSION_ID).unwrap();
+    assert_ne!(alice_session, bob_session);
+    assert_eq!(uuid::Uuid::parse_str(alice_session).unwrap().get_version_num(), 7);
+
+    let list = seen.iter().find(|s| s.attr(attr::MCP_METHOD_NAME) == Some("tools/list")).unwrap();
+    assert_eq!(list.attr(attr::SESSION_ID), None, "only tool calls carry the session by default");
+    assert_eq!(list.attr(attr::USER_ID), Some("alice"));
+
+    let session_span = |id: &str| {
+        seen.iter().find(|s| s.name == attr::SESSION_SPAN_NAME && s.attr(attr::SESSION_ID) == Some(id)).unwrap()
+    };
+    let a = session_span(alice_session);
+    assert_eq!(a.kind, "internal");
+    assert_eq!(a.attr(attr::ARCHON_SESSION_DISCONNECT_REASON), Some("client_disconnect"));
+    assert_eq!(a.attr(attr::ARCHON_SESSION_REQUEST_COUNT), Some("2"));
+    assert_eq!(a.attr(attr::MCP_CLIENT_NAME), Some("claude-code"));
+    assert_eq!(a.attr(attr::USER_ID), Some("alice"));
+    assert!(a.attr(attr::ARCHON_CLIENT_CAPABILITIES).is_some());
+    let b = session_span(bob_session);
+    assert_eq!(b.attr(attr::ARCHON_SESSION_DISCONNECT_REASON), Some("server_shutdown"));
+    assert_eq!(b.attr(attr::ARCHON_SESSION_REQUEST_COUNT), Some("1"));
+
+    for span in &seen {
+        for value in span.attributes.values() {
+            assert!(!value.contains(&alice_token) && !value.contains(&bob_token), "a token leaked into {span:?}");
+        }
+    }
+    drop(bob);
+}
+
+#[tokio::test]
+async fn stateless_requests_share_a_session_per_user_and_client() {
+    let capture = Capture::new();
+    let config = config(&capture);
+    let (addr, stop) = serve(config.clone()).await;
+    let carol_token = token("carol", "carol@example.com", "Ops", false);
+    let discover = || ClientLifecycleMode::Discover { preferred_versions: vec![rmcp::model::ProtocolVersion::LATEST] };
+
+    // Two connections of the same user and client: one analytics session; another client: another.
+    let first = client(addr, "goose", Some(&carol_token), discover()).await;
+    first.call_tool(search("a")).await.unwrap();
+    first.call_tool(search("b")).await.unwrap();
+    let second = client(addr, "goose", Some(&carol_token), discover()).await;
+    second.call_tool(search("c")).await.unwrap();
+    let other = client(addr, "Windsurf", Some(&carol_token), discover()).await;
+    other.call_tool(search("d")).await.unwrap();
+
+    let spans = summary(
+        &capture
+            .wait_for("four calls", |s| {
+                summary(s).iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).count() == 4
+            })
+            .await,
+    );
+    let calls: Vec<&Seen> = spans.iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).collect();
+    assert!(calls.iter().all(|c| c.attr(attr::MCP_SESSION_ID).is_none()), "stateless: no protocol session");
+    let sessions = |client: &str| {
+        calls
+            .iter()
+            .filter(|c| c.attr(attr::MCP_CLIENT_NAME) == Some(client))
+            .map(|c| c.attr(attr::SESSION_ID).unwrap())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(sessions("goose").len(), 1);
+    assert_eq!(sessions("Windsurf").len(), 1);
+    assert_ne!(sessions("goose"), sessions("Windsurf"));
+    assert_eq!(config.open_sessions(), 2);
+    config.end_sessions(DisconnectReason::ServerShutdown);
+    assert_eq!(config.open_sessions(), 0);
+    stop.cancel();
+    drop((first, second, other));
+}
+
+#[tokio::test]
+async fn bad_tokens_leave_the_user_unknown_and_the_call_served() {
+    let capture = Capture::new();
+    let config = config(&capture);
+    let (addr, stop) = serve(config).await;
+    let expired_before = UserFailures::count("expired");
+    let forged_before = UserFailures::count("bad_signature");
+
+    let expired = token("mallory", "m@example.com", "x", true);
+    let forged = format!("{}x", token("mallory", "m@example.com", "x", false));
+    for (name, token) in
+        [("expired-client", expired.as_str()), ("forged-client", forged.as_str()), ("garbage-client", "not.a.jwt")]
+    {
+        let c = client(addr, name, Some(token), ClientLifecycleMode::Initialize).await;
+        c.call_tool(search("x")).await.expect("the call is served");
+        c.cancel().await.unwrap();
+    }
+    let spans = summary(
+        &capture
+            .wait_for("three calls", |s| {
+                summary(s).iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).count() == 3
+            })
+            .await,
+    );
+    for call in spans.iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()) {
+        assert_eq!(call.attr(attr::USER_ID), None, "{call:?}");
+        assert!(call.attr(attr::SESSION_ID).is_some(), "an anonymous session still counts");
+    }
+    assert!(UserFailures::count("expired") > expired_before);
+    assert!(UserFailures::count("bad_signature") > forged_before);
+    stop.cancel();
+}

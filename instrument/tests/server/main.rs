@@ -1,0 +1,8 @@
+//! The instrumentation with real rmcp clients over real transports (stdio child processes,
+//! streamable HTTP, an in-process duplex), spans captured with the SDK's exporters.
+
+mod behaviour;
+mod forwarding;
+mod http;
+mod stdio;
+mod support;

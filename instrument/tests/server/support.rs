@@ -1,0 +1,181 @@
+//! A small notes server, span capture and span queries shared by the tests.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+use archon_mcp_instrument::usage::{self, Usage};
+use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder};
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter};
+use rmcp::model::*;
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ErrorData as McpError, ServerHandler};
+use serde_json::{Value, json};
+
+pub const JWT_SECRET: &[u8] = b"test-secret-0123456789";
+
+/// A knowledge/notes server: `search`, `summarize` (reports model usage), `fail` (an `isError`
+/// result that mentions a secret), `boom` (panics), `echo` (returns its arguments).
+#[derive(Debug, Clone, Default)]
+pub struct Notes;
+
+fn tool(name: &'static str) -> Tool {
+    let schema = json!({"type": "object", "properties": {}}).as_object().unwrap().clone();
+    Tool::new(name, format!("the {name} tool"), Arc::new(schema))
+}
+
+const TOOLS: [&str; 5] = ["search", "summarize", "fail", "boom", "echo"];
+
+impl ServerHandler for Notes {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        TOOLS.contains(&name).then(|| tool(TOOLS.into_iter().find(|t| *t == name).unwrap()))
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(TOOLS.into_iter().map(tool).collect()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let args = Value::Object(request.arguments.clone().unwrap_or_default());
+        let result = match request.name.as_ref() {
+            "search" => CallToolResult::success(vec![ContentBlock::text(format!("3 notes match {}", args["query"]))]),
+            "summarize" => {
+                usage::record(Usage::new("claude-sonnet-4-5").with_tokens(1200, 300));
+                CallToolResult::success(vec![ContentBlock::text("a summary")])
+            }
+            "fail" => CallToolResult::error(vec![ContentBlock::text("disk full; password=hunter2")]),
+            "boom" => panic!("the boom tool always panics"),
+            "echo" => CallToolResult::success(vec![ContentBlock::text(args.to_string())]),
+            other => return Err(McpError::invalid_params(format!("no tool named {other}"), None)),
+        };
+        Ok(result.into())
+    }
+}
+
+/// A tracer whose spans land in memory, and a config using it.
+pub struct Capture {
+    pub exporter: InMemorySpanExporter,
+    pub provider: SdkTracerProvider,
+}
+
+impl Capture {
+    pub fn new() -> Self {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+        Self { exporter, provider }
+    }
+
+    pub fn config(&self, builder: TracedConfigBuilder) -> TracedConfig {
+        builder.tracer(BoxedTracer::new(Box::new(self.provider.tracer("test")))).build()
+    }
+
+    pub fn spans(&self) -> Vec<SpanData> {
+        self.exporter.get_finished_spans().unwrap()
+    }
+
+    /// Waits (up to 10 s) until `done` holds for the finished spans.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[SpanData]) -> bool) -> Vec<SpanData> {
+        for _ in 0..200 {
+            let spans = self.spans();
+            if done(&spans) {
+                return spans;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}; spans: {:#?}", summary(&self.spans()));
+    }
+}
+
+/// A span reduced to what the assertions read; also the JSON-lines format of the stdio child.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    pub name: String,
+    pub kind: String,
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub status: String,
+    pub attributes: HashMap<String, String>,
+}
+
+impl Seen {
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).map(String::as_str)
+    }
+}
+
+impl From<&SpanData> for Seen {
+    fn from(span: &SpanData) -> Self {
+        Self {
+            name: span.name.to_string(),
+            kind: match span.span_kind {
+                SpanKind::Server => "server",
+                SpanKind::Internal => "internal",
+                _ => "other",
+            }
+            .into(),
+            trace_id: span.span_context.trace_id().to_string(),
+            span_id: span.span_context.span_id().to_string(),
+            parent_span_id: span.parent_span_id.to_string(),
+            status: match &span.status {
+                Status::Unset => "unset".into(),
+                Status::Ok => "ok".into(),
+                Status::Error { description } => format!("error:{description}"),
+            },
+            attributes: span.attributes.iter().map(|kv| (kv.key.to_string(), kv.value.to_string())).collect(),
+        }
+    }
+}
+
+pub fn summary(spans: &[SpanData]) -> Vec<Seen> {
+    spans.iter().map(Seen::from).collect()
+}
+
+/// Writes every finished span as one JSON line: how the stdio child reports its spans.
+#[derive(Debug)]
+pub struct JsonLinesExporter(pub Mutex<std::fs::File>);
+
+impl SpanExporter for JsonLinesExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut file = self.0.lock().unwrap();
+        for span in &batch {
+            writeln!(file, "{}", serde_json::to_string(&Seen::from(span)).unwrap()).unwrap();
+        }
+        file.flush().unwrap();
+        Ok(())
+    }
+}
+
+/// A signed HS256 token for `sub`, valid for an hour (or expired an hour ago).
+pub fn token(sub: &str, email: &str, department: &str, expired: bool) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let exp = if expired { now - 3600 } else { now + 3600 };
+    let claims =
+        json!({"sub": sub, "email": email, "name": format!("User {sub}"), "department": department, "exp": exp});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET),
+    )
+    .unwrap()
+}
+
+/// Arguments for a call.
+pub fn args(value: Value) -> JsonObject {
+    value.as_object().unwrap().clone()
+}
