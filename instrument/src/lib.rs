@@ -18,6 +18,27 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Over streamable HTTP, give every instance the factory makes the same config (see
+//! `examples/http.rs`; `examples/stdio.rs` is the stdio case):
+//!
+//! ```no_run
+//! # use archon_mcp_instrument::{TracedConfig, TracedExt, user::JwtUser};
+//! # use rmcp::transport::streamable_http_server::{StreamableHttpService, session::local::LocalSessionManager};
+//! # #[derive(Clone)] struct MyServer;
+//! # impl rmcp::ServerHandler for MyServer {}
+//! let config = TracedConfig::builder().user_resolver(JwtUser::hs256(b"secret")).build();
+//! let service: StreamableHttpService<_, LocalSessionManager> =
+//!     StreamableHttpService::new(move || Ok(MyServer.traced(config.clone())), Default::default(), Default::default());
+//! let app: axum::Router = axum::Router::new().nest_service("/mcp", service);
+//! # let _ = app;
+//! ```
+//!
+//! What each request span carries is the contract in [`attributes`] (DESIGN §3). Spans are built
+//! with the OpenTelemetry API, off any `tracing` span of rmcp's, so each request is its own trace
+//! (or a child of `_meta.traceparent`); `tracing` spans of tool code nest under it when the
+//! [`layer`] is installed. Nothing on the request path waits for IO: spans are exported by the
+//! SDK's batch processor.
+//!
 //! - [`Traced`] / [`TracedExt`]: the wrapper; [`TracedConfig`]: users, capture, estimation.
 //! - [`user`]: who is calling (JWT, trusted headers, request extensions, environment).
 //! - [`usage`]: model, tokens and cost reported by tool code.

@@ -395,3 +395,79 @@ impl UserFailures {
         FAILURES.iter().map(|(r, n)| (*r, n.load(Ordering::Relaxed))).filter(|(_, n)| *n > 0).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with_headers(pairs: &[(&str, &str)]) -> Extensions {
+        let mut request = http::Request::builder();
+        for (k, v) in pairs {
+            request = request.header(*k, *v);
+        }
+        let (parts, ()) = request.body(()).unwrap().into_parts();
+        let mut extensions = Extensions::new();
+        extensions.insert(parts);
+        extensions
+    }
+
+    fn sign(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"k"),
+        )
+        .unwrap()
+    }
+
+    fn in_an_hour() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 3600
+    }
+
+    #[test]
+    fn supabase_style_claims() {
+        let token = sign(json!({
+            "sub": "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a01", "email": "ada@example.com", "exp": in_an_hour(),
+            "user_metadata": {"full_name": "Ada Lovelace"}, "app_metadata": {"team": "Research"}
+        }));
+        let resolver = JwtUser::hs256(b"k").department_claim("team");
+        let Resolution::User(user) = resolver.resolve(&with_headers(&[("authorization", &format!("Bearer {token}"))]))
+        else {
+            panic!()
+        };
+        assert_eq!(user.full_name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(user.department.as_deref(), Some("Research"));
+        assert_eq!(user.email.as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn bad_credentials_are_invalid_not_absent() {
+        let resolver = JwtUser::hs256(b"k");
+        let no_sub = sign(json!({"exp": in_an_hour()}));
+        assert_eq!(resolver.verify(&no_sub), Resolution::Invalid("missing_sub"));
+        assert_eq!(resolver.verify("x.y.z"), Resolution::Invalid("malformed"));
+        let basic = with_headers(&[("authorization", "Basic dXNlcjpwdw==")]);
+        assert_eq!(resolver.resolve(&basic), Resolution::Invalid("not_bearer"));
+        assert_eq!(resolver.resolve(&Extensions::new()), Resolution::Absent);
+        // An invalid token stops the chain: no fallback to a weaker source.
+        let chain = JwtUser::hs256(b"k").or(EnvUser::fixed(UserInfo::new("fallback")));
+        assert_eq!(chain.resolve(&basic), Resolution::Invalid("not_bearer"));
+        assert_eq!(chain.resolve(&Extensions::new()), Resolution::User(UserInfo::new("fallback")));
+    }
+
+    #[test]
+    fn trusted_headers_and_extensions() {
+        let ext = with_headers(&[("x-forwarded-user", "u1"), ("x-forwarded-email", "u1@example.com")]);
+        let Resolution::User(user) = TrustedHeaders::new().resolve(&ext) else { panic!() };
+        assert_eq!((user.id.as_str(), user.email.as_deref()), ("u1", Some("u1@example.com")));
+        assert_eq!(TrustedHeaders::new().resolve(&with_headers(&[])), Resolution::Absent);
+
+        let mut request = http::Request::new(());
+        request.extensions_mut().insert(UserContext(UserInfo::new("from-auth-layer")));
+        let (parts, ()) = request.into_parts();
+        let mut ext = Extensions::new();
+        ext.insert(parts);
+        assert_eq!(ExtensionUser.resolve(&ext), Resolution::User(UserInfo::new("from-auth-layer")));
+    }
+}

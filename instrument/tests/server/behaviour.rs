@@ -167,3 +167,28 @@ async fn a_stuck_exporter_never_slows_the_server() {
     // Shutting the provider down would wait for the stuck export.
     std::mem::forget(provider);
 }
+
+#[tokio::test]
+async fn duration_metrics_are_recorded_when_a_meter_provider_is_installed() {
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+    let exporter = InMemoryMetricExporter::default();
+    let meters = SdkMeterProvider::builder().with_reader(PeriodicReader::builder(exporter.clone()).build()).build();
+    opentelemetry::global::set_meter_provider(meters.clone());
+
+    let capture = Capture::new();
+    let config = capture.config(TracedConfig::builder());
+    let client = connect(config.clone()).await;
+    client.call_tool(call("search", json!({"query": "x"}))).await.unwrap();
+    client.cancel().await.unwrap();
+    config.end_sessions(archon_mcp_instrument::attributes::DisconnectReason::ServerShutdown);
+
+    meters.force_flush().unwrap();
+    let names: std::collections::BTreeSet<String> = exporter
+        .get_finished_metrics()
+        .unwrap()
+        .iter()
+        .flat_map(|rm| rm.scope_metrics().flat_map(|sm| sm.metrics().map(|m| m.name().to_owned())).collect::<Vec<_>>())
+        .collect();
+    assert!(names.contains("mcp.server.operation.duration"), "{names:?}");
+    assert!(names.contains("mcp.server.session.duration"), "{names:?}");
+}
