@@ -5,7 +5,10 @@
 //! - [`span`]: the neutral span model every input is converted to;
 //! - [`mapping`]: spans → [`rows`], pure and unit-tested ([`client_type`], [`ids`]);
 //! - [`store`]: writes a mapped batch in one idempotent transaction;
-//! - [`migrate`]: the embedded schema (`migrations/`), applied under an advisory lock.
+//! - [`migrate`]: the embedded schema (`migrations/`), applied under an advisory lock;
+//! - [`otlp`]: OTLP requests → spans; [`sdk`]: [`PgSpanExporter`], the in-process entry point;
+//! - [`batcher`]: group commit; [`receiver`]: OTLP/gRPC and OTLP/HTTP; [`reaper`]; [`serve`]:
+//!   the `serve` command that runs them; [`metrics`]: what `/metrics` shows.
 //!
 //! ```no_run
 //! use archon_mcp_exporter::{mapping, migrate, store::{PgStore, StoreConfig}};
@@ -18,12 +21,21 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batcher;
 pub mod client_type;
 pub mod ids;
 pub mod mapping;
+pub mod metrics;
 pub mod migrate;
+pub mod otlp;
+pub mod reaper;
+pub mod receiver;
 pub mod rows;
+pub mod sdk;
+pub mod serve;
 pub mod span;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+pub use sdk::PgSpanExporter;

@@ -1,10 +1,16 @@
-//! `archon-mcp-exporter`: schema management for the Archon MCP tables (the OTLP receiver,
-//! `serve`, comes with the exporter service).
+//! `archon-mcp-exporter`: the OTLP → PostgreSQL service and its schema tools.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
+use archon_mcp_exporter::batcher::BatcherConfig;
 use archon_mcp_exporter::migrate;
+use archon_mcp_exporter::reaper::ReaperConfig;
+use archon_mcp_exporter::receiver::http::BodyLimits;
+use archon_mcp_exporter::serve::{ServeConfig, Server};
+use archon_mcp_exporter::store::StoreConfig;
 use clap::{Args, Parser, Subcommand};
 use tokio_postgres::NoTls;
 
@@ -18,6 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Receive OTLP traces (gRPC and HTTP) and write MCP sessions and requests to PostgreSQL.
+    Serve(Box<Serve>),
     /// Apply pending schema migrations (safe to run from several processes at once).
     Migrate {
         #[command(flatten)]
@@ -34,15 +42,101 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
+struct Serve {
+    #[command(flatten)]
+    db: Database,
+    /// OTLP/gRPC listen address.
+    #[arg(long, env = "ARCHON_EXPORTER_GRPC_LISTEN", default_value = "0.0.0.0:4317")]
+    grpc_listen: SocketAddr,
+    /// OTLP/HTTP listen address; also serves /healthz, /readyz and /metrics.
+    #[arg(long, env = "ARCHON_EXPORTER_HTTP_LISTEN", default_value = "0.0.0.0:4318")]
+    http_listen: SocketAddr,
+    /// Require `Authorization: Bearer <TOKEN>` on exports.
+    #[arg(long, env = "ARCHON_EXPORTER_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+    /// Apply pending migrations before serving.
+    #[arg(long, env = "ARCHON_EXPORTER_MIGRATE")]
+    migrate: bool,
+    /// Largest OTLP/HTTP body as sent, in bytes.
+    #[arg(long, env = "ARCHON_EXPORTER_MAX_BODY_BYTES", default_value_t = 16 << 20)]
+    max_body_bytes: usize,
+    /// Largest export request once decompressed (HTTP and gRPC), in bytes.
+    #[arg(long, env = "ARCHON_EXPORTER_MAX_DECOMPRESSED_BYTES", default_value_t = 64 << 20)]
+    max_decompressed_bytes: usize,
+    /// Concurrent database writers (each holds one connection).
+    #[arg(long, env = "ARCHON_EXPORTER_WRITERS", default_value_t = 2)]
+    writers: usize,
+    /// Most rows written in one transaction.
+    #[arg(long, env = "ARCHON_EXPORTER_BATCH_ROWS", default_value_t = 5_000)]
+    batch_rows: usize,
+    /// Most rows queued in memory; beyond it exports are refused as busy (retry later).
+    #[arg(long, env = "ARCHON_EXPORTER_MAX_PENDING_ROWS", default_value_t = 200_000)]
+    max_pending_rows: usize,
+    /// Seconds before a database write is abandoned and the export answered "retry later".
+    #[arg(long, env = "ARCHON_EXPORTER_WRITE_TIMEOUT_SECS", default_value_t = 10)]
+    write_timeout_secs: u64,
+    /// Price estimated tokens at this model's price (else they stay unpriced).
+    #[arg(long, env = "ARCHON_EXPORTER_ESTIMATE_MODEL")]
+    estimate_model: Option<String>,
+    /// Seconds without activity before a session is marked idle.
+    #[arg(long, env = "ARCHON_EXPORTER_IDLE_AFTER_SECS", default_value_t = 300)]
+    idle_after_secs: u64,
+    /// Seconds without activity before a session is disconnected as `timeout`.
+    #[arg(long, env = "ARCHON_EXPORTER_TIMEOUT_AFTER_SECS", default_value_t = 1800)]
+    timeout_after_secs: u64,
+    /// Seconds between reaper rounds.
+    #[arg(long, env = "ARCHON_EXPORTER_REAP_INTERVAL_SECS", default_value_t = 30)]
+    reap_interval_secs: u64,
+    /// Do not run the reaper in this process.
+    #[arg(long, env = "ARCHON_EXPORTER_NO_REAPER")]
+    no_reaper: bool,
+}
+
+impl Serve {
+    fn config(self) -> ServeConfig {
+        let batcher = BatcherConfig {
+            max_batch_rows: self.batch_rows.max(1),
+            max_pending_rows: self.max_pending_rows.max(1),
+            writers: self.writers.max(1),
+            write_timeout: Duration::from_secs(self.write_timeout_secs.max(1)),
+        };
+        let mut store = StoreConfig::default().with_max_connections(batcher.writers + 1);
+        store.estimate_model = self.estimate_model;
+        ServeConfig {
+            database_url: self.db.database_url,
+            grpc_listen: self.grpc_listen,
+            http_listen: self.http_listen,
+            auth_token: self.auth_token,
+            migrate: self.migrate,
+            limits: BodyLimits { max_body_bytes: self.max_body_bytes, max_decompressed_bytes: self.max_decompressed_bytes },
+            batcher,
+            store,
+            reaper: (!self.no_reaper).then(|| ReaperConfig {
+                idle_after: Duration::from_secs(self.idle_after_secs),
+                timeout_after: Duration::from_secs(self.timeout_after_secs),
+                interval: Duration::from_secs(self.reap_interval_secs.max(1)),
+                ..ReaperConfig::default()
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
 struct Database {
     /// PostgreSQL connection string (postgres://user:password@host:port/db or key=value).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: String,
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -54,6 +148,12 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Serve(serve) => {
+            let server = Server::bind(serve.config()).await?;
+            tracing::info!(grpc = %server.grpc_addr(), http = %server.http_addr(), "receiving OTLP traces");
+            server.run(shutdown_signal()).await?;
+            tracing::info!("stopped");
+        }
         Command::Migrate { db } => {
             let applied = migrate::migrate_url(&db.database_url)
                 .await
@@ -83,4 +183,26 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::client_type::ClientType;
 use crate::ids;
-use crate::rows::{RequestRow, RequestStatus, SessionUpsert, TokenSource, clean_text, limits};
+use crate::rows::{RequestRow, RequestStatus, SessionSet, SessionUpsert, TokenSource, clean_text, limits};
 use crate::span::{Attributes, Span, SpanRef, StatusCode, Value, hex};
 
 /// Why a span produced no row.
@@ -47,6 +47,8 @@ pub enum SkipReason {
     EndBeforeStart,
     /// A status code outside the OTLP enum.
     UnknownStatusCode,
+    /// A trace id that is not 16 bytes or a span id that is not 8.
+    InvalidId,
     /// The database refused the row (see the store's message).
     Database,
 }
@@ -60,6 +62,7 @@ impl SkipReason {
             SkipReason::MissingTimestamp => "missing_timestamp",
             SkipReason::EndBeforeStart => "end_before_start",
             SkipReason::UnknownStatusCode => "unknown_status_code",
+            SkipReason::InvalidId => "invalid_id",
             SkipReason::Database => "database",
         }
     }
@@ -128,25 +131,19 @@ pub enum Mapped {
 
 /// Maps a batch of spans, merging what they say about each session.
 pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
-    let mut sessions: BTreeMap<Uuid, SessionUpsert> = BTreeMap::new();
+    let mut sessions = SessionSet::default();
     let mut batch = MappedBatch::default();
-    let mut add_session = |session: SessionUpsert| match sessions.entry(session.session_id) {
-        std::collections::btree_map::Entry::Occupied(mut known) => known.get_mut().merge(session),
-        std::collections::btree_map::Entry::Vacant(slot) => {
-            slot.insert(session);
-        }
-    };
     for span in spans {
         match map_span(span) {
             Ok(Mapped::Request(request, session)) => {
                 batch.requests.push(request);
-                add_session(session);
+                sessions.add(session);
             }
-            Ok(Mapped::Session(session)) => add_session(session),
+            Ok(Mapped::Session(session)) => sessions.add(session),
             Err(skipped) => batch.skipped.push(skipped),
         }
     }
-    batch.sessions = sessions.into_values().collect();
+    batch.sessions = sessions.into_vec();
     batch
 }
 

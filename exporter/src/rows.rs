@@ -137,6 +137,28 @@ impl SessionUpsert {
     }
 }
 
+/// Session upserts keyed by id, each id merged into one (an upsert may touch a row only once
+/// per statement), in id order (a fixed lock order for concurrent writers).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionSet(std::collections::BTreeMap<Uuid, SessionUpsert>);
+
+impl SessionSet {
+    /// Adds a view of a session, merging it with what is known of the same id.
+    pub fn add(&mut self, session: SessionUpsert) {
+        match self.0.entry(session.session_id) {
+            std::collections::btree_map::Entry::Occupied(mut known) => known.get_mut().merge(session),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(session);
+            }
+        }
+    }
+
+    /// The merged upserts, by id.
+    pub fn into_vec(self) -> Vec<SessionUpsert> {
+        self.0.into_values().collect()
+    }
+}
+
 fn fill<T>(slot: &mut Option<T>, candidate: Option<T>) {
     if slot.is_none() {
         *slot = candidate;

@@ -143,7 +143,7 @@ pub struct StoreRejection {
 }
 
 /// Which row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RowRef {
     /// A session upsert (its requests are refused with it).
     Session(Uuid),

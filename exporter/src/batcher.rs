@@ -1,0 +1,214 @@
+//! Group commit: concurrent exports are queued, and each writer takes everything queued (up to
+//! a row limit) into one transaction. Memory is bounded by a row budget; an export that does not
+//! fit is refused at once as busy, which the receivers turn into "retry later".
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use archon_mcp_exporter::batcher::{Batcher, BatcherConfig};
+//! use archon_mcp_exporter::{mapping::map_spans, metrics::Metrics, store::{PgStore, StoreConfig}};
+//! # async fn run(spans: Vec<archon_mcp_exporter::span::Span>) -> anyhow::Result<()> {
+//! let store = PgStore::connect("postgres://postgres@127.0.0.1/archon", StoreConfig::default())?;
+//! let batcher = Batcher::start(store, BatcherConfig::default(), Arc::new(Metrics::default()));
+//! let rejected = batcher.submit(map_spans(&spans)).await?; // returns once committed
+//! batcher.close().await;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use crate::mapping::MappedBatch;
+use crate::metrics::Metrics;
+use crate::rows::SessionSet;
+use crate::store::{PgStore, RowRef, StoreError, StoreRejection};
+
+/// Limits of the group commit.
+#[derive(Debug, Clone)]
+pub struct BatcherConfig {
+    /// Most rows in one transaction.
+    pub max_batch_rows: usize,
+    /// Most rows queued or being written at once (the memory bound).
+    pub max_pending_rows: usize,
+    /// Concurrent writers (one connection each).
+    pub writers: usize,
+    /// A write that takes longer is abandoned and reported unavailable.
+    pub write_timeout: Duration,
+}
+
+impl Default for BatcherConfig {
+    fn default() -> Self {
+        Self { max_batch_rows: 5_000, max_pending_rows: 200_000, writers: 2, write_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Why an export was not committed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    /// Too much is queued already; retry later.
+    #[error("the exporter is busy ({0} rows queued); retry later")]
+    Busy(usize),
+    /// The database cannot take writes now; retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The write failed for another reason (no schema, no permission): retrying helps only once
+    /// an operator fixes it.
+    #[error("{0}")]
+    Failed(String),
+    /// The batcher is shutting down.
+    #[error("the exporter is shutting down")]
+    Closed,
+}
+
+impl From<StoreError> for SubmitError {
+    fn from(e: StoreError) -> Self {
+        if e.is_retryable() { SubmitError::Unavailable(e.to_string()) } else { SubmitError::Failed(e.to_string()) }
+    }
+}
+
+struct Job {
+    batch: MappedBatch,
+    reply: oneshot::Sender<Result<Vec<StoreRejection>, SubmitError>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The queue in front of the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: mpsc::UnboundedSender<Job>,
+    budget: Arc<Semaphore>,
+    max_pending: usize,
+    writers: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher").field("max_pending", &self.max_pending).finish_non_exhaustive()
+    }
+}
+
+impl Batcher {
+    /// Starts the writers.
+    pub fn start(store: PgStore, config: BatcherConfig, metrics: Arc<Metrics>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut writers = JoinSet::new();
+        for _ in 0..config.writers.max(1) {
+            writers.spawn(write_loop(rx.clone(), store.clone(), config.clone(), metrics.clone()));
+        }
+        Self {
+            tx,
+            budget: Arc::new(Semaphore::new(config.max_pending_rows)),
+            max_pending: config.max_pending_rows,
+            writers: Arc::new(Mutex::new(writers)),
+        }
+    }
+
+    /// Queues a batch and waits until it is committed; returns the rows the database refused.
+    pub async fn submit(&self, batch: MappedBatch) -> Result<Vec<StoreRejection>, SubmitError> {
+        let rows = (batch.requests.len() + batch.sessions.len()).max(1);
+        if rows > self.max_pending {
+            return Err(SubmitError::Busy(rows));
+        }
+        let permit = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(rows as u32)
+            .map_err(|_| SubmitError::Busy(self.max_pending - self.budget.available_permits()))?;
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Job { batch, reply, _permit: permit }).map_err(|_| SubmitError::Closed)?;
+        answer.await.map_err(|_| SubmitError::Closed)?
+    }
+
+    /// Rows queued or being written.
+    pub fn pending_rows(&self) -> usize {
+        self.max_pending - self.budget.available_permits()
+    }
+
+    /// Stops taking work and waits until everything queued is written.
+    pub async fn close(self) {
+        let Batcher { tx, writers, .. } = self;
+        drop(tx);
+        let mut writers = writers.lock().await;
+        while writers.join_next().await.is_some() {}
+    }
+}
+
+async fn write_loop(rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, store: PgStore, config: BatcherConfig, metrics: Arc<Metrics>) {
+    loop {
+        let jobs = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut rows = first.batch.requests.len() + first.batch.sessions.len();
+            let mut jobs = vec![first];
+            while rows < config.max_batch_rows {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        rows += job.batch.requests.len() + job.batch.sessions.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            jobs
+        };
+        write_jobs(jobs, &store, &config, &metrics).await;
+    }
+}
+
+/// Writes the jobs in one transaction and answers each.
+async fn write_jobs(jobs: Vec<Job>, store: &PgStore, config: &BatcherConfig, metrics: &Metrics) {
+    let (merged, owners) = merge(&jobs);
+    let started = Instant::now();
+    let result = match tokio::time::timeout(config.write_timeout, store.write(&merged)).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Unavailable(format!("the write took longer than {:?}", config.write_timeout))),
+    };
+    metrics.batch_latency.observe(started.elapsed());
+    match result {
+        Ok(outcome) => {
+            metrics.batches.add(1);
+            metrics.spans_written.add(outcome.requests_inserted);
+            metrics.spans_duplicate.add(outcome.requests_duplicate);
+            metrics.spans_rejected.add("database", outcome.rejected.len() as u64);
+            let mut per_job: Vec<Vec<StoreRejection>> = vec![Vec::new(); jobs.len()];
+            for rejection in outcome.rejected {
+                for &job in owners.get(&rejection.row).map(Vec::as_slice).unwrap_or_default() {
+                    per_job[job].push(rejection.clone());
+                }
+            }
+            for (job, rejected) in jobs.into_iter().zip(per_job) {
+                let _ = job.reply.send(Ok(rejected));
+            }
+        }
+        Err(e) => {
+            metrics.database_errors.add(if e.is_retryable() { "unavailable" } else { "error" }, 1);
+            tracing::warn!(error = %e, rows = merged.requests.len(), "write failed; the senders will retry");
+            let failure = SubmitError::from(e);
+            for job in jobs {
+                let _ = job.reply.send(Err(failure.clone()));
+            }
+        }
+    }
+}
+
+/// One batch from many, and which jobs each row came from.
+fn merge(jobs: &[Job]) -> (MappedBatch, HashMap<RowRef, Vec<usize>>) {
+    let mut sessions = SessionSet::default();
+    let mut merged = MappedBatch::default();
+    let mut owners: HashMap<RowRef, Vec<usize>> = HashMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        for session in &job.batch.sessions {
+            owners.entry(RowRef::Session(session.session_id)).or_default().push(i);
+            sessions.add(session.clone());
+        }
+        for request in &job.batch.requests {
+            owners.entry(RowRef::Request(request.request_id)).or_default().push(i);
+            merged.requests.push(request.clone());
+        }
+    }
+    merged.sessions = sessions.into_vec();
+    (merged, owners)
+}

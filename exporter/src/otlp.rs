@@ -1,0 +1,197 @@
+//! OTLP → the neutral span model: pure conversion, no IO.
+//!
+//! ```
+//! use archon_mcp_exporter::otlp::spans_from_request;
+//! use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+//!
+//! let (spans, invalid) = spans_from_request(ExportTraceServiceRequest::default());
+//! assert!(spans.is_empty() && invalid.is_empty());
+//! ```
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{span, status};
+
+use crate::mapping::{SkipReason, Skipped};
+use crate::span::{Attributes, Span, SpanKind, SpanRef, Status, StatusCode, Value};
+
+/// Every span of an OTLP export request, with its resource's attributes; spans whose ids are
+/// not 16 and 8 bytes are refused.
+pub fn spans_from_request(request: ExportTraceServiceRequest) -> (Vec<Span>, Vec<Skipped>) {
+    let mut spans = Vec::new();
+    let mut invalid = Vec::new();
+    for resource_spans in request.resource_spans {
+        let resource = resource_spans.resource.map(|r| attributes(r.attributes)).unwrap_or_default();
+        for scope_spans in resource_spans.scope_spans {
+            for proto in scope_spans.spans {
+                match convert(proto, &resource) {
+                    Ok(span) => spans.push(span),
+                    Err(skipped) => invalid.push(skipped),
+                }
+            }
+        }
+    }
+    (spans, invalid)
+}
+
+/// How many spans an export request holds.
+pub fn span_count(request: &ExportTraceServiceRequest) -> usize {
+    request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
+}
+
+fn convert(proto: opentelemetry_proto::tonic::trace::v1::Span, resource: &Attributes) -> Result<Span, Skipped> {
+    let ids = (<[u8; 16]>::try_from(proto.trace_id.as_slice()), <[u8; 8]>::try_from(proto.span_id.as_slice()));
+    let (Ok(trace_id), Ok(span_id)) = ids else {
+        let mut trace_id = [0u8; 16];
+        let mut span_id = [0u8; 8];
+        let n = proto.trace_id.len().min(16);
+        trace_id[..n].copy_from_slice(&proto.trace_id[..n]);
+        let n = proto.span_id.len().min(8);
+        span_id[..n].copy_from_slice(&proto.span_id[..n]);
+        return Err(Skipped {
+            span: SpanRef { trace_id, span_id },
+            reason: SkipReason::InvalidId,
+            detail: format!("trace id of {} bytes, span id of {} bytes", proto.trace_id.len(), proto.span_id.len()),
+        });
+    };
+    let status = proto.status.unwrap_or_default();
+    Ok(Span {
+        trace_id,
+        span_id,
+        parent_span_id: <[u8; 8]>::try_from(proto.parent_span_id.as_slice()).ok(),
+        name: proto.name,
+        kind: match span::SpanKind::try_from(proto.kind) {
+            Ok(span::SpanKind::Internal) => SpanKind::Internal,
+            Ok(span::SpanKind::Server) => SpanKind::Server,
+            Ok(span::SpanKind::Client) => SpanKind::Client,
+            Ok(span::SpanKind::Producer) => SpanKind::Producer,
+            Ok(span::SpanKind::Consumer) => SpanKind::Consumer,
+            _ => SpanKind::Unspecified,
+        },
+        start_time_unix_nano: proto.start_time_unix_nano,
+        end_time_unix_nano: proto.end_time_unix_nano,
+        status: Status {
+            code: match status::StatusCode::try_from(status.code) {
+                Ok(status::StatusCode::Unset) => StatusCode::Unset,
+                Ok(status::StatusCode::Ok) => StatusCode::Ok,
+                Ok(status::StatusCode::Error) => StatusCode::Error,
+                Err(_) => StatusCode::Unknown(status.code),
+            },
+            message: status.message,
+        },
+        attributes: attributes(proto.attributes),
+        resource: resource.clone(),
+    })
+}
+
+fn attributes(kvs: Vec<KeyValue>) -> Attributes {
+    Attributes(kvs.into_iter().filter_map(|kv| Some((kv.key, value(kv.value?)?))).collect())
+}
+
+fn value(any: AnyValue) -> Option<Value> {
+    Some(match any.value? {
+        any_value::Value::StringValue(s) => Value::Str(s),
+        any_value::Value::BoolValue(b) => Value::Bool(b),
+        any_value::Value::IntValue(i) => Value::I64(i),
+        any_value::Value::DoubleValue(d) => Value::F64(d),
+        any_value::Value::BytesValue(b) => Value::Bytes(b),
+        // Arrays and maps are kept as their JSON text.
+        other => Value::Str(json(&other).to_string()),
+    })
+}
+
+fn json(value: &any_value::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        any_value::Value::StringValue(s) => J::String(s.clone()),
+        any_value::Value::BoolValue(b) => J::Bool(*b),
+        any_value::Value::IntValue(i) => J::from(*i),
+        any_value::Value::DoubleValue(d) => J::from(*d),
+        any_value::Value::BytesValue(b) => J::String(crate::span::hex(b)),
+        any_value::Value::ArrayValue(a) => {
+            J::Array(a.values.iter().filter_map(|v| v.value.as_ref()).map(json).collect())
+        }
+        any_value::Value::KvlistValue(kv) => J::Object(
+            kv.values
+                .iter()
+                .filter_map(|kv| Some((kv.key.clone(), json(kv.value.as_ref()?.value.as_ref()?))))
+                .collect(),
+        ),
+        _ => J::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::ArrayValue;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+    fn kv(key: &str, value: any_value::Value) -> KeyValue {
+        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }) }
+    }
+
+    fn request(spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", any_value::Value::StringValue("kb".into()))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn converts_every_field() {
+        let proto = opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            parent_span_id: vec![3; 8],
+            name: "tools/call search".into(),
+            kind: span::SpanKind::Server as i32,
+            start_time_unix_nano: 10,
+            end_time_unix_nano: 20,
+            status: Some(opentelemetry_proto::tonic::trace::v1::Status { code: 2, message: "boom".into() }),
+            attributes: vec![
+                kv("mcp.method.name", any_value::Value::StringValue("tools/call".into())),
+                kv("n", any_value::Value::IntValue(7)),
+                kv(
+                    "list",
+                    any_value::Value::ArrayValue(ArrayValue {
+                        values: vec![AnyValue { value: Some(any_value::Value::IntValue(1)) }],
+                    }),
+                ),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(span_count(&request(vec![proto.clone()])), 1);
+        let (spans, invalid) = spans_from_request(request(vec![proto]));
+        assert!(invalid.is_empty());
+        let span = &spans[0];
+        assert_eq!((span.trace_id, span.span_id, span.parent_span_id), ([1; 16], [2; 8], Some([3; 8])));
+        assert_eq!((span.kind, span.start_time_unix_nano, span.end_time_unix_nano), (SpanKind::Server, 10, 20));
+        assert_eq!(span.status, Status { code: StatusCode::Error, message: "boom".into() });
+        assert_eq!(span.attributes.get("n"), Some(&Value::I64(7)));
+        assert_eq!(span.attributes.str("list").as_deref(), Some("[1]"));
+        assert_eq!(span.resource.str("service.name").as_deref(), Some("kb"));
+    }
+
+    #[test]
+    fn bad_ids_and_unknown_status_codes() {
+        let bad = opentelemetry_proto::tonic::trace::v1::Span { trace_id: vec![1; 3], span_id: vec![2; 8], ..Default::default() };
+        let odd = opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            status: Some(opentelemetry_proto::tonic::trace::v1::Status { code: 9, message: String::new() }),
+            ..Default::default()
+        };
+        let (spans, invalid) = spans_from_request(request(vec![bad, odd]));
+        assert_eq!(invalid.len(), 1);
+        assert_eq!(invalid[0].reason, SkipReason::InvalidId);
+        assert_eq!(spans[0].status.code, StatusCode::Unknown(9));
+    }
+}

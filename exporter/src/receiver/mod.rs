@@ -1,0 +1,107 @@
+//! The OTLP receivers (gRPC and HTTP) and what they share: authentication, and one export
+//! request → decode → map → group commit → an outcome each transport spells its own way.
+
+pub mod grpc;
+pub mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::batcher::{Batcher, SubmitError};
+use crate::mapping::map_spans;
+use crate::metrics::Metrics;
+use crate::otlp::spans_from_request;
+
+/// How long senders are told to wait before retrying when the database is unavailable.
+pub const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// What the receivers share.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    batcher: Batcher,
+    auth_token: Option<Arc<str>>,
+    metrics: Arc<Metrics>,
+}
+
+/// The result of one export request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed; `rejected` spans were refused individually (partial success).
+    Accepted { rejected: u64, message: String },
+    /// Nothing committed; the sender should retry after a while.
+    Unavailable(String),
+}
+
+impl Ingest {
+    /// Receivers writing through `batcher`, requiring `Bearer <auth_token>` when one is given.
+    pub fn new(batcher: Batcher, auth_token: Option<String>, metrics: Arc<Metrics>) -> Self {
+        Self { batcher, auth_token: auth_token.filter(|t| !t.is_empty()).map(Into::into), metrics }
+    }
+
+    /// The service metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Whether an `Authorization` header value is acceptable (constant-time comparison).
+    pub fn authorized(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(expected) = &self.auth_token else { return true };
+        let Some(given) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else { return false };
+        constant_time_eq(given, expected.as_bytes())
+    }
+
+    /// Decoded request → rows → committed.
+    pub async fn export(&self, request: ExportTraceServiceRequest) -> Outcome {
+        let (spans, invalid) = spans_from_request(request);
+        self.metrics.spans_received.add((spans.len() + invalid.len()) as u64);
+        let mut batch = map_spans(&spans);
+        batch.skipped.extend(invalid);
+        for (reason, count) in batch.skipped_by_reason() {
+            let counter = if reason.is_rejection() { &self.metrics.spans_rejected } else { &self.metrics.spans_ignored };
+            counter.add(reason.as_str(), count as u64);
+        }
+        let mut rejected = batch.rejected() as u64;
+        let mut reasons: Vec<String> =
+            batch.skipped.iter().filter(|s| s.reason.is_rejection()).take(3).map(|s| format!("{}: {}", s.reason, s.detail)).collect();
+        if !batch.requests.is_empty() || !batch.sessions.is_empty() {
+            match self.batcher.submit(batch).await {
+                Ok(refused) => {
+                    rejected += refused.len() as u64;
+                    reasons.extend(refused.iter().take(3).map(|r| format!("database: {}", r.reason)));
+                }
+                Err(e) => {
+                    if matches!(e, SubmitError::Busy(_)) {
+                        self.metrics.database_errors.add("busy", 1);
+                    }
+                    // Every failure to commit is worth a retry: telling the collector to drop
+                    // the data (a permanent error) would lose it while an operator fixes things.
+                    self.metrics.exports.add("unavailable", 1);
+                    return Outcome::Unavailable(e.to_string());
+                }
+            }
+        }
+        self.metrics.exports.add("ok", 1);
+        Outcome::Accepted { rejected, message: reasons.join("; ") }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,206 @@
+//! `archon-mcp-exporter serve`: the OTLP receivers, the group-commit writer and the reaper,
+//! started together and stopped gracefully.
+//!
+//! ```no_run
+//! use archon_mcp_exporter::serve::{ServeConfig, Server};
+//! # async fn run() -> anyhow::Result<()> {
+//! let config = ServeConfig::new("postgres://postgres@127.0.0.1/archon");
+//! let server = Server::bind(config).await?;
+//! println!("OTLP/gRPC on {}, OTLP/HTTP on {}", server.grpc_addr(), server.http_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::batcher::{Batcher, BatcherConfig};
+use crate::metrics::Metrics;
+use crate::migrate;
+use crate::reaper::{self, ReaperConfig};
+use crate::receiver::Ingest;
+use crate::receiver::grpc::GrpcReceiver;
+use crate::receiver::http::{self, BodyLimits};
+use crate::store::{PgStore, StoreConfig};
+
+/// Everything `serve` is told.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// PostgreSQL connection string.
+    pub database_url: String,
+    /// OTLP/gRPC address (default 0.0.0.0:4317).
+    pub grpc_listen: SocketAddr,
+    /// OTLP/HTTP, health and metrics address (default 0.0.0.0:4318).
+    pub http_listen: SocketAddr,
+    /// Require `Authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
+    /// Apply migrations before serving.
+    pub migrate: bool,
+    /// HTTP body limits (the gRPC limit is the decompressed one).
+    pub limits: BodyLimits,
+    /// Group commit.
+    pub batcher: BatcherConfig,
+    /// Pool and pricing.
+    pub store: StoreConfig,
+    /// The reaper; `None` disables it.
+    pub reaper: Option<ReaperConfig>,
+}
+
+impl ServeConfig {
+    /// Defaults for a database.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        let batcher = BatcherConfig::default();
+        Self {
+            database_url: database_url.into(),
+            grpc_listen: ([0, 0, 0, 0], 4317).into(),
+            http_listen: ([0, 0, 0, 0], 4318).into(),
+            auth_token: None,
+            migrate: false,
+            limits: BodyLimits::default(),
+            // One connection per writer, one for the reaper and readiness checks.
+            store: StoreConfig::default().with_max_connections(batcher.writers + 1),
+            batcher,
+            reaper: Some(ReaperConfig::default()),
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listen address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--migrate` failed.
+    #[error("migrating before serving failed (check --database-url / DATABASE_URL)")]
+    Migrate(#[from] migrate::MigrateError),
+    /// The database settings are wrong.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A receiver failed while serving.
+    #[error("the {0} receiver failed: {1}")]
+    Serve(&'static str, String),
+}
+
+/// A bound, not yet running service.
+pub struct Server {
+    config: ServeConfig,
+    grpc: TcpListener,
+    http: TcpListener,
+    store: PgStore,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("grpc", &self.grpc_addr()).field("http", &self.http_addr()).finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Migrates (when asked) and binds both ports.
+    pub async fn bind(config: ServeConfig) -> Result<Self, ServeError> {
+        if config.migrate {
+            for m in migrate::migrate_url(&config.database_url).await? {
+                tracing::info!(version = m.version, name = %m.name, "applied migration");
+            }
+        }
+        let listen = |addr: SocketAddr| async move { TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source }) };
+        let grpc = listen(config.grpc_listen).await?;
+        let http = listen(config.http_listen).await?;
+        let store = PgStore::connect(&config.database_url, config.store.clone())?;
+        Ok(Self { config, grpc, http, store, metrics: Arc::new(Metrics::default()) })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The service metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, finishes in-flight exports and
+    /// their writes, and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let Server { config, grpc, http, store, metrics } = self;
+        let batcher = Batcher::start(store.clone(), config.batcher.clone(), metrics.clone());
+        let ingest = Ingest::new(batcher.clone(), config.auth_token.clone(), metrics.clone());
+        let stop = CancellationToken::new();
+
+        let grpc_service = GrpcReceiver::service(ingest.clone(), config.limits.max_decompressed_bytes);
+        let grpc_stop = stop.clone();
+        let grpc_task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(grpc_service)
+                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc), grpc_stop.cancelled_owned())
+                .await
+                .map_err(|e| ServeError::Serve("gRPC", e.to_string()))
+        });
+        let router = http::router(ingest, store.clone(), config.limits);
+        let http_stop = stop.clone();
+        let http_task = tokio::spawn(async move {
+            axum::serve(http, router)
+                .with_graceful_shutdown(http_stop.cancelled_owned())
+                .await
+                .map_err(|e| ServeError::Serve("HTTP", e.to_string()))
+        });
+        let reaper_task = config.reaper.clone().map(|reaper| tokio::spawn(reap_forever(store, reaper, metrics)));
+
+        tokio::select! {
+            () = shutdown => tracing::info!("shutting down: finishing in-flight exports"),
+            () = stop.cancelled() => {}
+        }
+        stop.cancel();
+        let (grpc_result, http_result) = tokio::join!(grpc_task, http_task);
+        if let Some(task) = reaper_task {
+            task.abort();
+        }
+        batcher.close().await;
+        for result in [grpc_result, http_result] {
+            result.map_err(|e| ServeError::Serve("receiver", e.to_string()))??;
+        }
+        Ok(())
+    }
+}
+
+async fn reap_forever(store: PgStore, config: ReaperConfig, metrics: Arc<Metrics>) {
+    let mut rounds: u64 = 0;
+    loop {
+        match store.pool().get().await {
+            Ok(client) => {
+                // Partitions at start and then about hourly.
+                if rounds % (3600 / config.interval.as_secs().max(1)).max(1) == 0 {
+                    if let Err(e) = reaper::ensure_partitions(&client, config.months_ahead).await {
+                        tracing::warn!(error = %e, "could not create the coming request partitions");
+                    }
+                }
+                match reaper::reap_once(&client, &config).await {
+                    Ok(reaped) => {
+                        metrics.sessions_reaped.add("idle", reaped.idled);
+                        metrics.sessions_reaped.add("disconnected", reaped.timed_out);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reaper round failed; retrying next round"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reaper cannot reach the database; retrying next round"),
+        }
+        rounds += 1;
+        tokio::time::sleep(config.interval).await;
+    }
+}
