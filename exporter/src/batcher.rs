@@ -18,12 +18,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use tokio::task::JoinSet;
 use crate::mapping::MappedBatch;
 use crate::metrics::Metrics;
 use crate::rows::SessionSet;
 use crate::store::{PgStore, RowRef, StoreError, StoreRejection};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
 
 /// Limits of the group commit.
 #[derive(Debug, Clone)]
@@ -136,7 +136,12 @@ impl Batcher {
     }
 }
 
-async fn write_loop(rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, store: PgStore, config: BatcherConfig, metrics: Arc<Metrics>) {
+async fn write_loop(
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    store: PgStore,
+    config: BatcherConfig,
+    metrics: Arc<Metrics>,
+) {
     loop {
         let jobs = {
             let mut rx = rx.lock().await;

@@ -108,7 +108,10 @@ impl Serve {
             http_listen: self.http_listen,
             auth_token: self.auth_token,
             migrate: self.migrate,
-            limits: BodyLimits { max_body_bytes: self.max_body_bytes, max_decompressed_bytes: self.max_decompressed_bytes },
+            limits: BodyLimits {
+                max_body_bytes: self.max_body_bytes,
+                max_decompressed_bytes: self.max_decompressed_bytes,
+            },
             batcher,
             store,
             reaper: (!self.no_reaper).then(|| ReaperConfig {
@@ -133,8 +136,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
     match run(cli.command).await {

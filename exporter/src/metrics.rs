@@ -109,16 +109,34 @@ impl Metrics {
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         };
-        counter("archon_exporter_spans_received_total", "Spans received in OTLP export requests.", self.spans_received.get());
+        counter(
+            "archon_exporter_spans_received_total",
+            "Spans received in OTLP export requests.",
+            self.spans_received.get(),
+        );
         counter("archon_exporter_spans_written_total", "Request rows committed.", self.spans_written.get());
-        counter("archon_exporter_spans_duplicate_total", "Request rows already stored (replays).", self.spans_duplicate.get());
+        counter(
+            "archon_exporter_spans_duplicate_total",
+            "Request rows already stored (replays).",
+            self.spans_duplicate.get(),
+        );
         counter("archon_exporter_batches_total", "Transactions written.", self.batches.get());
         for (name, help, label, values) in [
             ("archon_exporter_spans_rejected_total", "Spans refused, by reason.", "reason", &self.spans_rejected),
-            ("archon_exporter_spans_ignored_total", "Spans not stored because they are not MCP request spans of a session.", "reason", &self.spans_ignored),
+            (
+                "archon_exporter_spans_ignored_total",
+                "Spans not stored because they are not MCP request spans of a session.",
+                "reason",
+                &self.spans_ignored,
+            ),
             ("archon_exporter_exports_total", "Export requests answered, by outcome.", "outcome", &self.exports),
             ("archon_exporter_database_errors_total", "Failed writes, by kind.", "kind", &self.database_errors),
-            ("archon_exporter_sessions_reaped_total", "Sessions the reaper marked idle or disconnected.", "status", &self.sessions_reaped),
+            (
+                "archon_exporter_sessions_reaped_total",
+                "Sessions the reaper marked idle or disconnected.",
+                "status",
+                &self.sessions_reaped,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (value, count) in values.snapshot() {

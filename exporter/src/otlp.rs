@@ -129,7 +129,7 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
     fn kv(key: &str, value: any_value::Value) -> KeyValue {
-        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }) }
+        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
     }
 
     fn request(spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>) -> ExportTraceServiceRequest {
@@ -182,7 +182,11 @@ mod tests {
 
     #[test]
     fn bad_ids_and_unknown_status_codes() {
-        let bad = opentelemetry_proto::tonic::trace::v1::Span { trace_id: vec![1; 3], span_id: vec![2; 8], ..Default::default() };
+        let bad = opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: vec![1; 3],
+            span_id: vec![2; 8],
+            ..Default::default()
+        };
         let odd = opentelemetry_proto::tonic::trace::v1::Span {
             trace_id: vec![1; 16],
             span_id: vec![2; 8],

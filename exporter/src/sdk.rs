@@ -71,7 +71,8 @@ impl PgSpanExporter {
 impl SpanExporter for PgSpanExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         // One conversion path for both entry points: SDK spans → OTLP → the neutral model.
-        let request = ExportTraceServiceRequest { resource_spans: group_spans_by_resource_and_scope(batch, &self.resource) };
+        let request =
+            ExportTraceServiceRequest { resource_spans: group_spans_by_resource_and_scope(batch, &self.resource) };
         let (spans, _invalid) = spans_from_request(request);
         let mapped = map_spans(&spans);
         let store = self.store.clone();

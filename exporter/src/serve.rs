@@ -101,7 +101,10 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("grpc", &self.grpc_addr()).field("http", &self.http_addr()).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("grpc", &self.grpc_addr())
+            .field("http", &self.http_addr())
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,7 +116,9 @@ impl Server {
                 tracing::info!(version = m.version, name = %m.name, "applied migration");
             }
         }
-        let listen = |addr: SocketAddr| async move { TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source }) };
+        let listen = |addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source })
+        };
         let grpc = listen(config.grpc_listen).await?;
         let http = listen(config.http_listen).await?;
         let store = PgStore::connect(&config.database_url, config.store.clone())?;
@@ -148,7 +153,10 @@ impl Server {
         let grpc_task = tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(grpc_service)
-                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc), grpc_stop.cancelled_owned())
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(grpc),
+                    grpc_stop.cancelled_owned(),
+                )
                 .await
                 .map_err(|e| ServeError::Serve("gRPC", e.to_string()))
         });

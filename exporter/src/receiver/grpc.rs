@@ -43,9 +43,11 @@ impl TraceService for GrpcReceiver {
                     .then(|| ExportTracePartialSuccess { rejected_spans: rejected as i64, error_message: message }),
             })),
             // The collector retries UNAVAILABLE, after RetryInfo's delay.
-            Outcome::Unavailable(message) => {
-                Err(Status::with_error_details(Code::Unavailable, message, ErrorDetails::with_retry_info(Some(RETRY_AFTER))))
-            }
+            Outcome::Unavailable(message) => Err(Status::with_error_details(
+                Code::Unavailable,
+                message,
+                ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+            )),
         }
     }
 }

@@ -118,7 +118,12 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
             Err(Gunzip::Corrupt(e)) => return invalid(ingest, encoding, format!("bad gzip body: {e}")),
         },
         Some(other) => {
-            return error(encoding, StatusCode::UNSUPPORTED_MEDIA_TYPE, 3, format!("unsupported content encoding {other:?}"));
+            return error(
+                encoding,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                3,
+                format!("unsupported content encoding {other:?}"),
+            );
         }
     };
     let request = match encoding {
@@ -174,7 +179,8 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, Gunzip> {
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let check = async {
         let mut client = state.store.pool().get().await.map_err(|e| format!("database unreachable: {e}"))?;
-        let pending = migrate::pending(&mut client).await.map_err(|e| format!("cannot read the schema version: {e}"))?;
+        let pending =
+            migrate::pending(&mut client).await.map_err(|e| format!("cannot read the schema version: {e}"))?;
         if pending.is_empty() {
             Ok(())
         } else {
@@ -188,9 +194,6 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.ingest.metrics().render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.ingest.metrics().render())
         .into_response()
 }

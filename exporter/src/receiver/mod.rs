@@ -59,12 +59,18 @@ impl Ingest {
         let mut batch = map_spans(&spans);
         batch.skipped.extend(invalid);
         for (reason, count) in batch.skipped_by_reason() {
-            let counter = if reason.is_rejection() { &self.metrics.spans_rejected } else { &self.metrics.spans_ignored };
+            let counter =
+                if reason.is_rejection() { &self.metrics.spans_rejected } else { &self.metrics.spans_ignored };
             counter.add(reason.as_str(), count as u64);
         }
         let mut rejected = batch.rejected() as u64;
-        let mut reasons: Vec<String> =
-            batch.skipped.iter().filter(|s| s.reason.is_rejection()).take(3).map(|s| format!("{}: {}", s.reason, s.detail)).collect();
+        let mut reasons: Vec<String> = batch
+            .skipped
+            .iter()
+            .filter(|s| s.reason.is_rejection())
+            .take(3)
+            .map(|s| format!("{}: {}", s.reason, s.detail))
+            .collect();
         if !batch.requests.is_empty() || !batch.sessions.is_empty() {
             match self.batcher.submit(batch).await {
                 Ok(refused) => {

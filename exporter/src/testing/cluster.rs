@@ -45,14 +45,7 @@ impl LocalCluster {
             "--no-sync",
             "--no-instructions",
         ]))?;
-        run(cluster.pg_command("pg_ctl").arg("-D").arg(&data).arg("-l").arg(cluster.dir.join("log")).args([
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            &format!("-p {} -k {} -c listen_addresses=127.0.0.1", cluster.port, cluster.dir.display()),
-            "start",
-        ]))?;
+        cluster.start_server()?;
         Ok(cluster)
     }
 
@@ -74,6 +67,23 @@ impl LocalCluster {
     /// The same as a `postgres://` URL.
     pub fn url(&self, dbname: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{dbname}", self.port)
+    }
+
+    /// Stops the server (fast shutdown: connections are cut), keeping its data.
+    pub fn stop(&self) -> Result<(), String> {
+        run(self.pg_command("pg_ctl").arg("-D").arg(self.dir.join("data")).args(["-m", "fast", "-w", "stop"]))
+    }
+
+    /// Starts the server (again, after [`stop`](Self::stop)), on the same port.
+    pub fn start_server(&self) -> Result<(), String> {
+        run(self.pg_command("pg_ctl").arg("-D").arg(self.dir.join("data")).arg("-l").arg(self.dir.join("log")).args([
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.display()),
+            "start",
+        ]))
     }
 
     /// Leaves the cluster running after this process ends; returns the shell command that

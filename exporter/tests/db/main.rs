@@ -5,4 +5,5 @@ mod api;
 mod fixtures;
 mod harness;
 mod schema;
+mod service;
 mod store;

@@ -1,0 +1,72 @@
+//! Neutral spans → an OTLP export request: what a collector would send for them.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span as ProtoSpan, Status as ProtoStatus};
+
+use crate::span::{Attributes, Span, SpanKind, StatusCode, Value};
+
+/// One export request holding `spans`, one resource entry per span (as the SDK groups them).
+pub fn otlp_request(spans: &[Span]) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: spans
+            .iter()
+            .map(|span| ResourceSpans {
+                resource: Some(Resource { attributes: key_values(&span.resource), ..Default::default() }),
+                scope_spans: vec![ScopeSpans { spans: vec![proto_span(span)], ..Default::default() }],
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+fn proto_span(span: &Span) -> ProtoSpan {
+    ProtoSpan {
+        trace_id: span.trace_id.to_vec(),
+        span_id: span.span_id.to_vec(),
+        parent_span_id: span.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
+        name: span.name.clone(),
+        kind: match span.kind {
+            SpanKind::Unspecified => 0,
+            SpanKind::Internal => 1,
+            SpanKind::Server => 2,
+            SpanKind::Client => 3,
+            SpanKind::Producer => 4,
+            SpanKind::Consumer => 5,
+        },
+        start_time_unix_nano: span.start_time_unix_nano,
+        end_time_unix_nano: span.end_time_unix_nano,
+        attributes: key_values(&span.attributes),
+        status: Some(ProtoStatus {
+            code: match span.status.code {
+                StatusCode::Unset => 0,
+                StatusCode::Ok => 1,
+                StatusCode::Error => 2,
+                StatusCode::Unknown(code) => code,
+            },
+            message: span.status.message.clone(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
+    attributes
+        .0
+        .iter()
+        .map(|(key, value)| KeyValue {
+            key: key.clone(),
+            value: Some(AnyValue {
+                value: Some(match value {
+                    Value::Str(s) => any_value::Value::StringValue(s.clone()),
+                    Value::Bytes(b) => any_value::Value::BytesValue(b.clone()),
+                    Value::Bool(b) => any_value::Value::BoolValue(*b),
+                    Value::I64(i) => any_value::Value::IntValue(*i),
+                    Value::F64(f) => any_value::Value::DoubleValue(*f),
+                }),
+            }),
+            ..Default::default()
+        })
+        .collect()
+}

@@ -1,0 +1,337 @@
+//! `serve` in process, on real ports: OTLP over HTTP (protobuf, JSON, gzip) and gRPC, errors,
+//! authentication, an unavailable database, replays and replicas, and the SDK exporter.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use archon_mcp_exporter::PgSpanExporter;
+use archon_mcp_exporter::reaper::{self, ReaperConfig};
+use archon_mcp_exporter::receiver::http::BodyLimits;
+use archon_mcp_exporter::serve::{ServeConfig, Server};
+use archon_mcp_exporter::store::{PgStore, StoreConfig};
+use archon_mcp_exporter::testing::{TestDb, otlp_request};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use prost::Message as _;
+use tokio::sync::oneshot;
+
+use crate::fixtures::*;
+
+struct Running {
+    grpc: SocketAddr,
+    http: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn start(database_url: &str, tune: impl FnOnce(&mut ServeConfig)) -> Self {
+        let mut config = ServeConfig::new(database_url);
+        config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+        config.http_listen = "127.0.0.1:0".parse().unwrap();
+        config.reaper = None;
+        tune(&mut config);
+        let server = Server::bind(config).await.expect("bind");
+        let (grpc, http) = (server.grpc_addr(), server.http_addr());
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Self { grpc, http, stop: Some(stop), task }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn post(url: &str, content_type: &str, body: Vec<u8>, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = http().post(url).header("content-type", content_type).body(body);
+    for (k, v) in extra {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+async fn count(db: &TestDb) -> i64 {
+    db.client().await.query_one("SELECT count(*) FROM archon_mcp_requests", &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn otlp_http_protobuf_json_gzip_and_bad_input() {
+    let db = TestDb::migrated().await;
+    let service = Running::start(db.url(), |c| {
+        c.limits = BodyLimits { max_body_bytes: 256 << 10, max_decompressed_bytes: 1 << 20 };
+    })
+    .await;
+    let traces = service.url("/v1/traces");
+    let request = otlp_request(&dataset(an_hour_ago()));
+
+    let response = post(&traces, "application/x-protobuf", request.encode_to_vec(), &[]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-protobuf");
+    let body = ExportTraceServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body.partial_success, None);
+    assert_eq!(count(&db).await, 6);
+
+    // The same data as OTLP/JSON (hex ids, string int64s), and gzip-compressed protobuf:
+    // accepted, and nothing doubled.
+    let json = serde_json::to_vec(&request).unwrap();
+    let response = post(&traces, "application/json", json, &[]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let response =
+        post(&traces, "application/x-protobuf", gzip(&request.encode_to_vec()), &[("content-encoding", "gzip")]).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(count(&db).await, 6);
+
+    // One bad span among good ones: partial success, the rest committed.
+    let mut conn = Conn::new(SESSION_1, "Claude Code", None);
+    let mut backwards = conn.call("backwards", an_hour_ago(), 5);
+    backwards.end_time_unix_nano = backwards.start_time_unix_nano - SEC;
+    let mixed = otlp_request(&[conn.call("good", an_hour_ago(), 5), backwards]);
+    let response = post(&traces, "application/json", serde_json::to_vec(&mixed).unwrap(), &[]).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        body["partialSuccess"]["rejectedSpans"]
+            .as_i64()
+            .or_else(|| body["partialSuccess"]["rejectedSpans"].as_str()?.parse().ok()),
+        Some(1)
+    );
+    assert!(body["partialSuccess"]["errorMessage"].as_str().unwrap().contains("end_before_start"));
+    assert_eq!(count(&db).await, 7);
+
+    // Undecodable: 400 with a google.rpc.Status in the request's encoding.
+    let response = post(&traces, "application/x-protobuf", b"\xff\xff\xff garbage".to_vec(), &[]).await;
+    assert_eq!(response.status(), 400);
+    let status = response.bytes().await.unwrap();
+    assert!(!status.is_empty());
+    let response = post(&traces, "application/json", b"{\"resourceSpans\": 7}".to_vec(), &[]).await;
+    assert_eq!(response.status(), 400);
+    let status: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(status["code"], 3);
+    assert!(status["message"].as_str().unwrap().contains("decode"));
+
+    // Too large as sent, too large once decompressed (a gzip bomb), wrong content type.
+    let response = post(&traces, "application/x-protobuf", vec![0; 300 << 10], &[]).await;
+    assert_eq!(response.status(), 413);
+    let bomb = gzip(&vec![0u8; 4 << 20]);
+    assert!(bomb.len() < 256 << 10);
+    let response = post(&traces, "application/x-protobuf", bomb, &[("content-encoding", "gzip")]).await;
+    assert_eq!(response.status(), 413);
+    let response = post(&traces, "text/plain", b"hi".to_vec(), &[]).await;
+    assert_eq!(response.status(), 415);
+    let response = post(&traces, "application/x-protobuf", b"hi".to_vec(), &[("content-encoding", "gzip")]).await;
+    assert_eq!(response.status(), 400, "corrupt gzip");
+
+    assert_eq!(http().get(service.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(http().get(service.url("/readyz")).send().await.unwrap().status(), 200);
+    let metrics = http().get(service.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("archon_exporter_spans_written_total 7"), "{metrics}");
+    assert!(metrics.contains("archon_exporter_spans_rejected_total{reason=\"end_before_start\"} 1"));
+    assert!(metrics.contains("archon_exporter_exports_total{outcome=\"invalid\"}"));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn bearer_token_is_required_when_configured() {
+    let db = TestDb::migrated().await;
+    let service = Running::start(db.url(), |c| c.auth_token = Some("s3cret".into())).await;
+    let request = otlp_request(&dataset(an_hour_ago()));
+    let body = request.encode_to_vec();
+    let traces = service.url("/v1/traces");
+    assert_eq!(post(&traces, "application/x-protobuf", body.clone(), &[]).await.status(), 401);
+    assert_eq!(
+        post(&traces, "application/x-protobuf", body.clone(), &[("authorization", "Bearer wrong")]).await.status(),
+        401
+    );
+    assert_eq!(
+        post(&traces, "application/x-protobuf", body.clone(), &[("authorization", "Bearer s3cret")]).await.status(),
+        200
+    );
+
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", service.grpc)).await.unwrap();
+    let denied = grpc.export(request.clone()).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(request);
+    request.metadata_mut().insert("authorization", "Bearer s3cret".parse().unwrap());
+    grpc.export(request).await.expect("the right token is accepted");
+    assert_eq!(count(&db).await, 6);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn an_unavailable_database_means_retry_later() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let service = Running::start(&format!("postgres://postgres@127.0.0.1:{port}/none"), |c| {
+        c.store.acquire_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let body = otlp_request(&dataset(an_hour_ago())).encode_to_vec();
+    let response = post(&service.url("/v1/traces"), "application/x-protobuf", body, &[]).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "2");
+
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", service.grpc)).await.unwrap();
+    let status = grpc.export(otlp_request(&dataset(an_hour_ago()))).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    use tonic_types::StatusExt as _;
+    let retry = status.get_details_retry_info().expect("RetryInfo in the status details");
+    assert_eq!(retry.retry_delay, Some(Duration::from_secs(2)));
+
+    assert_eq!(http().get(service.url("/readyz")).send().await.unwrap().status(), 503);
+    assert_eq!(http().get(service.url("/healthz")).send().await.unwrap().status(), 200);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn replays_and_replicas_give_identical_tables() {
+    let request = otlp_request(&dataset(an_hour_ago()));
+
+    let once = TestDb::migrated().await;
+    let service = Running::start(once.url(), |_| {}).await;
+    TraceServiceClient::connect(format!("http://{}", service.grpc))
+        .await
+        .unwrap()
+        .export(request.clone())
+        .await
+        .unwrap();
+    service.stop().await;
+    let expected = dump(&once.client().await).await;
+
+    let many = TestDb::migrated().await;
+    let (a, b) = tokio::join!(Running::start(many.url(), |_| {}), Running::start(many.url(), |_| {}));
+    let send = |addr: SocketAddr, request: ExportTraceServiceRequest| async move {
+        TraceServiceClient::connect(format!("http://{addr}")).await.unwrap().export(request).await.unwrap();
+    };
+    // Twice to one replica, then to both at once.
+    send(a.grpc, request.clone()).await;
+    send(a.grpc, request.clone()).await;
+    tokio::join!(send(a.grpc, request.clone()), send(b.grpc, request.clone()));
+    let body = request.encode_to_vec();
+    let (url_a, url_b) = (a.url("/v1/traces"), b.url("/v1/traces"));
+    let (r1, r2) = tokio::join!(
+        post(&url_a, "application/x-protobuf", body.clone(), &[]),
+        post(&url_b, "application/x-protobuf", body, &[])
+    );
+    assert_eq!((r1.status().as_u16(), r2.status().as_u16()), (200, 200));
+    a.stop().await;
+    b.stop().await;
+    assert_eq!(dump(&many.client().await).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_exporter_writes_spans_in_process() {
+    use opentelemetry::KeyValue;
+    use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    let db = TestDb::migrated().await;
+    let store = PgStore::connect(db.url(), StoreConfig::default()).unwrap();
+    let provider = SdkTracerProvider::builder()
+        .with_resource(opentelemetry_sdk::Resource::builder_empty().with_service_name("kb-direct").build())
+        .with_batch_exporter(PgSpanExporter::new(store))
+        .build();
+    let tracer = provider.tracer("test");
+    for i in 0..3 {
+        let mut span = tracer
+            .span_builder("tools/call search")
+            .with_kind(SpanKind::Server)
+            .with_attributes([
+                KeyValue::new("mcp.method.name", "tools/call"),
+                KeyValue::new("gen_ai.tool.name", "search"),
+                KeyValue::new("session.id", SESSION_1),
+                KeyValue::new("mcp.client.name", "Zed"),
+                KeyValue::new("gen_ai.request.model", "gpt-4o"),
+                KeyValue::new("gen_ai.usage.input_tokens", 1000_i64),
+                KeyValue::new("gen_ai.usage.output_tokens", 100_i64 * i),
+            ])
+            .start(&tracer);
+        span.end();
+    }
+    // force_flush waits for the export, which runs its IO on this runtime's other worker.
+    tokio::task::spawn_blocking(move || {
+        provider.force_flush().unwrap();
+        provider.shutdown().unwrap();
+    })
+    .await
+    .unwrap();
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "SELECT count(*), sum(estimated_cost)::text, min(s.service_name), min(s.client_type)
+               FROM archon_mcp_requests r JOIN archon_mcp_sessions s USING (session_id)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 3);
+    // 3 × 1000 in at $0.0025/1k + (0 + 100 + 200) out at $0.01/1k.
+    assert_eq!(row.get::<_, String>(1), "0.010500");
+    assert_eq!(row.get::<_, String>(2), "kb-direct");
+    assert_eq!(row.get::<_, String>(3), "Zed");
+}
+
+#[tokio::test]
+async fn the_reaper_idles_then_times_out_and_replicas_do_not_collide() {
+    let db = TestDb::migrated().await;
+    let store = db.store(StoreConfig::default());
+    let now = an_hour_ago() + 3600 * SEC;
+    let mut quiet = Conn::new(SESSION_1, "Cursor", None);
+    let mut gone = Conn::new(SESSION_2, "Cursor", None);
+    let mut busy = Conn::new(SESSION_3, "Cursor", None);
+    write(
+        &store,
+        &[quiet.call("a", now - 600 * SEC, 5), gone.call("a", now - 7200 * SEC, 1000), busy.call("a", now - SEC, 5)],
+    )
+    .await;
+
+    let config = ReaperConfig::default();
+    let (c1, c2) = (db.client().await, db.client().await);
+    let (r1, r2) = tokio::join!(reaper::reap_once(&c1, &config), reaper::reap_once(&c2, &config));
+    let rounds = [r1.unwrap(), r2.unwrap()];
+    let total = |f: fn(&reaper::Reaped) -> u64| rounds.iter().map(f).sum::<u64>();
+    assert_eq!((total(|r| r.idled), total(|r| r.timed_out)), (1, 1));
+    let rows: Vec<(String, String, Option<String>, Option<i32>)> = c1
+        .query("SELECT session_id::text, status::text, disconnect_reason::text, total_duration FROM archon_mcp_sessions ORDER BY session_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(rows[0].1, "idle");
+    assert_eq!((rows[1].1.as_str(), rows[1].2.as_deref(), rows[1].3), ("disconnected", Some("timeout"), Some(1)));
+    assert_eq!(rows[2].1, "active");
+    // Activity after idling makes a session active again; a timed-out one stays ended.
+    write(&store, &[quiet.call("b", now, 5), gone.call("b", now, 5)]).await;
+    let statuses: Vec<String> = c1
+        .query("SELECT status::text FROM archon_mcp_sessions ORDER BY session_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(statuses, ["active", "disconnected", "active"]);
+}
