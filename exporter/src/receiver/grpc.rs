@@ -1,14 +1,12 @@
 //! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use tonic::codec::CompressionEncoding;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use super::{Ingest, Outcome, RETRY_AFTER};
+use super::{Ingest, Outcome, RETRY_AFTER, export_response};
 
 /// The gRPC trace service.
 #[derive(Debug, Clone)]
@@ -38,10 +36,7 @@ impl TraceService for GrpcReceiver {
             return Err(Status::unauthenticated("a valid bearer token is required"));
         }
         match self.ingest.export(request.into_inner()).await {
-            Outcome::Accepted { rejected, message } => Ok(Response::new(ExportTraceServiceResponse {
-                partial_success: (rejected > 0)
-                    .then(|| ExportTracePartialSuccess { rejected_spans: rejected as i64, error_message: message }),
-            })),
+            Outcome::Accepted { rejected, message } => Ok(Response::new(export_response(rejected, message))),
             // The collector retries UNAVAILABLE, after RetryInfo's delay.
             Outcome::Unavailable(message) => Err(Status::with_error_details(
                 Code::Unavailable,

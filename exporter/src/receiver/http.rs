@@ -10,12 +10,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 
-use super::{Ingest, Outcome, RETRY_AFTER};
+use super::{Ingest, Outcome, RETRY_AFTER, export_response};
 use crate::migrate;
 use crate::store::PgStore;
 
@@ -136,10 +134,7 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
     };
     match ingest.export(request).await {
         Outcome::Accepted { rejected, message } => {
-            let response = ExportTraceServiceResponse {
-                partial_success: (rejected > 0)
-                    .then(|| ExportTracePartialSuccess { rejected_spans: rejected as i64, error_message: message }),
-            };
+            let response = export_response(rejected, message);
             let body = match encoding {
                 Encoding::Protobuf => response.encode_to_vec(),
                 Encoding::Json => serde_json::to_vec(&response).unwrap_or_default(),

@@ -7,7 +7,9 @@ pub mod http;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 
 use crate::batcher::{Batcher, SubmitError};
 use crate::mapping::map_spans;
@@ -90,6 +92,14 @@ impl Ingest {
         }
         self.metrics.exports.add("ok", 1);
         Outcome::Accepted { rejected, message: reasons.join("; ") }
+    }
+}
+
+/// The success response: a partial success when spans were refused.
+fn export_response(rejected: u64, message: String) -> ExportTraceServiceResponse {
+    ExportTraceServiceResponse {
+        partial_success: (rejected > 0)
+            .then_some(ExportTracePartialSuccess { rejected_spans: rejected as i64, error_message: message }),
     }
 }
 
