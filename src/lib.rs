@@ -5,3 +5,5 @@
 
 pub use archon_mcp_exporter as exporter;
 pub use archon_mcp_instrument as instrument;
+
+pub mod knowledge;

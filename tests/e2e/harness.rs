@@ -1,0 +1,255 @@
+//! The parts of an end-to-end run, started for real.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use archon_mcp_exporter::serve::{ServeConfig, Server};
+use archon_mcp_exporter::testing::LocalCluster;
+use archon_mcp_instrument::user::JwtUser;
+use archon_mcp_instrument::{TracedConfig, TracedExt};
+use archon_mcp_otel::knowledge::KnowledgeServer;
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager};
+use rmcp::ServiceExt as _;
+use tokio::sync::oneshot;
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
+
+pub const JWT_SECRET: &[u8] = b"e2e-secret-0123456789abcdef";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A throw-away PostgreSQL of our own (it gets stopped in the fault test), migrated.
+pub struct Database {
+    pub cluster: LocalCluster,
+    pub url: String,
+}
+
+impl Database {
+    pub async fn start() -> Self {
+        let cluster = tokio::task::spawn_blocking(LocalCluster::start).await.unwrap().unwrap_or_else(|e| panic!("{e}"));
+        let url = cluster.url("postgres");
+        archon_mcp_exporter::migrate::migrate_url(&url).await.expect("migrate");
+        Self { cluster, url }
+    }
+
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    }
+
+    pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        client
+            .query(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|row| (0..row.len()).map(|i| row.get::<_, Option<String>>(i)).collect())
+            .collect()
+    }
+
+    /// Waits until `sql` (a count) reaches `expected`, up to `limit`; returns the last count.
+    pub async fn wait_for_count(&self, sql: &str, expected: i64, limit: Duration) -> i64 {
+        let started = std::time::Instant::now();
+        loop {
+            let n = self.query_i64(sql).await;
+            if n >= expected || started.elapsed() > limit {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// `archon-mcp-exporter serve`, in process, on real ports.
+pub struct Exporter {
+    pub grpc: SocketAddr,
+    pub metrics: std::sync::Arc<archon_mcp_exporter::metrics::Metrics>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Exporter {
+    pub async fn start(database_url: &str) -> Self {
+        let mut config = ServeConfig::new(database_url);
+        config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+        config.http_listen = "127.0.0.1:0".parse().unwrap();
+        config.reaper = None;
+        config.store.acquire_timeout = Duration::from_secs(2);
+        let server = Server::bind(config).await.expect("bind the exporter");
+        let grpc = server.grpc_addr();
+        let metrics = server.metrics();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            server.run(async { let _ = stopped.await; }).await.expect("serve");
+        });
+        Self { grpc, metrics, stop: Some(stop), task }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = self.task.await;
+    }
+}
+
+/// The rotel collector (`pip install rotel`), forwarding OTLP/gRPC to `forward_to` with
+/// retries that do not give up.
+pub struct Collector {
+    pub grpc: SocketAddr,
+    child: tokio::process::Child,
+}
+
+fn rotel_agent() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("ROTEL_AGENT") {
+        return Some(path.into());
+    }
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("rotel-agent")).find(|p| p.is_file()));
+    on_path.or_else(|| {
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))"])
+            .output()
+            .ok()?;
+        let path = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
+        path.is_file().then_some(path)
+    })
+}
+
+impl Collector {
+    /// `None` (after saying so loudly) when rotel is not installed outside CI; in CI a missing
+    /// collector fails the test.
+    pub async fn start(forward_to: SocketAddr) -> Option<Self> {
+        let Some(agent) = rotel_agent() else {
+            let message = "rotel-agent not found: `pip install rotel` (or set ROTEL_AGENT) to run the collector tests";
+            if std::env::var_os("CI").is_some() {
+                panic!("{message}");
+            }
+            eprintln!("\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
+            return None;
+        };
+        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http = format!("127.0.0.1:{}", free_port());
+        let pid_file = std::env::temp_dir().join(format!("rotel-{}-{}.pid", std::process::id(), grpc.port()));
+        let child = tokio::process::Command::new(agent)
+            .args(["start", "--otlp-grpc-endpoint", &grpc.to_string(), "--otlp-http-endpoint", &http])
+            .args(["--exporter", "otlp", "--otlp-exporter-protocol", "grpc"])
+            .args(["--otlp-exporter-endpoint", &format!("http://{forward_to}")])
+            .args(["--otlp-exporter-retry-max-elapsed-time", "30m", "--otlp-exporter-retry-max-backoff", "2s"])
+            .args(["--batch-timeout", "200ms", "--pid-file"])
+            .arg(pid_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start rotel-agent");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(grpc).await.is_ok() {
+                return Some(Self { grpc, child });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("rotel-agent did not listen on {grpc}");
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The knowledge server over streamable HTTP, traced, exporting OTLP/gRPC to `otlp`.
+pub struct McpServer {
+    pub addr: SocketAddr,
+    pub provider: SdkTracerProvider,
+    pub config: TracedConfig,
+    ct: CancellationToken,
+}
+
+impl McpServer {
+    pub async fn start(otlp: SocketAddr) -> Self {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(format!("http://{otlp}"))
+            .build()
+            .expect("OTLP exporter");
+        let batch = BatchConfigBuilder::default().with_scheduled_delay(Duration::from_millis(200)).with_max_queue_size(65_536).build();
+        let provider = SdkTracerProvider::builder()
+            .with_resource(opentelemetry_sdk::Resource::builder_empty().with_service_name("knowledge-e2e").build())
+            .with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch).build())
+            .build();
+        let config = TracedConfig::builder()
+            .tracer(BoxedTracer::new(Box::new(provider.tracer("e2e"))))
+            .user_resolver(JwtUser::hs256(JWT_SECRET))
+            .build();
+        let ct = CancellationToken::new();
+        let factory_config = config.clone();
+        let server = KnowledgeServer::new();
+        let service: StreamableHttpService<_, LocalSessionManager> = StreamableHttpService::new(
+            move || Ok(server.clone().traced(factory_config.clone())),
+            Default::default(),
+            StreamableHttpServerConfig::default().with_sse_keep_alive(None).with_cancellation_token(ct.child_token()),
+        );
+        let router = axum::Router::new().nest_service("/mcp", service);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = ct.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled_owned().await }).await;
+        });
+        Self { addr, provider, config, ct }
+    }
+
+    /// Exports every finished span now (blocking the SDK's export, off the async threads).
+    pub async fn flush(&self) {
+        let provider = self.provider.clone();
+        tokio::task::spawn_blocking(move || provider.force_flush()).await.unwrap().expect("flush");
+    }
+
+    pub fn stop(&self) {
+        self.ct.cancel();
+    }
+}
+
+pub type Client = RunningService<RoleClient, ClientConfig>;
+
+/// A real rmcp client over streamable HTTP, as `name`, with a JWT for `user`.
+pub async fn connect(addr: SocketAddr, name: &str, user: &str, department: &str) -> Client {
+    let token = token(user, department);
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp")).auth_header(token),
+    );
+    ClientConfig::new(ClientCapabilities::default(), Implementation::new(name, "1.0.0"))
+        .serve(transport)
+        .await
+        .expect("client connects")
+}
+
+pub fn token(user: &str, department: &str) -> String {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let claims = serde_json::json!({
+        "sub": user, "email": format!("{user}@example.com"), "name": user.to_uppercase(), "department": department, "exp": exp
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET),
+    )
+    .unwrap()
+}
+
+pub fn call(tool: &str, arguments: serde_json::Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments.as_object().cloned().unwrap_or_default())
+}

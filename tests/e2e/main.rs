@@ -1,0 +1,6 @@
+//! End to end: instrumented rmcp servers, real rmcp clients, a real OpenTelemetry Collector
+//! (rotel), `archon-mcp-exporter serve` and PostgreSQL. One binary, so the heavy parts start once
+//! per test.
+
+mod collector;
+mod harness;
