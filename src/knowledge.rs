@@ -99,8 +99,11 @@ impl ServerHandler for KnowledgeServer {
         let result = match request.name.as_ref() {
             "search_knowledge" => {
                 let query = string_arg(&args, "query")?.to_lowercase();
-                let hits: Vec<&str> =
-                    DOCUMENTS.iter().filter(|(id, body)| id.contains(&query) || body.to_lowercase().contains(&query)).map(|(id, _)| *id).collect();
+                let hits: Vec<&str> = DOCUMENTS
+                    .iter()
+                    .filter(|(id, body)| id.contains(&query) || body.to_lowercase().contains(&query))
+                    .map(|(id, _)| *id)
+                    .collect();
                 text(json!({"query": query, "documents": hits}).to_string())
             }
             "get_document" => {

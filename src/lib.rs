@@ -7,3 +7,8 @@ pub use archon_mcp_exporter as exporter;
 pub use archon_mcp_instrument as instrument;
 
 pub mod knowledge;
+
+/// The README's Rust blocks, compiled as doc-tests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

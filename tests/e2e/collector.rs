@@ -46,8 +46,28 @@ async fn tool_calls_through_a_real_collector_become_the_expected_rows() {
     assert_eq!(
         sessions,
         [
-            row(&["Claude", "claude-code", "alice", "alice@example.com", "Research", "disconnected", "client_disconnect", "knowledge-e2e", "3"]),
-            row(&["Cursor", "Cursor", "bob", "bob@example.com", "Sales", "disconnected", "client_disconnect", "knowledge-e2e", "2"]),
+            row(&[
+                "Claude",
+                "claude-code",
+                "alice",
+                "alice@example.com",
+                "Research",
+                "disconnected",
+                "client_disconnect",
+                "knowledge-e2e",
+                "3"
+            ]),
+            row(&[
+                "Cursor",
+                "Cursor",
+                "bob",
+                "bob@example.com",
+                "Sales",
+                "disconnected",
+                "client_disconnect",
+                "knowledge-e2e",
+                "2"
+            ]),
         ]
     );
     let requests = db
@@ -58,16 +78,73 @@ async fn tool_calls_through_a_real_collector_become_the_expected_rows() {
                 ORDER BY r."timestamp""#,
         )
         .await;
-    let summary_input = (400 + "An analytics session starts with the first tool call of a connection and ends when it closes.".len() * 3).to_string();
+    let summary_input = (400
+        + "An analytics session starts with the first tool call of a connection and ends when it closes.".len() * 3)
+        .to_string();
     let r = |v: [Option<&str>; 10]| v.iter().map(|x| x.map(str::to_owned)).collect::<Vec<_>>();
     assert_eq!(
         requests,
         [
-            r([Some("alice"), Some("search_knowledge"), Some("success"), None, None, Some("none"), None, Some("0"), Some("0"), None]),
-            r([Some("alice"), Some("summarize_document"), Some("success"), None, None, Some("reported"), Some("claude-sonnet-4-5"), Some(&summary_input), Some("120"), Some("true")]),
-            r([Some("alice"), Some("create_task"), Some("success"), None, None, Some("none"), None, Some("0"), Some("0"), None]),
-            r([Some("bob"), Some("create_task"), Some("error"), Some("tool_error"), None, Some("none"), None, Some("0"), Some("0"), None]),
-            r([Some("bob"), Some("create_task"), Some("error"), Some("-32602"), Some("-32602"), Some("none"), None, Some("0"), Some("0"), None]),
+            r([
+                Some("alice"),
+                Some("search_knowledge"),
+                Some("success"),
+                None,
+                None,
+                Some("none"),
+                None,
+                Some("0"),
+                Some("0"),
+                None
+            ]),
+            r([
+                Some("alice"),
+                Some("summarize_document"),
+                Some("success"),
+                None,
+                None,
+                Some("reported"),
+                Some("claude-sonnet-4-5"),
+                Some(&summary_input),
+                Some("120"),
+                Some("true")
+            ]),
+            r([
+                Some("alice"),
+                Some("create_task"),
+                Some("success"),
+                None,
+                None,
+                Some("none"),
+                None,
+                Some("0"),
+                Some("0"),
+                None
+            ]),
+            r([
+                Some("bob"),
+                Some("create_task"),
+                Some("error"),
+                Some("tool_error"),
+                None,
+                Some("none"),
+                None,
+                Some("0"),
+                Some("0"),
+                None
+            ]),
+            r([
+                Some("bob"),
+                Some("create_task"),
+                Some("error"),
+                Some("-32602"),
+                Some("-32602"),
+                Some("none"),
+                None,
+                Some("0"),
+                Some("0"),
+                None
+            ]),
         ]
     );
 
@@ -86,13 +163,18 @@ async fn postgres_down_for_20_seconds_loses_and_doubles_nothing() {
     let started = Instant::now();
     let run_for = Duration::from_secs(36);
     let mut callers = Vec::new();
-    for (i, (client, user)) in [("claude-code", "carol"), ("Windsurf", "dave"), ("goose", "erin")].into_iter().enumerate() {
+    for (i, (client, user)) in
+        [("claude-code", "carol"), ("Windsurf", "dave"), ("goose", "erin")].into_iter().enumerate()
+    {
         let addr = server.addr;
         callers.push(tokio::spawn(async move {
             let client = connect(addr, client, user, "Ops").await;
             let mut calls = 0u64;
             while started.elapsed() < run_for {
-                client.call_tool(call("search_knowledge", json!({"query": format!("q{i}-{calls}")}))).await.expect("the server keeps serving");
+                client
+                    .call_tool(call("search_knowledge", json!({"query": format!("q{i}-{calls}")})))
+                    .await
+                    .expect("the server keeps serving");
                 calls += 1;
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
@@ -113,7 +195,8 @@ async fn postgres_down_for_20_seconds_loses_and_doubles_nothing() {
     }
     server.flush().await;
     assert!(total > 300, "a steady stream: {total} calls");
-    let stored = db.wait_for_count("SELECT count(*) FROM archon_mcp_requests", total as i64, Duration::from_secs(120)).await;
+    let stored =
+        db.wait_for_count("SELECT count(*) FROM archon_mcp_requests", total as i64, Duration::from_secs(120)).await;
     assert_eq!(stored, total as i64, "every tool call is stored once the database is back");
     let distinct = db.query_i64("SELECT count(DISTINCT request_id) FROM archon_mcp_requests").await;
     assert_eq!(distinct, total as i64, "nothing doubled");

@@ -14,12 +14,14 @@ use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager};
-use rmcp::ServiceExt as _;
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
 use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
@@ -95,7 +97,12 @@ impl Exporter {
         let metrics = server.metrics();
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
-            server.run(async { let _ = stopped.await; }).await.expect("serve");
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
         });
         Self { grpc, metrics, stop: Some(stop), task }
     }
@@ -185,7 +192,10 @@ impl McpServer {
             .with_endpoint(format!("http://{otlp}"))
             .build()
             .expect("OTLP exporter");
-        let batch = BatchConfigBuilder::default().with_scheduled_delay(Duration::from_millis(200)).with_max_queue_size(65_536).build();
+        let batch = BatchConfigBuilder::default()
+            .with_scheduled_delay(Duration::from_millis(200))
+            .with_max_queue_size(65_536)
+            .build();
         let provider = SdkTracerProvider::builder()
             .with_resource(opentelemetry_sdk::Resource::builder_empty().with_service_name("knowledge-e2e").build())
             .with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch).build())
@@ -207,7 +217,8 @@ impl McpServer {
         let addr = listener.local_addr().unwrap();
         let stop = ct.clone();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled_owned().await }).await;
+            let _ =
+                axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled_owned().await }).await;
         });
         Self { addr, provider, config, ct }
     }
