@@ -6,7 +6,9 @@
 pub use archon_mcp_exporter as exporter;
 pub use archon_mcp_instrument as instrument;
 
+pub mod demo;
 pub mod knowledge;
+pub mod report;
 
 /// The README's Rust blocks, compiled as doc-tests so they cannot rot.
 #[doc = include_str!("../README.md")]

@@ -1,4 +1,4 @@
-//! The demo: the whole data path on a throw-away PostgreSQL, then a usage report.
+//! The demo: the whole system on a throw-away PostgreSQL, then a usage report.
 //!
 //! ```text
 //! cargo run --release --example demo            # throw-away PostgreSQL, removed at the end
@@ -6,75 +6,67 @@
 //! DATABASE_URL=postgres://… cargo run --release --example demo
 //! ```
 //!
-//! Today the demo feeds the exporter's mapping and store with the spans an instrumented rmcp
-//! server emits for several users and clients (the direct path), then prints what Archon's SQL
-//! API and the dashboards' queries answer.
-
-mod report;
-mod traffic;
+//! PostgreSQL → `archon-mcp-exporter serve` → the knowledge MCP server (traced, OTLP to the
+//! exporter) → five users on real rmcp clients over streamable HTTP with JWTs and a sixth over
+//! stdio → the report from Archon's SQL API.
 
 use std::time::Instant;
 
-use anyhow::Context;
-use archon_mcp_exporter::mapping::map_spans;
-use archon_mcp_exporter::migrate;
-use archon_mcp_exporter::store::{PgStore, StoreConfig};
-use archon_mcp_exporter::testing::LocalCluster;
+use archon_mcp_otel::demo::{self, DemoOptions};
 use clap::Parser;
 
-/// Shows archon-mcp-otel end to end on a throw-away PostgreSQL and prints a usage report.
+/// Shows archon-mcp-otel end to end and prints a usage report.
 #[derive(Debug, Parser)]
 #[command(name = "demo")]
 struct Args {
     /// Use this PostgreSQL instead of starting a throw-away one.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Leave the throw-away PostgreSQL running and print how to connect to it.
+    /// Leave the throw-away PostgreSQL running and print how to use it.
     #[arg(long)]
     keep: bool,
+    /// Tool calls per simulated user.
+    #[arg(long, default_value_t = 40)]
+    calls: usize,
+    /// Internal: serve the knowledge server on stdio (the demo's stdio user).
+    #[arg(long, hide = true)]
+    serve_stdio: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let started = Instant::now();
-
-    let (url, cluster) = match args.database_url {
-        Some(url) => (url, None),
-        None => {
-            eprintln!("▸ starting a throw-away PostgreSQL …");
-            let cluster = tokio::task::spawn_blocking(LocalCluster::start).await?.map_err(anyhow::Error::msg)?;
-            (cluster.url("postgres"), Some(cluster))
-        }
-    };
-
-    eprintln!("▸ migrating the schema …");
-    migrate::migrate_url(&url).await.context("migrating")?;
-
-    let spans = traffic::simulate();
-    eprintln!("▸ exporting {} spans from {} simulated connections …", spans.len(), traffic::CONNECTIONS);
-    let store = PgStore::connect(&url, StoreConfig::default().with_estimate_model("claude-sonnet-4-5"))?;
-    let mut written = 0;
-    for (i, chunk) in spans.chunks(64).enumerate() {
-        let outcome = store.write(&map_spans(chunk)).await?;
-        written += outcome.requests_inserted;
-        eprint!("\r  batch {:>3}: {written} request rows", i + 1);
+    if args.serve_stdio {
+        let otlp = std::env::var("ARCHON_DEMO_OTLP")?;
+        return demo::serve_stdio(&otlp).await;
     }
-    eprintln!();
+    let started = Instant::now();
+    let mut stdio = std::process::Command::new(std::env::current_exe()?);
+    stdio.arg("--serve-stdio");
+    let run = demo::run(DemoOptions {
+        database_url: args.database_url.clone(),
+        http_users: 5,
+        calls_per_user: args.calls,
+        stdio_server: Some(stdio),
+        progress: true,
+    })
+    .await?;
+    println!("\n{}", run.report().await?);
+    eprintln!("(done in {:.1} s)", started.elapsed().as_secs_f64());
 
-    report::print(&url).await.context("reading the report")?;
-    eprintln!("\n(done in {:.1} s)", started.elapsed().as_secs_f64());
-
-    if let Some(cluster) = cluster {
-        if args.keep {
-            let url = cluster.url("postgres");
-            let stop = cluster.keep();
-            println!("\nPostgreSQL keeps running at {url}");
+    let url = run.database_url.clone();
+    if args.keep {
+        if let Some(stop) = run.keep().await {
+            println!("\nPostgreSQL keeps running: {url}");
             println!("  psql '{url}'");
-            println!("  stop it with: {stop}");
-        } else {
-            tokio::task::spawn_blocking(move || drop(cluster)).await?;
+            println!(
+                "  Grafana: see README.md, \"Grafana\" (GF_ARCHON_PG_URL=127.0.0.1:{})",
+                url.rsplit(':').next().unwrap_or("").split('/').next().unwrap_or("")
+            );
+            println!("  stop it: {stop}");
         }
+    } else {
+        run.finish().await;
     }
     Ok(())
 }

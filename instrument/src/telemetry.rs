@@ -55,6 +55,7 @@ type AddExporter =
 /// Builds and installs telemetry.
 pub struct TelemetryBuilder {
     service_name: Option<String>,
+    otlp_endpoint: Option<String>,
     exporter: Option<AddExporter>,
     queue_size: usize,
     scheduled_delay: Duration,
@@ -68,6 +69,7 @@ impl Default for TelemetryBuilder {
     fn default() -> Self {
         Self {
             service_name: None,
+            otlp_endpoint: None,
             exporter: None,
             // The SDK's 2,048 drops spans under bursts (DESIGN §8).
             queue_size: 65_536,
@@ -97,14 +99,22 @@ impl TelemetryBuilder {
     /// `http/protobuf`), `OTEL_EXPORTER_OTLP_ENDPOINT`, `…_HEADERS`, `…_TIMEOUT` as the
     /// OpenTelemetry specification says.
     pub fn otlp(mut self) -> Self {
-        self.exporter = Some(Box::new(|builder, batch| {
+        let endpoint = self.otlp_endpoint.take();
+        self.exporter = Some(Box::new(move |builder, batch| {
+            use opentelemetry_otlp::WithExportConfig as _;
             let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
                 .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
                 .unwrap_or_else(|_| "grpc".into());
-            let exporter = match protocol.as_str() {
-                "grpc" => opentelemetry_otlp::SpanExporter::builder().with_tonic().build(),
-                "http/protobuf" => opentelemetry_otlp::SpanExporter::builder().with_http().build(),
-                other => {
+            let exporter = match (protocol.as_str(), endpoint) {
+                ("grpc", None) => opentelemetry_otlp::SpanExporter::builder().with_tonic().build(),
+                ("grpc", Some(endpoint)) => {
+                    opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build()
+                }
+                ("http/protobuf", None) => opentelemetry_otlp::SpanExporter::builder().with_http().build(),
+                ("http/protobuf", Some(endpoint)) => {
+                    opentelemetry_otlp::SpanExporter::builder().with_http().with_endpoint(endpoint).build()
+                }
+                (other, _) => {
                     return Err(TelemetryError::Exporter(format!(
                         "OTEL_EXPORTER_OTLP_PROTOCOL={other} is not supported; use grpc or http/protobuf"
                     )));
@@ -114,6 +124,19 @@ impl TelemetryBuilder {
             Ok(with_batch(builder, exporter, batch))
         }));
         self
+    }
+
+    /// Exports over OTLP to this endpoint (overrides `OTEL_EXPORTER_OTLP_ENDPOINT`; for
+    /// `http/protobuf`, the full `/v1/traces` URL).
+    ///
+    /// ```no_run
+    /// # fn f() -> Result<(), archon_mcp_instrument::TelemetryError> {
+    /// let _guard = archon_mcp_instrument::Telemetry::builder().otlp_endpoint("http://collector:4317").install()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.otlp_endpoint = Some(endpoint.into());
+        self.otlp()
     }
 
     /// Exports through any span exporter — for example `archon_mcp_exporter::PgSpanExporter`,
@@ -191,7 +214,11 @@ impl TelemetryBuilder {
             Some(directives) => EnvFilter::new(directives),
             None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         };
-        let fmt = guard.log.then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+        let fmt = guard.log.then(|| {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        });
         Registry::default()
             .with(filter)
             .with(fmt)

@@ -87,6 +87,12 @@ pub trait UserResolver: Send + Sync + 'static {
     fn resolve(&self, extensions: &Extensions) -> Resolution;
 }
 
+impl UserResolver for Box<dyn UserResolver> {
+    fn resolve(&self, extensions: &Extensions) -> Resolution {
+        (**self).resolve(extensions)
+    }
+}
+
 /// Chaining for resolvers.
 pub trait UserResolverExt: UserResolver + Sized {
     /// Tries `self`, then `next` when `self` finds no credential. An invalid credential stops

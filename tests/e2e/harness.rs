@@ -46,10 +46,13 @@ impl Database {
         Self { cluster, url }
     }
 
+    /// Queries a database the test does not own.
+    pub fn connect(url: &str) -> Connected {
+        Connected { url: url.to_owned() }
+    }
+
     pub async fn query_i64(&self, sql: &str) -> i64 {
-        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await.expect("connect");
-        tokio::spawn(connection);
-        client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+        query_i64(&self.url, sql).await
     }
 
     pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
@@ -75,6 +78,23 @@ impl Database {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// A database someone else started.
+pub struct Connected {
+    url: String,
+}
+
+impl Connected {
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        query_i64(&self.url, sql).await
+    }
+}
+
+async fn query_i64(url: &str, sql: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
 }
 
 /// `archon-mcp-exporter serve`, in process, on real ports.

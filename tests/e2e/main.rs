@@ -3,4 +3,5 @@
 //! per test.
 
 mod collector;
+mod demo;
 mod harness;

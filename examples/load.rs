@@ -1,0 +1,124 @@
+//! A load generator for an MCP server over streamable HTTP: simulated users with JWTs call
+//! tools at a target rate, and the latency and error figures are printed every second.
+//!
+//! ```text
+//! cargo run --release --example load -- --url http://127.0.0.1:8000/mcp --jwt-secret change-me \
+//!     --rate 200 --concurrency 8 --users 20 --duration 30
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use rmcp::ServiceExt as _;
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+/// Calls MCP tools at a steady rate from many simulated users.
+#[derive(Debug, Parser)]
+#[command(name = "load")]
+struct Args {
+    /// The server's streamable HTTP endpoint.
+    #[arg(long, env = "LOAD_URL", default_value = "http://127.0.0.1:8000/mcp")]
+    url: String,
+    /// Tool calls per second, in total.
+    #[arg(long, env = "LOAD_RATE", default_value_t = 100)]
+    rate: u64,
+    /// Connections (each its own client and session).
+    #[arg(long, env = "LOAD_CONCURRENCY", default_value_t = 4)]
+    concurrency: usize,
+    /// Distinct users the connections take turns being.
+    #[arg(long, env = "LOAD_USERS", default_value_t = 10)]
+    users: usize,
+    /// Seconds to run.
+    #[arg(long, env = "LOAD_DURATION", default_value_t = 10)]
+    duration: u64,
+    /// Sign HS256 tokens for the users with this secret.
+    #[arg(long, env = "ARCHON_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// The tool to call (it gets {"query": …}).
+    #[arg(long, default_value = "search_knowledge")]
+    tool: String,
+}
+
+fn token(secret: &str, user: usize) -> String {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) + 86_400;
+    let department = ["Research", "Platform", "Support"][user % 3];
+    let claims = json!({"sub": format!("load-user-{user}"), "email": format!("user{user}@example.com"),
+                        "department": department, "exp": exp});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing cannot fail")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let end = Instant::now() + Duration::from_secs(args.duration);
+    let per_connection = Duration::from_secs_f64(args.concurrency as f64 / args.rate.max(1) as f64);
+
+    let mut tasks = Vec::new();
+    for c in 0..args.concurrency.max(1) {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(args.url.clone());
+        if let Some(secret) = &args.jwt_secret {
+            config = config.auth_header(token(secret, c % args.users.max(1)));
+        }
+        let client = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new(["claude-code", "Cursor", "Windsurf"][c % 3], "load"),
+        )
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await?;
+        let (ok, failed, latencies, tool) = (ok.clone(), failed.clone(), latencies.clone(), args.tool.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(per_connection);
+            let mut n = 0u64;
+            while Instant::now() < end {
+                tick.tick().await;
+                let request = CallToolRequestParams::new(tool.clone())
+                    .with_arguments(json!({"query": format!("q{c}-{n}")}).as_object().cloned().unwrap_or_default());
+                let started = Instant::now();
+                match client.call_tool(request).await {
+                    Ok(result) if result.is_error != Some(true) => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+                latencies.lock().await.push(started.elapsed());
+                n += 1;
+            }
+            let _ = client.cancel().await;
+        }));
+    }
+
+    let started = Instant::now();
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut l = latencies.lock().await.clone();
+        l.sort();
+        let pct =
+            |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or_default();
+        eprintln!(
+            "{:>4.0} s  {:>8} ok  {:>6} failed  {:>7.0} calls/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            started.elapsed().as_secs_f64(),
+            ok.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed),
+            ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(),
+            pct(0.5).as_secs_f64() * 1e3,
+            pct(0.99).as_secs_f64() * 1e3,
+        );
+    }
+    for task in tasks {
+        task.await?;
+    }
+    println!("{} calls, {} failed", ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! The demo's pipeline, smaller: its report agrees with the database.
+
+use archon_mcp_otel::demo::{self, DemoOptions};
+
+use crate::harness::Database;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_pipeline_reports_what_the_database_holds() {
+    let run = demo::run(DemoOptions {
+        database_url: None,
+        http_users: 3,
+        calls_per_user: 12,
+        stdio_server: None,
+        progress: false,
+    })
+    .await
+    .expect("the demo pipeline runs");
+    assert_eq!((run.calls, run.connections), (36, 3));
+    let report = run.report().await.unwrap();
+    let db = Database::connect(&run.database_url);
+
+    let t = &report.totals;
+    assert_eq!(t.requests, 36);
+    assert_eq!(t.sessions, 3);
+    assert_eq!(t.users, 3);
+    assert_eq!(t.tokens, db.query_i64("SELECT sum(total_tokens)::bigint FROM archon_mcp_requests").await);
+    assert_eq!(t.failed, db.query_i64("SELECT count(*) FROM archon_mcp_requests WHERE status <> 'success'").await);
+    assert!(t.failed > 0 && t.tokens > 0);
+    let cost_micros = db.query_i64("SELECT (sum(estimated_cost) * 1000000)::bigint FROM archon_mcp_requests").await;
+    assert!(cost_micros > 0);
+    assert_eq!((t.cost * 1e6).round() as i64, cost_micros);
+
+    let users = &report.tables[0];
+    assert_eq!(users.rows.len() as i64, db.query_i64("SELECT count(*) FROM archon_mcp_user_stats").await);
+    let requests_in_table: i64 = users.rows.iter().map(|r| r[3].parse::<i64>().unwrap()).sum();
+    assert_eq!(requests_in_table, 36);
+    let estimated: i64 = users.rows.iter().map(|r| r[5].parse::<i64>().unwrap()).sum();
+    assert_eq!(
+        estimated,
+        db.query_i64("SELECT sum(total_tokens)::bigint FROM archon_mcp_requests WHERE token_source = 'estimated'")
+            .await
+    );
+    assert!(estimated > 0, "estimates are on in the demo");
+
+    let tools = &report.tables[2];
+    let tool_requests: i64 = tools.rows.iter().map(|r| r[1].parse::<i64>().unwrap()).sum();
+    assert_eq!(tool_requests, 36);
+    let clients = &report.tables[3];
+    assert!(clients.rows.iter().all(|r| r[1] == "client_disconnect"), "{clients:?}");
+    run.finish().await;
+}
