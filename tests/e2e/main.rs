@@ -3,5 +3,6 @@
 //! per test.
 
 mod collector;
+mod dashboards;
 mod demo;
 mod harness;

@@ -1,0 +1,7 @@
+-- A login for Grafana: it can read every row of the MCP tables (row-level security grants
+-- archon_grafana all rows) and write nothing. Run as a superuser or the schema owner, after
+-- `archon-mcp-exporter migrate`.
+CREATE ROLE grafana_archon LOGIN PASSWORD 'change-me';
+GRANT archon_grafana TO grafana_archon;
+-- Queries time out rather than pile up on a busy database.
+ALTER ROLE grafana_archon SET statement_timeout = '30s';

@@ -1,0 +1,381 @@
+//! Every dashboard panel and variable query, expanded the way Grafana's PostgreSQL data source
+//! expands them, run as the read-only Grafana role against data seeded through the real
+//! mapping and store — with the figures checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use archon_mcp_exporter::mapping::map_spans;
+use archon_mcp_exporter::store::StoreConfig;
+use archon_mcp_exporter::testing::{Connection, TestDb, UserInfo, rpc_error, tool_error, with_estimate, with_usage};
+use serde_json::Value;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+const PANEL_TYPES: &[&str] = &[
+    "stat",
+    "timeseries",
+    "table",
+    "barchart",
+    "piechart",
+    "bargauge",
+    "gauge",
+    "text",
+    "histogram",
+    "heatmap",
+    "state-timeline",
+];
+const SEC: u64 = 1_000_000_000;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn dashboards() -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = std::fs::read_dir(root().join("dashboards/json"))
+        .expect("dashboards/json")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(out.len(), 3, "usage, users and cost, sessions");
+    out
+}
+
+fn provisioned_uid() -> String {
+    let yaml = std::fs::read_to_string(root().join("dashboards/provisioning/datasources/archon-mcp.yaml")).unwrap();
+    assert!(yaml.contains("type: grafana-postgresql-datasource"));
+    yaml.lines().find_map(|l| l.trim().strip_prefix("uid: ")).expect("a fixed uid").trim().to_owned()
+}
+
+fn queries(panel: &Value) -> Vec<String> {
+    panel["targets"]
+        .as_array()
+        .map_or_else(Vec::new, |t| t.iter().filter_map(|t| t["rawSql"].as_str().map(str::to_owned)).collect())
+}
+
+/// Names a text references as `$name` or `${name…}` (Grafana's `$__…` built-ins excluded).
+fn referenced(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (i, _) in text.match_indices('$') {
+        let rest = &text[i + 1..];
+        let name: String = if rest.starts_with('{') {
+            rest[1..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
+        } else {
+            rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
+        };
+        if !name.is_empty() && !name.starts_with("__") {
+            names.insert(name);
+        }
+    }
+    names
+}
+
+#[test]
+fn dashboards_are_well_formed() {
+    let uid = provisioned_uid();
+    let mut uids = BTreeSet::new();
+    for (file, d) in dashboards() {
+        assert!(uids.insert(d["uid"].as_str().unwrap().to_owned()), "{file}: duplicate dashboard uid");
+        assert!(d["links"].as_array().is_some_and(|l| !l.is_empty()), "{file}: links to the other dashboards");
+        let variables = d["templating"]["list"].as_array().unwrap();
+        let mut defined = BTreeSet::new();
+        for v in variables {
+            let name = v["name"].as_str().unwrap().to_owned();
+            if v["type"] == "query" {
+                assert_eq!(v["datasource"]["uid"], uid.as_str(), "{file}: variable {name}");
+                assert_eq!(v["allValue"], "__all", "{file}: {name} has a working All");
+                for used in referenced(v["query"].as_str().unwrap()) {
+                    assert!(defined.contains(&used), "{file}: variable {name} uses ${used} before it is defined");
+                }
+            }
+            defined.insert(name);
+        }
+        let mut ids = BTreeSet::new();
+        let mut cells = BTreeSet::new();
+        for p in d["panels"].as_array().unwrap() {
+            let title = p["title"].as_str().unwrap();
+            assert!(ids.insert(p["id"].as_i64().unwrap()), "{file}: duplicate panel id at {title}");
+            assert!(
+                PANEL_TYPES.contains(&p["type"].as_str().unwrap()),
+                "{file}: {title} has a type Grafana does not ship"
+            );
+            assert_eq!(p["datasource"]["uid"], uid.as_str(), "{file}: {title}");
+            let g = &p["gridPos"];
+            let (x, y, w, h) = (
+                g["x"].as_u64().unwrap(),
+                g["y"].as_u64().unwrap(),
+                g["w"].as_u64().unwrap(),
+                g["h"].as_u64().unwrap(),
+            );
+            assert!(w > 0 && h > 0 && x + w <= 24, "{file}: {title} is outside the 24-column grid");
+            for cx in x..x + w {
+                for cy in y..y + h {
+                    assert!(cells.insert((cx, cy)), "{file}: {title} overlaps another panel");
+                }
+            }
+            for target in p["targets"].as_array().unwrap() {
+                assert_eq!(target["datasource"]["uid"], uid.as_str(), "{file}: {title}");
+            }
+            for sql in queries(p) {
+                for used in referenced(&sql) {
+                    assert!(defined.contains(&used), "{file}: {title} uses undefined ${used}");
+                }
+            }
+        }
+    }
+}
+
+/// Grafana's rendering of a query: variables (`${name:sqlstring}` quotes and joins values,
+/// doubling single quotes) and the PostgreSQL macros.
+fn expand(sql: &str, vars: &BTreeMap<&str, Vec<String>>, from: &str, to: &str, interval: &str) -> String {
+    let mut out = sql.to_owned();
+    for (name, values) in vars {
+        let quoted = values.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect::<Vec<_>>().join(",");
+        out = out.replace(&format!("${{{name}:sqlstring}}"), &quoted);
+        out = out.replace(&format!("${{{name}}}"), values.first().map_or("", String::as_str));
+    }
+    out = out.replace("$__interval", interval);
+    let seconds = match interval.split_at(interval.len() - 1) {
+        (n, "s") => n.parse::<u64>().unwrap(),
+        (n, "m") => n.parse::<u64>().unwrap() * 60,
+        (n, "h") => n.parse::<u64>().unwrap() * 3600,
+        (n, "d") => n.parse::<u64>().unwrap() * 86400,
+        _ => panic!("interval {interval}"),
+    };
+    loop {
+        let Some((start, name)) =
+            ["$__timeGroupAlias(", "$__timeGroup(", "$__timeFilter("].iter().find_map(|m| out.find(m).map(|i| (i, *m)))
+        else {
+            break;
+        };
+        let args_start = start + name.len();
+        let end = args_start + out[args_start..].find(')').expect("closing parenthesis");
+        let args: Vec<&str> = out[args_start..end].split(',').map(str::trim).collect();
+        let replacement = match name {
+            "$__timeFilter(" => format!("{} BETWEEN '{from}' AND '{to}'", args[0]),
+            "$__timeGroup(" => format!("floor(extract(epoch from {})/{seconds})*{seconds}", args[0]),
+            _ => format!("floor(extract(epoch from {})/{seconds})*{seconds} AS \"time\"", args[0]),
+        };
+        out.replace_range(start..=end, &replacement);
+    }
+    assert!(referenced(&out).is_empty() && !out.contains("$__"), "unexpanded: {out}");
+    out
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Rows of a query as text (the simple protocol returns every value as text).
+async fn text_rows(
+    client: &Client,
+    sql: &str,
+) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), tokio_postgres::Error> {
+    let mut columns = Vec::new();
+    let mut rows = Vec::new();
+    for message in client.simple_query(sql).await? {
+        match message {
+            SimpleQueryMessage::RowDescription(desc) => columns = desc.iter().map(|c| c.name().to_owned()).collect(),
+            SimpleQueryMessage::Row(row) => {
+                if columns.is_empty() {
+                    columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
+                }
+                rows.push((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect());
+            }
+            _ => {}
+        }
+    }
+    Ok((columns, rows))
+}
+
+const ADA: UserInfo =
+    UserInfo { principal: "ada", email: "ada@example.com", name: "Ada Lovelace", department: "Research" };
+const OBRIEN: UserInfo =
+    UserInfo { principal: "o'brien", email: "ob@example.com", name: "Pat O'Brien", department: "R&D 'West'" };
+
+/// Ada: search with gpt-4o usage (1,000 in / 100 out → $0.0035), a summary reporting $0.25, a
+/// failed create_task; ended by the client. O'Brien: an estimated search (unpriced) and a caller
+/// mistake; open. Someone anonymous: one search; open. Total $0.2535, 6 requests.
+async fn seed(db: &TestDb) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let t0 = now - 1800 * SEC;
+    let ada_session = "0195f3a0-0000-7000-8000-00000000a0a0";
+    let mut ada = Connection::new(ada_session, "claude-code", Some(ADA));
+    let mut obrien = Connection::new("0195f3a0-0000-7000-8000-00000000b0b0", "Cursor", Some(OBRIEN));
+    let mut anon = Connection::new("0195f3a0-0000-7000-8000-00000000c0c0", "Windsurf", None);
+    let spans = vec![
+        with_usage(ada.call("search", t0, 40), "gpt-4o", 1000, 100),
+        ada.call("summarize", t0 + 10 * SEC, 900).with_attribute("archon.cost.amount", 0.25),
+        tool_error(ada.call("create_task", t0 + 20 * SEC, 5), "exists"),
+        ada.end(t0, t0 + 60 * SEC, "client_disconnect"),
+        with_estimate(obrien.call("search", t0 + 30 * SEC, 20), 400, 0),
+        rpc_error(obrien.call("create_task", t0 + 40 * SEC, 1), -32602, "missing title"),
+        anon.call("search", t0 + 50 * SEC, 10),
+    ];
+    let outcome = db.store(StoreConfig::default()).write(&map_spans(&spans)).await.unwrap();
+    assert_eq!(outcome.requests_inserted, 6);
+    ada_session.to_owned()
+}
+
+#[tokio::test]
+async fn every_panel_query_runs_read_only_and_adds_up() {
+    let db = TestDb::migrated().await;
+    let ada_session = seed(&db).await;
+    let client = db.client().await;
+    client.batch_execute("SET ROLE archon_grafana").await.unwrap();
+    let from = rfc3339(SystemTime::now() - Duration::from_secs(86_400));
+    let to = rfc3339(SystemTime::now() + Duration::from_secs(60));
+
+    let all = |extra: &[(&'static str, Vec<&str>)]| {
+        let mut vars: BTreeMap<&str, Vec<String>> =
+            ["user", "department", "client_type", "tool"].into_iter().map(|n| (n, vec!["__all".to_owned()])).collect();
+        vars.insert("session", vec![String::new()]);
+        for (name, values) in extra {
+            vars.insert(name, values.iter().map(|v| (*v).to_owned()).collect());
+        }
+        vars
+    };
+    let combinations: Vec<(&str, BTreeMap<&str, Vec<String>>)> = vec![
+        ("all", all(&[])),
+        ("one user", all(&[("user", vec!["ada"])])),
+        ("two users, one with a quote", all(&[("user", vec!["ada", "o'brien"])])),
+        ("quoted department", all(&[("department", vec!["R&D 'West'"])])),
+        ("one client", all(&[("client_type", vec!["Cursor"])])),
+        ("one tool", all(&[("tool", vec!["search"])])),
+        ("a session", all(&[("session", vec![ada_session.as_str()])])),
+    ];
+
+    // (dashboard file, panel title, combination) → rows
+    let mut results = BTreeMap::new();
+    for (file, d) in dashboards() {
+        for v in d["templating"]["list"].as_array().unwrap().iter().filter(|v| v["type"] == "query") {
+            let sql = expand(v["query"].as_str().unwrap(), &combinations[0].1, &from, &to, "1m");
+            let (_, rows) =
+                text_rows(&client, &sql).await.unwrap_or_else(|e| panic!("{file}: variable {}: {e}\n{sql}", v["name"]));
+            assert!(!rows.is_empty(), "{file}: variable {} has values", v["name"]);
+        }
+        for p in d["panels"].as_array().unwrap() {
+            let title = p["title"].as_str().unwrap().to_owned();
+            for sql in queries(p) {
+                for (combination, vars) in &combinations {
+                    let expanded = expand(&sql, vars, &from, &to, "1m");
+                    let (columns, rows) = text_rows(&client, &expanded).await.unwrap_or_else(|e| {
+                        panic!(
+                            "{file}: {title} ({combination}): {}\n{expanded}",
+                            e.as_db_error().map_or(e.to_string(), |d| d.message().to_owned())
+                        )
+                    });
+                    if p["targets"][0]["format"] == "time_series" {
+                        assert_eq!(
+                            columns.first().map(String::as_str),
+                            Some("time"),
+                            "{file}: {title} needs a time column"
+                        );
+                    }
+                    results.insert((file.clone(), title.clone(), *combination), (columns, rows));
+                }
+            }
+        }
+    }
+    let value = |file: &str, title: &str, combination: &str| -> Vec<Option<String>> {
+        results.get(&(file.to_owned(), title.to_owned(), combination)).unwrap_or_else(|| panic!("no {file}: {title}")).1
+            [0]
+        .clone()
+    };
+    let one = |file: &str, title: &str, combination: &str| value(file, title, combination)[0].clone().unwrap();
+
+    // Usage overview.
+    assert_eq!(one("mcp-usage.json", "Requests", "all"), "6");
+    assert_eq!(one("mcp-usage.json", "Requests", "one user"), "3");
+    assert_eq!(one("mcp-usage.json", "Requests", "two users, one with a quote"), "5");
+    assert_eq!(one("mcp-usage.json", "Requests", "quoted department"), "2");
+    assert_eq!(one("mcp-usage.json", "Requests", "one client"), "2");
+    assert_eq!(one("mcp-usage.json", "Requests", "one tool"), "3");
+    assert_eq!(one("mcp-usage.json", "Active sessions now", "all"), "2");
+    assert_eq!(one("mcp-usage.json", "Users", "all"), "2");
+    assert_eq!(one("mcp-usage.json", "Error rate", "all").parse::<f64>().unwrap().round(), 33.0);
+    let errors = &results[&("mcp-usage.json".to_owned(), "Errors by type".to_owned(), "all")].1;
+    let kinds: BTreeSet<_> = errors.iter().map(|r| r[1].clone().unwrap()).collect();
+    assert_eq!(kinds, BTreeSet::from(["caller mistake".to_owned(), "tool error".to_owned()]));
+
+    // Users and cost.
+    assert_eq!(one("mcp-users-cost.json", "Cost in range", "all").parse::<f64>().unwrap(), 0.2535);
+    assert_eq!(one("mcp-users-cost.json", "Cost in range", "one user").parse::<f64>().unwrap(), 0.2535);
+    assert_eq!(
+        value("mcp-users-cost.json", "Tokens reported / estimated", "all"),
+        [Some("1100".into()), Some("400".into())]
+    );
+    let users = &results[&("mcp-users-cost.json".to_owned(), "Users".to_owned(), "all")].1;
+    let (_, stats) = text_rows(
+        &client,
+        "SELECT user_name, user_email, user_department, total_sessions, active_sessions, total_requests, failed_requests,
+                reported_tokens, estimated_tokens, round(total_cost, 4) FROM archon_mcp_user_stats ORDER BY total_cost DESC, total_requests DESC",
+    )
+    .await
+    .unwrap();
+    assert_eq!(users.iter().map(|r| r[..10].to_vec()).collect::<Vec<_>>(), stats, "the table is archon_mcp_user_stats");
+    let by_department: BTreeMap<_, _> = results
+        [&("mcp-users-cost.json".to_owned(), "Cost by department".to_owned(), "all")]
+        .1
+        .iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap().parse::<f64>().unwrap()))
+        .collect();
+    assert_eq!(
+        by_department,
+        BTreeMap::from([("(none)".into(), 0.0), ("R&D 'West'".into(), 0.0), ("Research".into(), 0.2535)])
+    );
+    let monthly: f64 = results[&("mcp-users-cost.json".to_owned(), "Monthly cost report".to_owned(), "all")]
+        .1
+        .iter()
+        .map(|r| r[5].clone().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!((monthly - 0.2535).abs() < 1e-9);
+    let top = &results[&("mcp-users-cost.json".to_owned(), "Top 10 users by cost".to_owned(), "all")].1;
+    assert_eq!(top[0][0].as_deref(), Some("Ada Lovelace"));
+
+    // Sessions.
+    let live = &results[&("mcp-sessions.json".to_owned(), "Live sessions".to_owned(), "all")].1;
+    assert_eq!(live.len(), 2);
+    let of_session =
+        &results[&("mcp-sessions.json".to_owned(), "Requests of session ${session}".to_owned(), "a session")].1;
+    assert_eq!(of_session.len(), 3);
+    let none = &results[&("mcp-sessions.json".to_owned(), "Requests of session ${session}".to_owned(), "all")].1;
+    assert!(none.is_empty(), "no session picked, no rows");
+    let reasons: BTreeMap<_, _> = results[&("mcp-sessions.json".to_owned(), "Disconnect reasons".to_owned(), "all")]
+        .1
+        .iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
+    assert_eq!(reasons, BTreeMap::from([("client_disconnect".into(), "1".into()), ("open".into(), "2".into())]));
+
+    // Read-only.
+    for write in [
+        "INSERT INTO archon_mcp_sessions (session_id) VALUES (gen_random_uuid())",
+        "UPDATE archon_mcp_requests SET status = 'error'",
+        "DELETE FROM archon_mcp_sessions",
+        "UPDATE archon_llm_pricing SET input_price_per_1k = 0",
+    ] {
+        let err = client.batch_execute(write).await.expect_err("the Grafana role cannot write");
+        let message = err.as_db_error().map_or(err.to_string(), |d| d.message().to_owned());
+        assert!(message.contains("permission denied"), "{write}: {message}");
+    }
+}
