@@ -7,6 +7,7 @@ pub use archon_mcp_exporter as exporter;
 pub use archon_mcp_instrument as instrument;
 
 pub mod demo;
+pub mod grafana;
 pub mod knowledge;
 pub mod report;
 

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use archon_mcp_exporter::mapping::map_spans;
 use archon_mcp_exporter::store::StoreConfig;
 use archon_mcp_exporter::testing::{Connection, TestDb, UserInfo, rpc_error, tool_error, with_estimate, with_usage};
+use archon_mcp_otel::grafana::{TimeRange, expand, load_dashboards, panel_queries, referenced_variables, rfc3339};
 use serde_json::Value;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -32,18 +33,7 @@ fn root() -> &'static Path {
 }
 
 fn dashboards() -> Vec<(String, Value)> {
-    let mut out: Vec<(String, Value)> = std::fs::read_dir(root().join("dashboards/json"))
-        .expect("dashboards/json")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap(),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let out = load_dashboards(&root().join("dashboards/json")).expect("dashboards/json");
     assert_eq!(out.len(), 3, "usage, users and cost, sessions");
     out
 }
@@ -52,29 +42,6 @@ fn provisioned_uid() -> String {
     let yaml = std::fs::read_to_string(root().join("dashboards/provisioning/datasources/archon-mcp.yaml")).unwrap();
     assert!(yaml.contains("type: grafana-postgresql-datasource"));
     yaml.lines().find_map(|l| l.trim().strip_prefix("uid: ")).expect("a fixed uid").trim().to_owned()
-}
-
-fn queries(panel: &Value) -> Vec<String> {
-    panel["targets"]
-        .as_array()
-        .map_or_else(Vec::new, |t| t.iter().filter_map(|t| t["rawSql"].as_str().map(str::to_owned)).collect())
-}
-
-/// Names a text references as `$name` or `${name…}` (Grafana's `$__…` built-ins excluded).
-fn referenced(text: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for (i, _) in text.match_indices('$') {
-        let rest = &text[i + 1..];
-        let name: String = if rest.starts_with('{') {
-            rest[1..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
-        } else {
-            rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
-        };
-        if !name.is_empty() && !name.starts_with("__") {
-            names.insert(name);
-        }
-    }
-    names
 }
 
 #[test]
@@ -91,7 +58,7 @@ fn dashboards_are_well_formed() {
             if v["type"] == "query" {
                 assert_eq!(v["datasource"]["uid"], uid.as_str(), "{file}: variable {name}");
                 assert_eq!(v["allValue"], "__all", "{file}: {name} has a working All");
-                for used in referenced(v["query"].as_str().unwrap()) {
+                for used in referenced_variables(v["query"].as_str().unwrap()) {
                     assert!(defined.contains(&used), "{file}: variable {name} uses ${used} before it is defined");
                 }
             }
@@ -123,66 +90,13 @@ fn dashboards_are_well_formed() {
             for target in p["targets"].as_array().unwrap() {
                 assert_eq!(target["datasource"]["uid"], uid.as_str(), "{file}: {title}");
             }
-            for sql in queries(p) {
-                for used in referenced(&sql) {
+            for sql in panel_queries(p) {
+                for used in referenced_variables(&sql) {
                     assert!(defined.contains(&used), "{file}: {title} uses undefined ${used}");
                 }
             }
         }
     }
-}
-
-/// Grafana's rendering of a query: variables (`${name:sqlstring}` quotes and joins values,
-/// doubling single quotes) and the PostgreSQL macros.
-fn expand(sql: &str, vars: &BTreeMap<&str, Vec<String>>, from: &str, to: &str, interval: &str) -> String {
-    let mut out = sql.to_owned();
-    for (name, values) in vars {
-        let quoted = values.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect::<Vec<_>>().join(",");
-        out = out.replace(&format!("${{{name}:sqlstring}}"), &quoted);
-        out = out.replace(&format!("${{{name}}}"), values.first().map_or("", String::as_str));
-    }
-    out = out.replace("$__interval", interval);
-    let seconds = match interval.split_at(interval.len() - 1) {
-        (n, "s") => n.parse::<u64>().unwrap(),
-        (n, "m") => n.parse::<u64>().unwrap() * 60,
-        (n, "h") => n.parse::<u64>().unwrap() * 3600,
-        (n, "d") => n.parse::<u64>().unwrap() * 86400,
-        _ => panic!("interval {interval}"),
-    };
-    loop {
-        let Some((start, name)) =
-            ["$__timeGroupAlias(", "$__timeGroup(", "$__timeFilter("].iter().find_map(|m| out.find(m).map(|i| (i, *m)))
-        else {
-            break;
-        };
-        let args_start = start + name.len();
-        let end = args_start + out[args_start..].find(')').expect("closing parenthesis");
-        let args: Vec<&str> = out[args_start..end].split(',').map(str::trim).collect();
-        let replacement = match name {
-            "$__timeFilter(" => format!("{} BETWEEN '{from}' AND '{to}'", args[0]),
-            "$__timeGroup(" => format!("floor(extract(epoch from {})/{seconds})*{seconds}", args[0]),
-            _ => format!("floor(extract(epoch from {})/{seconds})*{seconds} AS \"time\"", args[0]),
-        };
-        out.replace_range(start..=end, &replacement);
-    }
-    assert!(referenced(&out).is_empty() && !out.contains("$__"), "unexpanded: {out}");
-    out
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Rows of a query as text (the simple protocol returns every value as text).
@@ -242,8 +156,11 @@ async fn every_panel_query_runs_read_only_and_adds_up() {
     let ada_session = seed(&db).await;
     let client = db.client().await;
     client.batch_execute("SET ROLE archon_grafana").await.unwrap();
-    let from = rfc3339(SystemTime::now() - Duration::from_secs(86_400));
-    let to = rfc3339(SystemTime::now() + Duration::from_secs(60));
+    let range = TimeRange {
+        from: rfc3339(SystemTime::now() - Duration::from_secs(86_400)),
+        to: rfc3339(SystemTime::now() + Duration::from_secs(60)),
+        interval: "1m".into(),
+    };
 
     let all = |extra: &[(&'static str, Vec<&str>)]| {
         let mut vars: BTreeMap<&str, Vec<String>> =
@@ -268,16 +185,20 @@ async fn every_panel_query_runs_read_only_and_adds_up() {
     let mut results = BTreeMap::new();
     for (file, d) in dashboards() {
         for v in d["templating"]["list"].as_array().unwrap().iter().filter(|v| v["type"] == "query") {
-            let sql = expand(v["query"].as_str().unwrap(), &combinations[0].1, &from, &to, "1m");
+            let sql = expand(v["query"].as_str().unwrap(), &combinations[0].1, &range);
             let (_, rows) =
                 text_rows(&client, &sql).await.unwrap_or_else(|e| panic!("{file}: variable {}: {e}\n{sql}", v["name"]));
             assert!(!rows.is_empty(), "{file}: variable {} has values", v["name"]);
         }
         for p in d["panels"].as_array().unwrap() {
             let title = p["title"].as_str().unwrap().to_owned();
-            for sql in queries(p) {
+            for sql in panel_queries(p) {
                 for (combination, vars) in &combinations {
-                    let expanded = expand(&sql, vars, &from, &to, "1m");
+                    let expanded = expand(&sql, vars, &range);
+                    assert!(
+                        referenced_variables(&expanded).is_empty() && !expanded.contains("$__"),
+                        "unexpanded: {expanded}"
+                    );
                     let (columns, rows) = text_rows(&client, &expanded).await.unwrap_or_else(|e| {
                         panic!(
                             "{file}: {title} ({combination}): {}\n{expanded}",

@@ -1,0 +1,163 @@
+//! How fast every dashboard query is on a large data set: seeds N request rows (default
+//! 1,000,000, over 10,000 sessions of 50 users and 30 days), then runs each panel and variable
+//! query as Grafana would — expanded, as the read-only `archon_grafana` role — and prints
+//! PostgreSQL's execution time for the last 24 hours and the last 7 days.
+//!
+//! ```text
+//! cargo run --release --example panel_bench                 # 1M rows on a throw-away PostgreSQL
+//! cargo run --release --example panel_bench -- --rows 50000 # the quick mode CI runs
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use archon_mcp_exporter::testing::LocalCluster;
+use archon_mcp_otel::grafana::{TimeRange, expand, load_dashboards, panel_queries, rfc3339};
+use clap::Parser;
+use tokio_postgres::NoTls;
+
+/// Times every dashboard query on a large data set.
+#[derive(Debug, Parser)]
+#[command(name = "panel_bench")]
+struct Args {
+    /// Request rows to seed.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: i64,
+    /// Use this (empty) database instead of a throw-away PostgreSQL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Fail (exit 1) when a panel takes longer than this many milliseconds.
+    #[arg(long, default_value_t = 200.0)]
+    budget_ms: f64,
+}
+
+const SEED: &str = r#"
+INSERT INTO archon_mcp_sessions (session_id, client_type, client_name, client_version, connected_at, last_activity,
+                                 disconnected_at, status, disconnect_reason, user_id, user_key, user_email, user_name,
+                                 user_department, service_name)
+SELECT md5('s' || i)::uuid,
+       (ARRAY['Claude', 'Cursor', 'Windsurf', 'Cline', 'VS Code', 'Zed', 'Goose', 'Unknown'])[1 + i % 8],
+       (ARRAY['claude-code', 'Cursor', 'Windsurf', 'Cline', 'Visual Studio Code', 'Zed', 'goose', 'bot'])[1 + i % 8], '1.0',
+       now() - make_interval(secs => (i::float8 / $1) * 30 * 86400) - interval '2 hours',
+       now() - make_interval(secs => (i::float8 / $1) * 30 * 86400),
+       CASE WHEN i >= 50 THEN now() - make_interval(secs => (i::float8 / $1) * 30 * 86400) END,
+       CASE WHEN i >= 50 THEN 'disconnected' ELSE 'active' END,
+       CASE WHEN i >= 50 THEN (ARRAY['client_disconnect', 'timeout', 'server_shutdown'])[1 + i % 3] END,
+       md5('u' || i % 50)::uuid, 'user-' || i % 50, 'user' || i % 50 || '@example.com', 'User ' || i % 50,
+       (ARRAY['Research', 'Platform', 'Support', 'Sales', 'Ops'])[1 + i % 5], 'kb'
+  FROM generate_series(0, $1::int - 1) AS i;
+"#;
+
+const SEED_REQUESTS: &str = r#"
+INSERT INTO archon_mcp_requests (request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source,
+                                 model, estimated_cost, "timestamp", duration_ms, status, error_type, error_code, user_id)
+SELECT md5('r' || g)::uuid, md5('s' || s)::uuid, 'tools/call',
+       (ARRAY['search_knowledge', 'get_document', 'list_tasks', 'create_task', 'summarize_document', 'read_file', 'write_file', 'run_query'])[1 + g % 8],
+       CASE WHEN g % 8 = 4 THEN 2000 + g % 5000 WHEN g % 8 = 5 THEN 300 ELSE 0 END,
+       CASE WHEN g % 8 = 4 THEN 200 + g % 300 ELSE 0 END,
+       CASE WHEN g % 8 = 4 THEN 'reported' WHEN g % 8 = 5 THEN 'estimated' ELSE 'none' END,
+       CASE WHEN g % 8 = 4 THEN 'claude-sonnet-4-5' END,
+       CASE WHEN g % 8 = 4 THEN round(((2000 + g % 5000) * 0.003 + (200 + g % 300) * 0.015) / 1000, 6) END,
+       now() - make_interval(secs => (s::float8 / $2) * 30 * 86400) - make_interval(secs => (g % 7200)),
+       (g % 997)::float8 / 3, CASE WHEN g % 23 = 0 THEN 'error' ELSE 'success' END,
+       CASE WHEN g % 23 = 0 THEN (ARRAY['tool_error', '-32602', '-32603'])[1 + g % 3] END,
+       CASE WHEN g % 23 = 0 AND g % 3 = 1 THEN -32602 WHEN g % 23 = 0 AND g % 3 = 2 THEN -32603 END,
+       md5('u' || s % 50)::uuid
+  FROM generate_series(0, $1::bigint - 1) AS g, LATERAL (SELECT (g % $2) AS s) AS pick;
+"#;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cluster = match args.database_url {
+        Some(_) => None,
+        None => Some(tokio::task::spawn_blocking(LocalCluster::start).await?.map_err(anyhow::Error::msg)?),
+    };
+    let url =
+        args.database_url.clone().unwrap_or_else(|| cluster.as_ref().map(|c| c.url("postgres")).unwrap_or_default());
+    archon_mcp_exporter::migrate::migrate_url(&url).await?;
+    let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
+    tokio::spawn(connection);
+
+    let sessions: i64 = (args.rows / 100).clamp(100, 10_000);
+    eprintln!("seeding {sessions} sessions and {} request rows …", args.rows);
+    let started = Instant::now();
+    client.execute("SELECT archon_mcp_create_request_partitions(1, (current_date - 31))", &[]).await?;
+    client.execute(SEED, &[&(sessions as i32)]).await?;
+    client.execute(SEED_REQUESTS, &[&args.rows, &sessions]).await?;
+    client.batch_execute("ANALYZE archon_mcp_sessions; ANALYZE archon_mcp_requests;").await?;
+    eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+
+    client.batch_execute("SET ROLE archon_grafana").await?;
+    let vars: BTreeMap<&str, Vec<String>> =
+        [("user", "__all"), ("department", "__all"), ("client_type", "__all"), ("tool", "__all"), ("session", "")]
+            .into_iter()
+            .map(|(k, v)| (k, vec![v.to_owned()]))
+            .collect();
+    let range = |days: u64, interval: &str| TimeRange {
+        from: rfc3339(SystemTime::now() - Duration::from_secs(days * 86_400)),
+        to: rfc3339(SystemTime::now()),
+        interval: interval.into(),
+    };
+    let (day, week) = (range(1, "5m"), range(7, "1h"));
+    let dashboards = load_dashboards(&Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/json"))?;
+
+    println!("{:<22} {:<40} {:>9} {:>9}", "dashboard", "query", "24 h ms", "7 d ms");
+    let mut worst: f64 = 0.0;
+    for (file, dashboard) in &dashboards {
+        let variables = dashboard["templating"]["list"].as_array().into_iter().flatten().filter_map(|v| {
+            v["query"]
+                .as_str()
+                .filter(|q| !q.is_empty())
+                .map(|q| (format!("variable {}", v["name"].as_str().unwrap_or("")), q.to_owned()))
+        });
+        let panels = dashboard["panels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| panel_queries(p).into_iter().map(|q| (p["title"].as_str().unwrap_or("").to_owned(), q)));
+        for (name, sql) in variables.chain(panels) {
+            let mut times = Vec::new();
+            for range in [&day, &week] {
+                let explain = format!("EXPLAIN (ANALYZE, FORMAT TEXT) {}", expand(&sql, &vars, range));
+                let plan = client.simple_query(&explain).await?;
+                let ms = plan
+                    .iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                        _ => None,
+                    })
+                    .find_map(|line| {
+                        line.strip_prefix("Execution Time: ")
+                            .and_then(|t| t.trim_end_matches(" ms").parse::<f64>().ok())
+                    })
+                    .unwrap_or(f64::NAN);
+                worst = worst.max(ms);
+                times.push(ms);
+            }
+            let flag = if times.iter().any(|t| *t > args.budget_ms) { "  > budget" } else { "" };
+            println!(
+                "{:<22} {:<40} {:>9.1} {:>9.1}{flag}",
+                file.trim_end_matches(".json"),
+                truncate(&name, 40),
+                times[0],
+                times[1]
+            );
+        }
+    }
+    println!("\n{} request rows; slowest query {worst:.1} ms (budget {} ms)", args.rows, args.budget_ms);
+    if let Some(cluster) = cluster {
+        tokio::task::spawn_blocking(move || drop(cluster)).await?;
+    }
+    anyhow::ensure!(
+        worst <= args.budget_ms,
+        "a dashboard query took {worst:.1} ms, over the {} ms budget",
+        args.budget_ms
+    );
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_owned() } else { format!("{}…", s.chars().take(n - 1).collect::<String>()) }
+}
