@@ -31,6 +31,20 @@ enum Command {
         #[command(flatten)]
         db: Database,
     },
+    /// Drop request partitions older than --keep and create the coming months.
+    Retention {
+        #[command(flatten)]
+        db: Database,
+        /// How much history to keep: `90d`, `12w`, or any PostgreSQL interval (`6 months`).
+        #[arg(long, env = "ARCHON_EXPORTER_KEEP")]
+        keep: String,
+        /// How many months after the current one to create.
+        #[arg(long, env = "ARCHON_EXPORTER_MONTHS_AHEAD", default_value_t = 3)]
+        months_ahead: i32,
+        /// Only list what would be dropped.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Create the monthly request partitions for the coming months.
     Partitions {
         #[command(flatten)]
@@ -170,11 +184,30 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("applied V{}__{}", m.version, m.name);
             }
         }
-        Command::Partitions { db, months_ahead } => {
-            let (client, connection) = tokio_postgres::connect(&db.database_url, NoTls)
+        Command::Retention { db, keep, months_ahead, dry_run } => {
+            let client = connect(&db).await?;
+            let keep = interval(&keep)?;
+            let dropped = client
+                .query("SELECT archon_mcp_drop_request_partitions($1::text::interval, $2)", &[&keep, &dry_run])
                 .await
-                .context("connecting (check --database-url / DATABASE_URL and that the server is up)")?;
-            tokio::spawn(connection);
+                .context(
+                    "dropping old partitions (has `archon-mcp-exporter migrate` run? is this role archon_admin?)",
+                )?;
+            let verb = if dry_run { "would drop" } else { "dropped" };
+            if dropped.is_empty() {
+                println!("no partition ends before now - {keep}");
+            }
+            for row in dropped {
+                println!("{verb} {}", row.get::<_, String>(0));
+            }
+            if !dry_run {
+                for row in client.query("SELECT archon_mcp_create_request_partitions($1)", &[&months_ahead]).await? {
+                    println!("created {}", row.get::<_, String>(0));
+                }
+            }
+        }
+        Command::Partitions { db, months_ahead } => {
+            let client = connect(&db).await?;
             let rows = client
                 .query("SELECT archon_mcp_create_request_partitions($1)", &[&months_ahead])
                 .await
@@ -188,6 +221,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn connect(db: &Database) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(&db.database_url, NoTls)
+        .await
+        .context("connecting (check --database-url / DATABASE_URL and that the server is up)")?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// `90d` → `90 days`, `12w` → `12 weeks`; anything else is passed to PostgreSQL as is.
+fn interval(keep: &str) -> anyhow::Result<String> {
+    let keep = keep.trim();
+    let (number, unit) = keep.split_at(keep.find(|c: char| !c.is_ascii_digit()).unwrap_or(keep.len()));
+    let unit = match unit {
+        "d" => "days",
+        "w" => "weeks",
+        "h" => "hours",
+        "" => anyhow::bail!("--keep {keep:?} needs a unit: 90d, 12w, or a PostgreSQL interval like '6 months'"),
+        _ => return Ok(keep.to_owned()),
+    };
+    Ok(format!("{number} {unit}"))
 }
 
 /// SIGTERM or SIGINT.

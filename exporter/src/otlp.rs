@@ -1,4 +1,4 @@
-//! OTLP → the neutral span model: pure conversion, no IO.
+//! OTLP ↔ the neutral span model: pure conversion, no IO.
 //!
 //! ```
 //! use archon_mcp_exporter::otlp::spans_from_request;
@@ -10,7 +10,10 @@
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::{span, status};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span as ProtoSpan, Status as ProtoStatus, span, status,
+};
 
 use crate::mapping::{SkipReason, Skipped};
 use crate::span::{Attributes, Span, SpanKind, SpanRef, Status, StatusCode, Value};
@@ -121,6 +124,76 @@ fn json(value: &any_value::Value) -> serde_json::Value {
     }
 }
 
+/// The export request a collector would send for `spans`; consecutive spans of the same resource share one
+/// resource entry, as the SDK and collectors group them.
+pub fn request_from_spans(spans: &[Span]) -> ExportTraceServiceRequest {
+    let mut resource_spans: Vec<(Attributes, ResourceSpans)> = Vec::new();
+    for span in spans {
+        match resource_spans.last_mut() {
+            Some((resource, group)) if *resource == span.resource => group.scope_spans[0].spans.push(proto_span(span)),
+            _ => resource_spans.push((
+                span.resource.clone(),
+                ResourceSpans {
+                    resource: Some(Resource { attributes: key_values(&span.resource), ..Default::default() }),
+                    scope_spans: vec![ScopeSpans { spans: vec![proto_span(span)], ..Default::default() }],
+                    ..Default::default()
+                },
+            )),
+        }
+    }
+    ExportTraceServiceRequest { resource_spans: resource_spans.into_iter().map(|(_, group)| group).collect() }
+}
+
+fn proto_span(span: &Span) -> ProtoSpan {
+    ProtoSpan {
+        trace_id: span.trace_id.to_vec(),
+        span_id: span.span_id.to_vec(),
+        parent_span_id: span.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
+        name: span.name.clone(),
+        kind: match span.kind {
+            SpanKind::Unspecified => 0,
+            SpanKind::Internal => 1,
+            SpanKind::Server => 2,
+            SpanKind::Client => 3,
+            SpanKind::Producer => 4,
+            SpanKind::Consumer => 5,
+        },
+        start_time_unix_nano: span.start_time_unix_nano,
+        end_time_unix_nano: span.end_time_unix_nano,
+        attributes: key_values(&span.attributes),
+        status: Some(ProtoStatus {
+            code: match span.status.code {
+                StatusCode::Unset => 0,
+                StatusCode::Ok => 1,
+                StatusCode::Error => 2,
+                StatusCode::Unknown(code) => code,
+            },
+            message: span.status.message.clone(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
+    attributes
+        .0
+        .iter()
+        .map(|(key, value)| KeyValue {
+            key: key.clone(),
+            value: Some(AnyValue {
+                value: Some(match value {
+                    Value::Str(s) => any_value::Value::StringValue(s.clone()),
+                    Value::Bytes(b) => any_value::Value::BytesValue(b.clone()),
+                    Value::Bool(b) => any_value::Value::BoolValue(*b),
+                    Value::I64(i) => any_value::Value::IntValue(*i),
+                    Value::F64(f) => any_value::Value::DoubleValue(*f),
+                }),
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +270,100 @@ mod tests {
         assert_eq!(invalid.len(), 1);
         assert_eq!(invalid[0].reason, SkipReason::InvalidId);
         assert_eq!(spans[0].status.code, StatusCode::Unknown(9));
+    }
+}
+
+/// Random and mutated export bodies through decode and mapping: bounded, so it runs in every
+/// test run; it fails on any panic.
+#[cfg(test)]
+mod robustness {
+    use super::*;
+    use crate::mapping::map_spans;
+    use crate::span::Span as Neutral;
+    use prost::Message as _;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    fn valid_request() -> ExportTraceServiceRequest {
+        let span = Neutral::new("tools/call search", 10, 20)
+            .with_ids([1; 16], [2; 8])
+            .with_attribute("mcp.method.name", "tools/call")
+            .with_attribute("session.id", "s-1")
+            .with_attribute("gen_ai.usage.input_tokens", 5_i64)
+            .with_attribute("archon.cost.amount", 0.5)
+            .with_attribute("archon.client.capabilities", "{\"roots\":{}}")
+            .with_resource("service.name", "kb");
+        let end = Neutral::new("mcp.session", 10, 30).with_ids([1; 16], [3; 8]).with_attribute("session.id", "s-1");
+        request_from_spans(&[span, end])
+    }
+
+    fn mutate(rng: &mut Rng, mut bytes: Vec<u8>) -> Vec<u8> {
+        for _ in 0..1 + rng.below(8) {
+            match rng.below(4) {
+                0 if !bytes.is_empty() => {
+                    let i = rng.below(bytes.len());
+                    bytes[i] ^= 1 << rng.below(8);
+                }
+                1 if !bytes.is_empty() => {
+                    let i = rng.below(bytes.len());
+                    bytes.truncate(i);
+                }
+                2 => {
+                    let i = rng.below(bytes.len() + 1);
+                    bytes.insert(i, rng.next() as u8);
+                }
+                _ if !bytes.is_empty() => {
+                    let i = rng.below(bytes.len());
+                    bytes[i] = [0x00, 0xff, 0x7f, 0x80, b'"', b'{', b'0'][rng.below(7)];
+                }
+                _ => {}
+            }
+        }
+        bytes
+    }
+
+    fn exercise(request: ExportTraceServiceRequest) {
+        let (spans, _) = spans_from_request(request);
+        let batch = map_spans(&spans);
+        let _ = (batch.skipped_by_reason(), batch.rejected());
+    }
+
+    #[test]
+    fn protobuf_bodies_never_panic() {
+        let valid = valid_request().encode_to_vec();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..20_000 {
+            let body = if round % 10 == 0 {
+                (0..rng.below(256)).map(|_| rng.next() as u8).collect()
+            } else {
+                mutate(&mut rng, valid.clone())
+            };
+            if let Ok(request) = ExportTraceServiceRequest::decode(body.as_slice()) {
+                exercise(request);
+            }
+        }
+    }
+
+    #[test]
+    fn json_bodies_never_panic() {
+        let valid = serde_json::to_vec(&valid_request()).unwrap();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..10_000 {
+            let body = mutate(&mut rng, valid.clone());
+            if let Ok(request) = serde_json::from_slice::<ExportTraceServiceRequest>(&body) {
+                exercise(request);
+            }
+        }
     }
 }

@@ -279,5 +279,9 @@ pub struct RequestRow {
 /// assert_eq!(clean_text("a\0bcd", 2), "ab");
 /// ```
 pub fn clean_text(value: &str, max_chars: usize) -> String {
+    // Nearly every value is short and clean: copy it whole.
+    if value.len() <= max_chars && !value.contains('\0') {
+        return value.to_owned();
+    }
     value.chars().filter(|&c| c != '\0').take(max_chars).collect()
 }

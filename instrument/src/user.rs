@@ -476,4 +476,32 @@ mod tests {
         ext.insert(parts);
         assert_eq!(ExtensionUser.resolve(&ext), Resolution::User(UserInfo::new("from-auth-layer")));
     }
+
+    /// Random and mutated tokens and headers: never a panic, never a user from a bad token.
+    #[test]
+    fn mangled_credentials_never_panic_or_pass() {
+        let resolver = JwtUser::hs256(b"k");
+        let valid = sign(json!({"sub": "u", "exp": in_an_hour()}));
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..5_000 {
+            let mut token = valid.clone().into_bytes();
+            for _ in 0..1 + next() % 4 {
+                let i = (next() % token.len() as u64) as usize;
+                token[i] = [b'A', b'.', b'-', b'_', b'=', b'z', b'0'][(next() % 7) as usize];
+            }
+            let token = String::from_utf8(token).unwrap();
+            let resolution = resolver.verify(&token);
+            if token != valid {
+                assert!(!matches!(resolution, Resolution::User(_)), "a mangled token passed: {token}");
+            }
+            let header = format!("Bearer {token}");
+            let _ = resolver.resolve(&with_headers(&[("authorization", &header)]));
+        }
+    }
 }

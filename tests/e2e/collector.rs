@@ -208,3 +208,52 @@ async fn postgres_down_for_20_seconds_loses_and_doubles_nothing() {
     collector.stop().await;
     exporter.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporter_killed_mid_stream_loses_and_doubles_nothing() {
+    let db = Database::start().await;
+    let port = free_port();
+    let mut exporter = ExporterProcess::start(&db.url, port).await;
+    let forward_to = format!("127.0.0.1:{port}").parse().unwrap();
+    let Some(collector) = Collector::start(forward_to).await else { return };
+    let server = McpServer::start(collector.grpc).await;
+
+    let started = Instant::now();
+    let run_for = Duration::from_secs(16);
+    let mut callers = Vec::new();
+    for (client, user) in [("claude-code", "frank"), ("Cursor", "grace")] {
+        let addr = server.addr;
+        callers.push(tokio::spawn(async move {
+            let client = connect(addr, client, user, "Ops").await;
+            let mut calls = 0u64;
+            while started.elapsed() < run_for {
+                client.call_tool(call("list_tasks", json!({}))).await.expect("the server keeps serving");
+                calls += 1;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            client.cancel().await.unwrap();
+            calls
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    exporter.kill().await; // SIGKILL: no graceful shutdown, in-flight batches cut
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    exporter = ExporterProcess::start(&db.url, port).await;
+
+    let mut total = 0;
+    for caller in callers {
+        total += caller.await.unwrap();
+    }
+    server.flush().await;
+    let stored =
+        db.wait_for_count("SELECT count(*) FROM archon_mcp_requests", total as i64, Duration::from_secs(90)).await;
+    assert_eq!(stored, total as i64, "every tool call stored after the restart");
+    assert_eq!(
+        db.query_i64("SELECT count(DISTINCT request_id) FROM archon_mcp_requests").await,
+        total as i64,
+        "nothing doubled"
+    );
+    server.stop();
+    collector.stop().await;
+    exporter.kill().await;
+}

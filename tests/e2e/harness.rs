@@ -133,6 +133,45 @@ impl Exporter {
     }
 }
 
+/// `archon-mcp-exporter serve` as its own process (built by `cargo test --workspace`), to be
+/// killed for real.
+pub struct ExporterProcess {
+    child: tokio::process::Child,
+}
+
+impl ExporterProcess {
+    pub async fn start(database_url: &str, grpc_port: u16) -> Self {
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe.parent().and_then(|deps| deps.parent()).unwrap().join("archon-mcp-exporter");
+        assert!(bin.is_file(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
+        let child = tokio::process::Command::new(bin)
+            .args(["serve", "--database-url", database_url, "--no-reaper"])
+            .args([
+                "--grpc-listen",
+                &format!("127.0.0.1:{grpc_port}"),
+                "--http-listen",
+                &format!("127.0.0.1:{}", free_port()),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start archon-mcp-exporter");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", grpc_port)).await.is_ok() {
+                return Self { child };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("archon-mcp-exporter did not listen on {grpc_port}");
+    }
+
+    /// SIGKILL.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
 /// The rotel collector (`pip install rotel`), forwarding OTLP/gRPC to `forward_to` with
 /// retries that do not give up.
 pub struct Collector {

@@ -22,11 +22,10 @@ use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Config, NoTls, config::Host};
 
 mod cluster;
-mod otlp;
 mod spans;
 
+pub use crate::otlp::request_from_spans as otlp_request;
 pub use cluster::LocalCluster;
-pub use otlp::otlp_request;
 pub use spans::{Connection, UserInfo, rpc_error, tool_error, with_estimate, with_usage};
 
 use crate::migrate;

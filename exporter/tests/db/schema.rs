@@ -102,3 +102,40 @@ async fn partitions(client: &tokio_postgres::Client) -> Vec<String> {
         .map(|r| r.get::<_, String>(0))
         .collect()
 }
+
+#[tokio::test]
+async fn retention_drops_whole_old_partitions_and_keeps_the_rest() {
+    let db = TestDb::migrated().await;
+    let store = db.store(StoreConfig::default());
+    let client = db.client().await;
+    client.query("SELECT archon_mcp_create_request_partitions(1, '2020-01-01')", &[]).await.unwrap();
+    let mut old = Conn::new(SESSION_1, "Cursor", None);
+    let mut recent = Conn::new(SESSION_2, "Cursor", None);
+    let jan_2020 = 1_579_000_000 * SEC;
+    let spans = vec![
+        old.call("a", jan_2020, 5),
+        old.call("b", jan_2020 + 40 * 86_400 * SEC, 5), // February 2020
+        old.end(jan_2020, jan_2020 + 41 * 86_400 * SEC, "client_disconnect"),
+        recent.call("c", an_hour_ago(), 5),
+    ];
+    write(&store, &spans).await;
+
+    let dry: Vec<String> = client
+        .query("SELECT archon_mcp_drop_request_partitions('365 days', true)", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(dry, ["archon_mcp_requests_2020_01", "archon_mcp_requests_2020_02"]);
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM archon_mcp_requests").await, 3, "a dry run changes nothing");
+
+    client.query("SELECT archon_mcp_drop_request_partitions('365 days')", &[]).await.unwrap();
+    assert_eq!(count("SELECT count(*) FROM archon_mcp_requests").await, 1);
+    assert_eq!(count("SELECT count(*) FROM archon_mcp_sessions").await, 1, "the emptied old session goes too");
+    assert_eq!(count("SELECT count(*) FROM pg_class WHERE relname LIKE 'archon_mcp_requests_2020%'").await, 0);
+}

@@ -1,0 +1,415 @@
+//! Ingest end to end: N realistic spans over 10,000 sessions sent over OTLP/gRPC by concurrent
+//! clients to `archon-mcp-exporter serve` (a separate process, so its peak RSS is its own),
+//! committed rows/s measured from the database; in the same run the same rows loaded with
+//! binary COPY into the same schema (the baseline), and the in-process `PgSpanExporter` path;
+//! then the latency from span end to row visible at a steady 5,000 spans/s (direct path).
+//!
+//! ```text
+//! cargo build --release -p archon-mcp-exporter && cargo bench --bench ingest
+//! ARCHON_BENCH_SPANS=200000 cargo bench --bench ingest   # a smaller run
+//! ```
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use archon_mcp_exporter::PgSpanExporter;
+use archon_mcp_exporter::mapping::map_spans;
+use archon_mcp_exporter::otlp::spans_from_request;
+use archon_mcp_exporter::store::{PgStore, StoreConfig};
+use archon_mcp_exporter::testing::{Connection, LocalCluster, UserInfo, otlp_request, with_estimate, with_usage};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use prost::Message as _;
+use tokio_postgres::NoTls;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+
+const SESSIONS: u64 = 10_000;
+const SPANS_PER_REQUEST: u64 = 1_000;
+const USERS: [UserInfo; 3] = [
+    UserInfo {
+        principal: "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a01",
+        email: "ada@example.com",
+        name: "Ada Lovelace",
+        department: "Research",
+    },
+    UserInfo { principal: "github|583231", email: "linus@example.com", name: "Linus Torvalds", department: "Platform" },
+    UserInfo { principal: "okta|00u1a2b3", email: "ken@example.com", name: "Ken Thompson", department: "Support" },
+];
+
+fn now_nanos() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+/// Export request `k` of `total`: 1,000 spans of 10 sessions (sessions rotate over 10,000).
+fn request(k: u64, t0: u64) -> Vec<u8> {
+    let mut spans = Vec::with_capacity(SPANS_PER_REQUEST as usize);
+    for s in 0..10 {
+        let session = (k * 10 + s) % SESSIONS;
+        let mut conn = Connection::new(
+            &format!("0195f3a0-0000-7000-8000-{session:012x}"),
+            "claude-code",
+            Some(USERS[session as usize % 3]),
+        );
+        for i in 0..SPANS_PER_REQUEST / 10 {
+            let start = t0 + (k * SPANS_PER_REQUEST + s * 100 + i) * 1_000_000;
+            // Distinct span ids per request: Connection numbers its spans from 2.
+            let mut span = conn.call(
+                ["search_knowledge", "get_document", "create_task", "summarize_document"][i as usize % 4],
+                start,
+                12,
+            );
+            span.span_id = (k * SPANS_PER_REQUEST + s * 100 + i).to_be_bytes();
+            let span =
+                span.with_attribute("mcp.protocol.version", "2025-06-18").with_resource("service.instance.id", "pod-1");
+            spans.push(match i % 4 {
+                3 => with_usage(span, "claude-sonnet-4-5", 2400, 310),
+                1 => with_estimate(span, 800, 40),
+                _ => span,
+            });
+        }
+    }
+    otlp_request(&spans).encode_to_vec()
+}
+
+fn exporter_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    let bin = dir.join("archon-mcp-exporter");
+    assert!(bin.is_file(), "{} is missing: run `cargo build --release -p archon-mcp-exporter` first", bin.display());
+    bin
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn count(url: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.query_one("SELECT count(*) FROM archon_mcp_requests", &[]).await.unwrap().get(0)
+}
+
+async fn database(cluster: &LocalCluster, name: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(&cluster.url("postgres"), NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let url = cluster.url(name);
+    archon_mcp_exporter::migrate::migrate_url(&url).await.unwrap();
+    url
+}
+
+fn main() {
+    let quick = common::quick();
+    let spans: u64 = std::env::var("ARCHON_BENCH_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick {
+        20_000
+    } else {
+        1_000_000
+    });
+    let requests = spans.div_ceil(SPANS_PER_REQUEST);
+    let spans = requests * SPANS_PER_REQUEST;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(run(spans, requests, quick));
+}
+
+async fn run(spans: u64, requests: u64, quick: bool) {
+    println!(
+        "ingest ({spans} spans over {SESSIONS} sessions, {SPANS_PER_REQUEST} per export{})",
+        if quick { ", QUICK MODE" } else { "" }
+    );
+    let cluster = tokio::task::spawn_blocking(LocalCluster::start).await.unwrap().expect("PostgreSQL");
+    let t0 = now_nanos() - 3_600_000_000_000;
+    eprintln!("encoding {requests} export requests …");
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..requests).map(|k| request(k, t0)).collect());
+
+    // 1. archon-mcp-exporter serve, fed by 4 concurrent OTLP/gRPC clients.
+    let serve_url = database(&cluster, "ingest_serve").await;
+    let grpc = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut child = tokio::process::Command::new(exporter_binary())
+        .args([
+            "serve",
+            "--database-url",
+            &serve_url,
+            "--grpc-listen",
+            &grpc.to_string(),
+            "--http-listen",
+            &http.to_string(),
+            "--no-reaper",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let endpoint = format!("http://{grpc}");
+    let mut tries = 0;
+    while TraceServiceClient::connect(endpoint.clone()).await.is_err() {
+        tries += 1;
+        assert!(tries < 100, "serve did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid, "VmRSS:") as usize, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (bodies, next, endpoint) = (bodies.clone(), next.clone(), endpoint.clone());
+        clients.push(tokio::spawn(async move {
+            let mut client = TraceServiceClient::connect(endpoint).await.unwrap().max_encoding_message_size(64 << 20);
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(k) else { return };
+                let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+                while let Err(status) = client.export(request.clone()).await {
+                    assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    let serve_secs = started.elapsed().as_secs_f64();
+    sampler.abort();
+    let stored = count(&serve_url).await;
+    assert_eq!(stored as u64, spans, "every span committed");
+    let hwm = rss_kib(pid, "VmHWM:");
+    let _ = child.kill().await;
+    let serve_rate = spans as f64 / serve_secs;
+    common::figure("serve: committed over OTLP/gRPC, 4 clients", serve_rate, "spans/s", Some("≥ 50,000"));
+    common::figure(
+        "serve peak RSS (sampled VmRSS)",
+        peak.load(Ordering::Relaxed) as f64 / 1024.0,
+        "MiB",
+        Some("≤ 100 MB"),
+    );
+    common::figure("serve peak RSS (VmHWM)", hwm as f64 / 1024.0, "MiB", Some("≤ 100 MB"));
+
+    // 2. The baseline: the same rows, binary COPY into the same schema.
+    let copy_url = database(&cluster, "ingest_copy").await;
+    let mut sessions = Vec::new();
+    let mut rows = Vec::new();
+    for body in bodies.iter() {
+        let (s, _) = spans_from_request(ExportTraceServiceRequest::decode(body.as_slice()).unwrap());
+        let batch = map_spans(&s);
+        sessions.extend(batch.sessions);
+        rows.extend(batch.requests);
+    }
+    let store = PgStore::connect(&copy_url, StoreConfig::default()).unwrap();
+    let (client, connection) = tokio_postgres::connect(&copy_url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let started = Instant::now();
+    let mut merged = archon_mcp_exporter::rows::SessionSet::default();
+    for s in sessions {
+        merged.add(s);
+    }
+    store
+        .write(&archon_mcp_exporter::mapping::MappedBatch { sessions: merged.into_vec(), ..Default::default() })
+        .await
+        .unwrap();
+    let sink = client
+        .copy_in(
+            "COPY archon_mcp_requests (request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source, model, \
+             \"timestamp\", duration_ms, status, error_type, error_code, error_message, user_id, trace_id, span_id, jsonrpc_request_id) \
+             FROM STDIN BINARY",
+        )
+        .await
+        .unwrap();
+    let types = [
+        Type::UUID,
+        Type::UUID,
+        Type::VARCHAR,
+        Type::VARCHAR,
+        Type::INT4,
+        Type::INT4,
+        Type::VARCHAR,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::FLOAT8,
+        Type::VARCHAR,
+        Type::TEXT,
+        Type::INT4,
+        Type::TEXT,
+        Type::UUID,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    futures::pin_mut!(writer);
+    for r in &rows {
+        writer
+            .as_mut()
+            .write(&[
+                &r.request_id,
+                &r.session_id,
+                &r.method,
+                &r.tool_name,
+                &r.prompt_tokens,
+                &r.completion_tokens,
+                &r.token_source.as_str(),
+                &r.model,
+                &r.timestamp,
+                &r.duration_ms,
+                &r.status.as_str(),
+                &r.error_type,
+                &r.error_code,
+                &r.error_message,
+                &r.user_id,
+                &r.trace_id,
+                &r.span_id,
+                &r.jsonrpc_request_id,
+            ])
+            .await
+            .unwrap();
+    }
+    writer.finish().await.unwrap();
+    let copy_rate = spans as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(count(&copy_url).await as u64, spans);
+    common::figure("baseline: binary COPY of the same rows", copy_rate, "rows/s", None);
+    common::figure("serve / COPY", 100.0 * serve_rate / copy_rate, "%", Some("≥ 50 %"));
+    drop(rows);
+
+    // 3. The in-process path: SDK spans → batch processor → PgSpanExporter.
+    let sdk_url = database(&cluster, "ingest_sdk").await;
+    let store = PgStore::connect(&sdk_url, StoreConfig::default().with_max_connections(2)).unwrap();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(
+            BatchSpanProcessor::builder(PgSpanExporter::new(store))
+                .with_batch_config(
+                    BatchConfigBuilder::default()
+                        .with_max_queue_size(spans as usize + 1)
+                        .with_max_export_batch_size(2048)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let tracer = provider.tracer("bench");
+    let started = Instant::now();
+    for i in 0..spans {
+        let session = format!("0195f3a0-0000-7000-8000-{:012x}", i % SESSIONS);
+        let mut span = tracer
+            .span_builder("tools/call search_knowledge")
+            .with_kind(SpanKind::Server)
+            .with_attributes([
+                KeyValue::new("mcp.method.name", "tools/call"),
+                KeyValue::new("gen_ai.tool.name", "search_knowledge"),
+                KeyValue::new("gen_ai.operation.name", "execute_tool"),
+                KeyValue::new("session.id", session),
+                KeyValue::new("mcp.client.name", "claude-code"),
+                KeyValue::new("mcp.client.version", "1.0.0"),
+                KeyValue::new("user.id", USERS[(i % 3) as usize].principal),
+                KeyValue::new("user.email", USERS[(i % 3) as usize].email),
+                KeyValue::new("archon.user.department", USERS[(i % 3) as usize].department),
+                KeyValue::new("jsonrpc.request.id", i.to_string()),
+            ])
+            .start(&tracer);
+        span.end();
+    }
+    // Shutting down drains the whole queue (force_flush gives up after 5 s).
+    let flush = provider.clone();
+    tokio::task::spawn_blocking(move || flush.shutdown_with_timeout(Duration::from_secs(900))).await.unwrap().unwrap();
+    let sdk_rate = spans as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(count(&sdk_url).await as u64, spans, "the SDK path stored every span");
+    common::figure("in-process PgSpanExporter (SDK batch processor)", sdk_rate, "spans/s", None);
+
+    // 4. Latency to visibility on the direct path at a steady 5,000 spans/s.
+    let latency_url = database(&cluster, "ingest_latency").await;
+    let store = PgStore::connect(&latency_url, StoreConfig::default().with_max_connections(2)).unwrap();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(
+            BatchSpanProcessor::builder(PgSpanExporter::new(store))
+                .with_batch_config(
+                    BatchConfigBuilder::default()
+                        .with_scheduled_delay(Duration::from_millis(100))
+                        .with_max_queue_size(100_000)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let tracer = provider.tracer("latency");
+    let seconds = if quick { 2 } else { 20 };
+    let total = 5_000 * seconds;
+    let ends = Arc::new(std::sync::Mutex::new(Vec::<Instant>::with_capacity(total)));
+    let producer = {
+        let ends = ends.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            for chunk in 0..total / 50 {
+                tick.tick().await;
+                for j in 0..50 {
+                    let i = chunk * 50 + j;
+                    let mut span = tracer
+                        .span_builder("tools/call list_tasks")
+                        .with_kind(SpanKind::Server)
+                        .with_attributes([
+                            KeyValue::new("mcp.method.name", "tools/call"),
+                            KeyValue::new("gen_ai.tool.name", "list_tasks"),
+                            KeyValue::new("session.id", format!("lat-{}", i % 100)),
+                        ])
+                        .start(&tracer);
+                    span.end();
+                    ends.lock().unwrap().push(Instant::now());
+                }
+            }
+        })
+    };
+    let (client, connection) = tokio_postgres::connect(&latency_url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let mut latencies = Vec::with_capacity(total);
+    let mut seen = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(seconds as u64 + 30);
+    while seen < total && Instant::now() < deadline {
+        let n: i64 = client.query_one("SELECT count(*) FROM archon_mcp_requests", &[]).await.unwrap().get(0);
+        let now = Instant::now();
+        let ends = ends.lock().unwrap();
+        // Rows become visible in commit order, which is end order batch by batch.
+        for end in &ends[seen..(n as usize).min(ends.len())] {
+            latencies.push(now.duration_since(*end).as_secs_f64() * 1e3);
+        }
+        seen = (n as usize).min(ends.len()).max(seen);
+        drop(ends);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    producer.await.unwrap();
+    latencies.sort_by(f64::total_cmp);
+
+    common::figure(
+        "direct path at 5,000 spans/s: span end → row visible, p50",
+        common::quantile(&latencies, 0.5),
+        "ms",
+        None,
+    );
+    common::figure(
+        "direct path at 5,000 spans/s: span end → row visible, p99",
+        common::quantile(&latencies, 0.99),
+        "ms",
+        Some("≤ 1,000 ms"),
+    );
+    tokio::task::spawn_blocking(move || drop(cluster)).await.unwrap();
+}
