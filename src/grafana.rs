@@ -78,7 +78,7 @@ fn interval_seconds(interval: &str) -> u64 {
 
 /// A query as Grafana sends it: `${name:sqlstring}` becomes the values quoted and joined
 /// (single quotes doubled), `${name}` the first value, and the macros `$__timeFilter`,
-/// `$__timeGroup`, `$__timeGroupAlias` and `$__interval` their SQL.
+/// `$__timeFrom()`, `$__timeTo()`, `$__timeGroup`, `$__timeGroupAlias` and `$__interval` their SQL.
 pub fn expand(sql: &str, vars: &BTreeMap<&str, Vec<String>>, range: &TimeRange) -> String {
     let mut out = sql.to_owned();
     for (name, values) in vars {
@@ -87,6 +87,8 @@ pub fn expand(sql: &str, vars: &BTreeMap<&str, Vec<String>>, range: &TimeRange) 
         out = out.replace(&format!("${{{name}}}"), values.first().map_or("", String::as_str));
     }
     out = out.replace("$__interval", &range.interval);
+    out = out.replace("$__timeFrom()", &format!("'{}'", range.from));
+    out = out.replace("$__timeTo()", &format!("'{}'", range.to));
     const MACROS: [&str; 3] = ["$__timeGroupAlias(", "$__timeGroup(", "$__timeFilter("];
     while let Some((start, name)) = MACROS.iter().find_map(|m| out.find(m).map(|i| (i, *m))) {
         let args_start = start + name.len();

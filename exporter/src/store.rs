@@ -392,14 +392,15 @@ SELECT u.request_id, u.session_id, u.method, u.tool_name, u.prompt_tokens, u.com
                         FROM archon_llm_price_at(u.price_model, u.ts) p)
                 END),
        u.ts, u.duration_ms, u.status, u.error_type, u.error_code, u.error_message,
-       coalesce(u.user_id, s.user_id), u.trace_id, u.span_id, u.jsonrpc_request_id
+       -- The session's user, looked up only for the (rare) requests that carry none.
+       coalesce(u.user_id, (SELECT s.user_id FROM archon_mcp_sessions s WHERE s.session_id = u.session_id)),
+       u.trace_id, u.span_id, u.jsonrpc_request_id
   FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::text[],
               $8::text[], $9::float8[], $10::text[], $11::timestamptz[], $12::float8[], $13::text[],
               $14::text[], $15::int4[], $16::text[], $17::uuid[], $18::text[], $19::text[], $20::text[])
        AS u(request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source,
             model, reported_cost, price_model, ts, duration_ms, status, error_type, error_code,
             error_message, user_id, trace_id, span_id, jsonrpc_request_id)
-  LEFT JOIN archon_mcp_sessions s ON s.session_id = u.session_id
 ON CONFLICT DO NOTHING
 "#;
 
