@@ -302,3 +302,31 @@ async fn a_missing_schema_says_to_migrate() {
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("archon-mcp-exporter migrate"), "{err}");
 }
+
+#[tokio::test]
+async fn sql_looking_strings_are_stored_verbatim() {
+    let db = TestDb::migrated().await;
+    let store = db.store(StoreConfig::default());
+    let nasty = "x'); DROP TABLE archon_mcp_requests; --";
+    let user =
+        archon_mcp_exporter::testing::UserInfo { principal: nasty, email: nasty, name: nasty, department: nasty };
+    let mut conn = Conn::new(nasty, nasty, Some(user));
+    let span = conn
+        .call(nasty, an_hour_ago(), 1)
+        .with_attribute(attr::GEN_AI_REQUEST_MODEL, nasty)
+        .with_status(StatusCode::Error, nasty);
+    write(&store, &[span]).await;
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT r.tool_name::text, r.model, r.error_message, s.client_name, s.user_key, s.user_email::text, s.user_department
+               FROM archon_mcp_requests r JOIN archon_mcp_sessions s USING (session_id)",
+            &[],
+        )
+        .await
+        .unwrap();
+    for i in 0..7 {
+        assert_eq!(row.get::<_, String>(i), nasty, "column {i}");
+    }
+}
