@@ -21,7 +21,8 @@ use archon_mcp_exporter::PgSpanExporter;
 use archon_mcp_exporter::mapping::map_spans;
 use archon_mcp_exporter::otlp::spans_from_request;
 use archon_mcp_exporter::store::{PgStore, StoreConfig};
-use archon_mcp_exporter::testing::{Connection, LocalCluster, UserInfo, otlp_request, with_estimate, with_usage};
+use archon_mcp_exporter::testing::{Connection, LocalCluster, otlp_request, with_estimate, with_usage};
+use common::USERS;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -34,16 +35,6 @@ use tokio_postgres::types::Type;
 
 const SESSIONS: u64 = 10_000;
 const SPANS_PER_REQUEST: u64 = 1_000;
-const USERS: [UserInfo; 3] = [
-    UserInfo {
-        principal: "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a01",
-        email: "ada@example.com",
-        name: "Ada Lovelace",
-        department: "Research",
-    },
-    UserInfo { principal: "github|583231", email: "linus@example.com", name: "Linus Torvalds", department: "Platform" },
-    UserInfo { principal: "okta|00u1a2b3", email: "ken@example.com", name: "Ken Thompson", department: "Support" },
-];
 
 fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
@@ -387,13 +378,14 @@ async fn run(spans: u64, requests: u64, quick: bool) {
     while seen < total && Instant::now() < deadline {
         let n: i64 = client.query_one("SELECT count(*) FROM archon_mcp_requests", &[]).await.unwrap().get(0);
         let now = Instant::now();
-        let ends = ends.lock().unwrap();
-        // Rows become visible in commit order, which is end order batch by batch.
-        for end in &ends[seen..(n as usize).min(ends.len())] {
-            latencies.push(now.duration_since(*end).as_secs_f64() * 1e3);
+        {
+            let ends = ends.lock().unwrap();
+            // Rows become visible in commit order, which is end order batch by batch.
+            for end in &ends[seen..(n as usize).min(ends.len())] {
+                latencies.push(now.duration_since(*end).as_secs_f64() * 1e3);
+            }
+            seen = (n as usize).min(ends.len()).max(seen);
         }
-        seen = (n as usize).min(ends.len()).max(seen);
-        drop(ends);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     producer.await.unwrap();

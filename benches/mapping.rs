@@ -11,20 +11,10 @@ use std::time::Instant;
 
 use archon_mcp_exporter::mapping::map_spans;
 use archon_mcp_exporter::otlp::spans_from_request;
-use archon_mcp_exporter::testing::{Connection, UserInfo, otlp_request, with_estimate, with_usage};
+use archon_mcp_exporter::testing::{Connection, otlp_request, with_estimate, with_usage};
+use common::USERS;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
-
-const USERS: [UserInfo; 3] = [
-    UserInfo {
-        principal: "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a01",
-        email: "ada@example.com",
-        name: "Ada Lovelace",
-        department: "Research",
-    },
-    UserInfo { principal: "github|583231", email: "linus@example.com", name: "Linus Torvalds", department: "Platform" },
-    UserInfo { principal: "okta|00u1a2b3", email: "ken@example.com", name: "Ken Thompson", department: "Support" },
-];
 
 /// 1,000 spans of 50 connections, as a collector batches them.
 pub fn realistic_request() -> Vec<u8> {

@@ -22,7 +22,6 @@ use rmcp::transport::streamable_http_server::{
 };
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
@@ -104,7 +103,7 @@ pub struct DemoRun {
     /// Connections made (= sessions expected).
     pub connections: u64,
     cluster: Option<LocalCluster>,
-    exporter: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    exporter: Option<archon_mcp_exporter::serve::Running>,
 }
 
 fn step(progress: bool, message: &str) {
@@ -131,19 +130,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoRun> {
     config.store.estimate_model = Some(crate::knowledge::SUMMARY_MODEL.into());
     config.grpc_listen = "127.0.0.1:0".parse()?;
     config.http_listen = "127.0.0.1:0".parse()?;
-    let server = Server::bind(config).await.context("starting the exporter")?;
-    let otlp = format!("http://{}", server.grpc_addr());
-    let (stop_exporter, stopped) = oneshot::channel();
-    let exporter_task = tokio::spawn(async move {
-        if let Err(e) = server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-        {
-            eprintln!("exporter: {e}");
-        }
-    });
+    let exporter = Server::bind(config).await.context("starting the exporter")?.spawn();
+    let otlp = format!("http://{}", exporter.grpc_addr());
 
     step(options.progress, "starting the knowledge MCP server (streamable HTTP), exporting OTLP to the exporter");
     let telemetry = Telemetry::builder()
@@ -234,7 +222,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoRun> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(DemoRun { database_url, calls, connections, cluster, exporter: Some((stop_exporter, exporter_task)) })
+    Ok(DemoRun { database_url, calls, connections, cluster, exporter: Some(exporter) })
 }
 
 impl DemoRun {
@@ -246,9 +234,10 @@ impl DemoRun {
     }
 
     async fn stop_exporter(&mut self) {
-        if let Some((stop, task)) = self.exporter.take() {
-            let _ = stop.send(());
-            let _ = task.await;
+        if let Some(exporter) = self.exporter.take() {
+            if let Err(e) = exporter.stop().await {
+                eprintln!("exporter: {e}");
+            }
         }
     }
 

@@ -187,6 +187,66 @@ impl Server {
     }
 }
 
+/// A service running in this process (see [`Server::spawn`]).
+#[derive(Debug)]
+pub struct Running {
+    grpc: SocketAddr,
+    http: SocketAddr,
+    metrics: Arc<Metrics>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    /// The gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc
+    }
+
+    /// The HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The service metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Stops gracefully (in-flight exports finish) and returns how the service ended.
+    pub async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.map_err(|e| ServeError::Serve("service", e.to_string()))?
+    }
+}
+
+impl Server {
+    /// Runs the service on this runtime until [`Running::stop`]: for tests, demos and
+    /// embedding the receiver in another program.
+    ///
+    /// ```no_run
+    /// # async fn run() -> anyhow::Result<()> {
+    /// use archon_mcp_exporter::serve::{ServeConfig, Server};
+    /// let mut config = ServeConfig::new("postgres://postgres@127.0.0.1/archon");
+    /// config.grpc_listen = "127.0.0.1:0".parse()?;
+    /// config.http_listen = "127.0.0.1:0".parse()?;
+    /// let running = Server::bind(config).await?.spawn();
+    /// println!("OTLP/gRPC on {}", running.grpc_addr());
+    /// running.stop().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn(self) -> Running {
+        let (grpc, http, metrics) = (self.grpc_addr(), self.http_addr(), self.metrics());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(self.run(async {
+            let _ = stopped.await;
+        }));
+        Running { grpc, http, metrics, stop: Some(stop), task }
+    }
+}
+
 async fn reap_forever(store: PgStore, config: ReaperConfig, metrics: Arc<Metrics>) {
     let mut rounds: u64 = 0;
     loop {

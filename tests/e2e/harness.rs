@@ -22,7 +22,6 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
-use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
@@ -101,8 +100,7 @@ async fn query_i64(url: &str, sql: &str) -> i64 {
 pub struct Exporter {
     pub grpc: SocketAddr,
     pub metrics: std::sync::Arc<archon_mcp_exporter::metrics::Metrics>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    running: archon_mcp_exporter::serve::Running,
 }
 
 impl Exporter {
@@ -112,24 +110,12 @@ impl Exporter {
         config.http_listen = "127.0.0.1:0".parse().unwrap();
         config.reaper = None;
         config.store.acquire_timeout = Duration::from_secs(2);
-        let server = Server::bind(config).await.expect("bind the exporter");
-        let grpc = server.grpc_addr();
-        let metrics = server.metrics();
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
-        Self { grpc, metrics, stop: Some(stop), task }
+        let running = Server::bind(config).await.expect("bind the exporter").spawn();
+        Self { grpc: running.grpc_addr(), metrics: running.metrics().clone(), running }
     }
 
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = self.task.await;
+    pub async fn stop(self) {
+        let _ = self.running.stop().await;
     }
 }
 

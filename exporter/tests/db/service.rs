@@ -8,52 +8,27 @@ use std::time::Duration;
 use archon_mcp_exporter::PgSpanExporter;
 use archon_mcp_exporter::reaper::{self, ReaperConfig};
 use archon_mcp_exporter::receiver::http::BodyLimits;
-use archon_mcp_exporter::serve::{ServeConfig, Server};
+use archon_mcp_exporter::serve::{Running, ServeConfig, Server};
 use archon_mcp_exporter::store::{PgStore, StoreConfig};
 use archon_mcp_exporter::testing::{TestDb, otlp_request};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message as _;
-use tokio::sync::oneshot;
 
 use crate::fixtures::*;
 
-struct Running {
-    grpc: SocketAddr,
-    http: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+/// `serve` in process on free ports, tuned by `tune`.
+async fn start(database_url: &str, tune: impl FnOnce(&mut ServeConfig)) -> Running {
+    let mut config = ServeConfig::new(database_url);
+    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    config.http_listen = "127.0.0.1:0".parse().unwrap();
+    config.reaper = None;
+    tune(&mut config);
+    Server::bind(config).await.expect("bind").spawn()
 }
 
-impl Running {
-    async fn start(database_url: &str, tune: impl FnOnce(&mut ServeConfig)) -> Self {
-        let mut config = ServeConfig::new(database_url);
-        config.grpc_listen = "127.0.0.1:0".parse().unwrap();
-        config.http_listen = "127.0.0.1:0".parse().unwrap();
-        config.reaper = None;
-        tune(&mut config);
-        let server = Server::bind(config).await.expect("bind");
-        let (grpc, http) = (server.grpc_addr(), server.http_addr());
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(async move {
-            server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
-        Self { grpc, http, stop: Some(stop), task }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
+fn url(service: &Running, path: &str) -> String {
+    format!("http://{}{path}", service.http_addr())
 }
 
 fn http() -> reqwest::Client {
@@ -81,11 +56,11 @@ async fn count(db: &TestDb) -> i64 {
 #[tokio::test]
 async fn otlp_http_protobuf_json_gzip_and_bad_input() {
     let db = TestDb::migrated().await;
-    let service = Running::start(db.url(), |c| {
+    let service = start(db.url(), |c| {
         c.limits = BodyLimits { max_body_bytes: 256 << 10, max_decompressed_bytes: 1 << 20 };
     })
     .await;
-    let traces = service.url("/v1/traces");
+    let traces = url(&service, "/v1/traces");
     let request = otlp_request(&dataset(an_hour_ago()));
 
     let response = post(&traces, "application/x-protobuf", request.encode_to_vec(), &[]).await;
@@ -146,22 +121,22 @@ async fn otlp_http_protobuf_json_gzip_and_bad_input() {
     let response = post(&traces, "application/x-protobuf", b"hi".to_vec(), &[("content-encoding", "gzip")]).await;
     assert_eq!(response.status(), 400, "corrupt gzip");
 
-    assert_eq!(http().get(service.url("/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(http().get(service.url("/readyz")).send().await.unwrap().status(), 200);
-    let metrics = http().get(service.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(http().get(url(&service, "/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(http().get(url(&service, "/readyz")).send().await.unwrap().status(), 200);
+    let metrics = http().get(url(&service, "/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("archon_exporter_spans_written_total 7"), "{metrics}");
     assert!(metrics.contains("archon_exporter_spans_rejected_total{reason=\"end_before_start\"} 1"));
     assert!(metrics.contains("archon_exporter_exports_total{outcome=\"invalid\"}"));
-    service.stop().await;
+    service.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn bearer_token_is_required_when_configured() {
     let db = TestDb::migrated().await;
-    let service = Running::start(db.url(), |c| c.auth_token = Some("s3cret".into())).await;
+    let service = start(db.url(), |c| c.auth_token = Some("s3cret".into())).await;
     let request = otlp_request(&dataset(an_hour_ago()));
     let body = request.encode_to_vec();
-    let traces = service.url("/v1/traces");
+    let traces = url(&service, "/v1/traces");
     assert_eq!(post(&traces, "application/x-protobuf", body.clone(), &[]).await.status(), 401);
     assert_eq!(
         post(&traces, "application/x-protobuf", body.clone(), &[("authorization", "Bearer wrong")]).await.status(),
@@ -172,38 +147,38 @@ async fn bearer_token_is_required_when_configured() {
         200
     );
 
-    let mut grpc = TraceServiceClient::connect(format!("http://{}", service.grpc)).await.unwrap();
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", service.grpc_addr())).await.unwrap();
     let denied = grpc.export(request.clone()).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::Unauthenticated);
     let mut request = tonic::Request::new(request);
     request.metadata_mut().insert("authorization", "Bearer s3cret".parse().unwrap());
     grpc.export(request).await.expect("the right token is accepted");
     assert_eq!(count(&db).await, 6);
-    service.stop().await;
+    service.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn an_unavailable_database_means_retry_later() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let service = Running::start(&format!("postgres://postgres@127.0.0.1:{port}/none"), |c| {
+    let service = start(&format!("postgres://postgres@127.0.0.1:{port}/none"), |c| {
         c.store.acquire_timeout = Duration::from_secs(1);
     })
     .await;
     let body = otlp_request(&dataset(an_hour_ago())).encode_to_vec();
-    let response = post(&service.url("/v1/traces"), "application/x-protobuf", body, &[]).await;
+    let response = post(&url(&service, "/v1/traces"), "application/x-protobuf", body, &[]).await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "2");
 
-    let mut grpc = TraceServiceClient::connect(format!("http://{}", service.grpc)).await.unwrap();
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", service.grpc_addr())).await.unwrap();
     let status = grpc.export(otlp_request(&dataset(an_hour_ago()))).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);
     use tonic_types::StatusExt as _;
     let retry = status.get_details_retry_info().expect("RetryInfo in the status details");
     assert_eq!(retry.retry_delay, Some(Duration::from_secs(2)));
 
-    assert_eq!(http().get(service.url("/readyz")).send().await.unwrap().status(), 503);
-    assert_eq!(http().get(service.url("/healthz")).send().await.unwrap().status(), 200);
-    service.stop().await;
+    assert_eq!(http().get(url(&service, "/readyz")).send().await.unwrap().status(), 503);
+    assert_eq!(http().get(url(&service, "/healthz")).send().await.unwrap().status(), 200);
+    service.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -211,34 +186,34 @@ async fn replays_and_replicas_give_identical_tables() {
     let request = otlp_request(&dataset(an_hour_ago()));
 
     let once = TestDb::migrated().await;
-    let service = Running::start(once.url(), |_| {}).await;
-    TraceServiceClient::connect(format!("http://{}", service.grpc))
+    let service = start(once.url(), |_| {}).await;
+    TraceServiceClient::connect(format!("http://{}", service.grpc_addr()))
         .await
         .unwrap()
         .export(request.clone())
         .await
         .unwrap();
-    service.stop().await;
+    service.stop().await.unwrap();
     let expected = dump(&once.client().await).await;
 
     let many = TestDb::migrated().await;
-    let (a, b) = tokio::join!(Running::start(many.url(), |_| {}), Running::start(many.url(), |_| {}));
+    let (a, b) = tokio::join!(start(many.url(), |_| {}), start(many.url(), |_| {}));
     let send = |addr: SocketAddr, request: ExportTraceServiceRequest| async move {
         TraceServiceClient::connect(format!("http://{addr}")).await.unwrap().export(request).await.unwrap();
     };
     // Twice to one replica, then to both at once.
-    send(a.grpc, request.clone()).await;
-    send(a.grpc, request.clone()).await;
-    tokio::join!(send(a.grpc, request.clone()), send(b.grpc, request.clone()));
+    send(a.grpc_addr(), request.clone()).await;
+    send(a.grpc_addr(), request.clone()).await;
+    tokio::join!(send(a.grpc_addr(), request.clone()), send(b.grpc_addr(), request.clone()));
     let body = request.encode_to_vec();
-    let (url_a, url_b) = (a.url("/v1/traces"), b.url("/v1/traces"));
+    let (url_a, url_b) = (url(&a, "/v1/traces"), url(&b, "/v1/traces"));
     let (r1, r2) = tokio::join!(
         post(&url_a, "application/x-protobuf", body.clone(), &[]),
         post(&url_b, "application/x-protobuf", body, &[])
     );
     assert_eq!((r1.status().as_u16(), r2.status().as_u16()), (200, 200));
-    a.stop().await;
-    b.stop().await;
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
     assert_eq!(dump(&many.client().await).await, expected);
 }
 
