@@ -163,6 +163,7 @@ impl TracedConfigBuilder {
                 stateless: StatelessSessions::new(self.stateless_idle, self.stateless_capacity),
                 tracer,
                 metrics: OnceLock::new(),
+                tool_names: Default::default(),
             }),
         }
     }
@@ -178,7 +179,12 @@ pub(crate) struct Shared {
     pub(crate) stateless: StatelessSessions,
     tracer: OnceLock<BoxedTracer>,
     metrics: OnceLock<Metrics>,
+    /// Interned names of the server's tools: (tool, span name).
+    tool_names: std::sync::RwLock<std::collections::HashMap<String, (&'static str, &'static str)>>,
 }
+
+/// The most tool names interned; a server with more (generated tools) pays an allocation.
+const MAX_INTERNED_TOOLS: usize = 1024;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -193,6 +199,22 @@ impl Shared {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         self.metrics.get_or_init(Metrics::new)
+    }
+
+    /// The interned tool name and `tools/call {tool}` span name of a tool the server knows.
+    /// The set is bounded (the server's tools, at most [`MAX_INTERNED_TOOLS`]), so leaking the
+    /// strings costs a fixed amount once.
+    pub(crate) fn tool_names(&self, tool: &str) -> Option<(&'static str, &'static str)> {
+        if let Some(names) = self.tool_names.read().unwrap_or_else(|p| p.into_inner()).get(tool) {
+            return Some(*names);
+        }
+        let mut names = self.tool_names.write().unwrap_or_else(|p| p.into_inner());
+        if names.len() >= MAX_INTERNED_TOOLS {
+            return None;
+        }
+        let interned: &'static str = Box::leak(tool.to_owned().into_boxed_str());
+        let span: &'static str = Box::leak(format!("{} {tool}", crate::attributes::METHOD_TOOLS_CALL).into_boxed_str());
+        Some(*names.entry(tool.to_owned()).or_insert((interned, span)))
     }
 }
 

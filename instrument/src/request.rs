@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures::FutureExt as _;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use rmcp::ErrorData as McpError;
 use rmcp::model::{CallToolResult, Extensions, JsonObject};
@@ -23,6 +23,10 @@ use crate::session::{ActiveSession, lock};
 use crate::usage::{self, Usage};
 use crate::user::{Resolution, UserFailures, UserInfo, hash_email};
 
+/// `_meta` keys of self-contained requests (protocol 2026-07-28), as rmcp spells them.
+const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
+const PROTOCOL_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+
 /// What a request names, as far as span names and attributes go.
 pub(crate) enum Target<'a> {
     /// No target (lists, ping, …).
@@ -35,9 +39,61 @@ pub(crate) enum Target<'a> {
     Resource(&'a str),
 }
 
-/// The per-connection analytics session (unused for stateless requests).
+/// What a connection keeps between its requests: its analytics session (unused for stateless
+/// requests) and the client and user attributes of its last request.
 #[derive(Debug, Default)]
-pub(crate) struct ConnectionSession(pub(crate) std::sync::Mutex<Option<Arc<ActiveSession>>>);
+pub(crate) struct ConnectionSession {
+    pub(crate) session: std::sync::Mutex<Option<Arc<ActiveSession>>>,
+    identity: std::sync::Mutex<Option<Identity>>,
+}
+
+/// The client, user and protocol attributes of a connection, built once with reference-counted
+/// values: later requests of the same connection clone them without allocating (DESIGN §8).
+#[derive(Debug)]
+struct Identity {
+    client: Option<(String, String)>,
+    user: Option<UserInfo>,
+    protocol: Option<String>,
+    attributes: Arc<[KeyValue]>,
+}
+
+impl ConnectionSession {
+    fn identity(
+        &self,
+        client: Option<(&str, &str)>,
+        user: &Option<UserInfo>,
+        protocol: Option<&str>,
+        hash_emails: bool,
+    ) -> Arc<[KeyValue]> {
+        let mut slot = lock(&self.identity);
+        let same = slot.as_ref().is_some_and(|known| {
+            known.client.as_ref().map(|(n, v)| (n.as_str(), v.as_str())) == client
+                && known.user == *user
+                && known.protocol.as_deref() == protocol
+        });
+        if !same {
+            let text = |s: &str| StringValue::from(Arc::<str>::from(s));
+            let mut attributes = Vec::with_capacity(8);
+            if let Some((name, version)) = client {
+                attributes.push(KeyValue::new(attr::MCP_CLIENT_NAME, text(name)));
+                attributes.push(KeyValue::new(attr::MCP_CLIENT_VERSION, text(version)));
+            }
+            if let Some(protocol) = protocol {
+                attributes.push(KeyValue::new(attr::MCP_PROTOCOL_VERSION, text(protocol)));
+            }
+            if let Some(user) = user {
+                push_user(&mut attributes, user, hash_emails);
+            }
+            *slot = Some(Identity {
+                client: client.map(|(n, v)| (n.to_owned(), v.to_owned())),
+                user: user.clone(),
+                protocol: protocol.map(str::to_owned),
+                attributes: attributes.into(),
+            });
+        }
+        slot.as_ref().map(|known| known.attributes.clone()).unwrap_or_else(|| Arc::from([]))
+    }
+}
 
 /// A request in flight: its span (in `cx`) and what finishing it needs.
 pub(crate) struct Call {
@@ -46,7 +102,7 @@ pub(crate) struct Call {
     session: Option<Arc<ActiveSession>>,
     method: Cow<'static, str>,
     /// The tool, on `tools/call`, and whether its content may be captured.
-    tool: Option<(String, bool)>,
+    tool: Option<(Cow<'static, str>, bool)>,
     /// The prompt, on `prompts/get`: named in the span once served.
     prompt: Option<String>,
     arguments_chars: Option<String>,
@@ -68,8 +124,24 @@ impl Call {
         let parts = ctx.extensions.get::<http::request::Parts>();
         let header = |name: &str| parts.and_then(|p| p.headers.get(name)).and_then(|v| v.to_str().ok());
         let mcp_session_id = header("mcp-session-id");
-        let client = ctx.client_info();
         let user = resolve_user(shared, &ctx.extensions);
+        // Client and protocol come from the request's `_meta` (protocol 2026-07-28) or, for a
+        // connection that sent `initialize`, from its peer info — read in place: rmcp's own
+        // accessors parse `_meta` and clone on every call.
+        let peer = ctx.peer.peer_info();
+        let inline = ctx.meta.0.contains_key(CLIENT_INFO_KEY) || ctx.meta.0.contains_key(PROTOCOL_KEY);
+        let inline_client = inline.then(|| ctx.client_info()).flatten();
+        let inline_protocol = inline.then(|| ctx.protocol_version()).flatten();
+        let client = match &inline_client {
+            Some(c) => Some((c.name.as_str(), c.version.as_str())),
+            None if !inline => peer.as_ref().map(|p| (p.client_info.name.as_str(), p.client_info.version.as_str())),
+            None => None,
+        };
+        let protocol = match &inline_protocol {
+            Some(p) => Some(p.as_str()),
+            None if !inline => peer.as_ref().map(|p| p.protocol_version.as_str()),
+            None => None,
+        };
 
         let mut attributes = Vec::with_capacity(20);
         attributes.push(KeyValue::new(attr::MCP_METHOD_NAME, method.clone()));
@@ -78,9 +150,6 @@ impl Call {
             attr::NETWORK_TRANSPORT,
             if parts.is_some() { attr::TRANSPORT_TCP } else { attr::TRANSPORT_PIPE },
         ));
-        if let Some(version) = ctx.protocol_version() {
-            attributes.push(KeyValue::new(attr::MCP_PROTOCOL_VERSION, version.to_string()));
-        }
         if let Some(address) =
             header("x-forwarded-for").and_then(|v| v.split(',').next()).or_else(|| header("x-real-ip"))
         {
@@ -89,22 +158,23 @@ impl Call {
         if let Some(id) = mcp_session_id {
             attributes.push(KeyValue::new(attr::MCP_SESSION_ID, id.to_owned()));
         }
-        let mut identity = Vec::with_capacity(8);
-        if let Some(client) = &client {
-            identity.push(KeyValue::new(attr::MCP_CLIENT_NAME, client.name.clone()));
-            identity.push(KeyValue::new(attr::MCP_CLIENT_VERSION, client.version.clone()));
-        }
-        if let Some(user) = &user {
-            push_user(&mut identity, user, shared.hash_emails);
-        }
+        let identity = connection.identity(client, &user, protocol, shared.hash_emails);
 
         let (name, tool, prompt) = match target {
             Target::None => (method.clone(), None, None),
             Target::Tool { name, known } => {
-                attributes.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, name.to_owned()));
+                // Known tools have interned names: no allocation for the span name or attribute.
+                let (tool, span_name) = match known.then(|| shared.tool_names(name)).flatten() {
+                    Some((tool, span_name)) => (Cow::Borrowed(tool), Cow::Borrowed(span_name)),
+                    None => {
+                        let target = if known { name } else { attr::TARGET_OTHER };
+                        (Cow::Owned(name.to_owned()), Cow::Owned(format!("{method} {target}")))
+                    }
+                };
+                attributes.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
                 attributes.push(KeyValue::new(attr::GEN_AI_OPERATION_NAME, attr::OPERATION_EXECUTE_TOOL));
-                let target = if known { name } else { attr::TARGET_OTHER };
-                (Cow::Owned(format!("{method} {target}")), Some((name.to_owned(), shared.capture.allows(name))), None)
+                let allowed = shared.capture.allows(name);
+                (span_name, Some((tool, allowed)), None)
             }
             Target::Prompt(name) => {
                 attributes.push(KeyValue::new(attr::GEN_AI_PROMPT_NAME, name.to_owned()));
@@ -135,7 +205,7 @@ impl Call {
             parts.is_some() && mcp_session_id.is_none(),
             ctx,
             &user,
-            &client,
+            client.map(|(name, _)| name),
             &identity,
         );
         if let Some(session) = &session {
@@ -143,7 +213,7 @@ impl Call {
                 attributes.push(KeyValue::new(attr::SESSION_ID, session.id.clone()));
             }
         }
-        attributes.extend(identity);
+        attributes.extend(identity.iter().cloned());
 
         let parent = parent_context(&ctx.extensions, &ctx.meta.0);
         let tracer = shared.tracer();
@@ -326,18 +396,21 @@ fn session_for(
     stateless: bool,
     ctx: &RequestContext<RoleServer>,
     user: &Option<UserInfo>,
-    client: &Option<rmcp::model::Implementation>,
+    client: Option<&str>,
     identity: &[KeyValue],
 ) -> Option<Arc<ActiveSession>> {
+    // The session span carries the client and user, not the protocol version of one request.
+    let identity: Vec<KeyValue> =
+        identity.iter().filter(|kv| kv.key.as_str() != attr::MCP_PROTOCOL_VERSION).cloned().collect();
     let capabilities = || {
         ctx.client_capabilities()
             .and_then(|c| serde_json::to_string(&c).ok())
             .map(|json| KeyValue::new(attr::ARCHON_CLIENT_CAPABILITIES, json))
     };
     if !stateless {
-        let mut slot = lock(&connection.0);
+        let mut slot = lock(&connection.session);
         if slot.is_none() && create {
-            let mut attributes = identity.to_vec();
+            let mut attributes = identity.clone();
             attributes.extend(capabilities());
             *slot = Some(ActiveSession::start(shared, None, attributes));
         }
@@ -346,14 +419,10 @@ fn session_for(
     let hint = session_hint(ctx);
     let key = match &hint {
         Some(hint) => format!("hint\u{0}{hint}"),
-        None => format!(
-            "user\u{0}{}\u{0}{}",
-            user.as_ref().map_or("", |u| u.id.as_str()),
-            client.as_ref().map_or("", |c| c.name.as_str())
-        ),
+        None => format!("user\u{0}{}\u{0}{}", user.as_ref().map_or("", |u| u.id.as_str()), client.unwrap_or("")),
     };
     let start = || {
-        let mut attributes = identity.to_vec();
+        let mut attributes = identity.clone();
         attributes.extend(capabilities());
         ActiveSession::start(shared, hint.clone(), attributes)
     };

@@ -57,7 +57,7 @@ impl<H> Traced<H> {
     /// Ends this connection's analytics session now, for `reason` (e.g. a transport error the
     /// application saw). Later requests start a new one.
     pub fn end_session(&self, reason: DisconnectReason) {
-        if let Some(session) = lock(&self.connection.0).take() {
+        if let Some(session) = lock(&self.connection.session).take() {
             session.end(reason);
         }
     }
