@@ -8,6 +8,7 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_calls_through_a_real_collector_become_the_expected_rows() {
+    let _turn = ONE_PIPELINE_AT_A_TIME.lock().await;
     let db = Database::start().await;
     let exporter = Exporter::start(&db.url).await;
     let Some(collector) = Collector::start(exporter.grpc).await else { return };
@@ -155,6 +156,7 @@ async fn tool_calls_through_a_real_collector_become_the_expected_rows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_for_20_seconds_loses_and_doubles_nothing() {
+    let _turn = ONE_PIPELINE_AT_A_TIME.lock().await;
     let db = Database::start().await;
     let exporter = Exporter::start(&db.url).await;
     let Some(collector) = Collector::start(exporter.grpc).await else { return };
@@ -211,6 +213,7 @@ async fn postgres_down_for_20_seconds_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exporter_killed_mid_stream_loses_and_doubles_nothing() {
+    let _turn = ONE_PIPELINE_AT_A_TIME.lock().await;
     let db = Database::start().await;
     let port = free_port();
     let mut exporter = ExporterProcess::start(&db.url, port).await;

@@ -27,6 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 pub const JWT_SECRET: &[u8] = b"e2e-secret-0123456789abcdef";
 
+/// The collector tests take turns: each runs a PostgreSQL, an exporter, rotel, an MCP server and
+/// clients, and two of them on 2 cores at once starve the timings they depend on.
+pub static ONE_PIPELINE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
