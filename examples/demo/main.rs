@@ -59,9 +59,13 @@ async fn main() -> anyhow::Result<()> {
         if let Some(stop) = run.keep().await {
             println!("\nPostgreSQL keeps running: {url}");
             println!("  psql '{url}'");
+            let port = url.rsplit(':').next().and_then(|p| p.split('/').next()).unwrap_or("5432");
+            println!("  Grafana with the dashboards (then http://localhost:3000, admin/admin), from this directory:");
             println!(
-                "  Grafana: see README.md, \"Grafana\" (GF_ARCHON_PG_URL=127.0.0.1:{})",
-                url.rsplit(':').next().unwrap_or("").split('/').next().unwrap_or("")
+                "  docker run --rm --network host -e ARCHON_PG_HOST=127.0.0.1:{port} -e ARCHON_PG_DATABASE=postgres \\\n    \
+                 -e ARCHON_PG_USER=postgres -e ARCHON_PG_PASSWORD= -e ARCHON_PG_SSLMODE=disable \\\n    \
+                 -e ARCHON_DASHBOARDS_DIR=/archon-dashboards -v \"$PWD/dashboards/provisioning:/etc/grafana/provisioning\" \\\n    \
+                 -v \"$PWD/dashboards/json:/archon-dashboards\" grafana/grafana"
             );
             println!("  stop it: {stop}");
         }
