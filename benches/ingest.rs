@@ -25,6 +25,7 @@ use archon_mcp_exporter::testing::{Connection, LocalCluster, otlp_request, with_
 use common::USERS;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
@@ -328,10 +329,11 @@ async fn run(spans: u64, requests: u64, quick: bool) {
     assert_eq!(count(&sdk_url).await as u64, spans, "the SDK path stored every span");
     common::figure("in-process PgSpanExporter (SDK batch processor)", sdk_rate, "spans/s", None);
 
-    // 4. Latency to visibility on the direct path at a steady 5,000 spans/s.
-    let latency_url = database(&cluster, "ingest_latency").await;
-    let store = PgStore::connect(&latency_url, StoreConfig::default().with_max_connections(2)).unwrap();
-    let provider = SdkTracerProvider::builder()
+    // 4. Latency to visibility at a steady 5,000 spans/s: direct path, then collector path.
+    let seconds = if quick { 2 } else { 20 };
+    let direct_url = database(&cluster, "ingest_latency").await;
+    let store = PgStore::connect(&direct_url, StoreConfig::default().with_max_connections(2)).unwrap();
+    let direct = SdkTracerProvider::builder()
         .with_span_processor(
             BatchSpanProcessor::builder(PgSpanExporter::new(store))
                 .with_batch_config(
@@ -343,8 +345,85 @@ async fn run(spans: u64, requests: u64, quick: bool) {
                 .build(),
         )
         .build();
+    let latencies = visibility(&direct, &direct_url, seconds).await;
+    common::figure(
+        "direct path at 5,000 spans/s: span end → row visible, p50",
+        common::quantile(&latencies, 0.5),
+        "ms",
+        None,
+    );
+    common::figure(
+        "direct path at 5,000 spans/s: span end → row visible, p99",
+        common::quantile(&latencies, 0.99),
+        "ms",
+        Some("≤ 1,000 ms"),
+    );
+
+    match archon_mcp_otel::collector::rotel_agent() {
+        None => println!("collector path: rotel-agent not found (`pip install rotel`), not measured"),
+        Some(agent) => {
+            let collector_url = database(&cluster, "ingest_collector").await;
+            let grpc = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+            let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+            let mut serve = tokio::process::Command::new(exporter_binary())
+                .args([
+                    "serve",
+                    "--database-url",
+                    &collector_url,
+                    "--grpc-listen",
+                    &grpc.to_string(),
+                    "--http-listen",
+                    &http.to_string(),
+                    "--no-reaper",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let rotel = archon_mcp_otel::collector::Rotel::start(agent, grpc).await.expect("rotel");
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(format!("http://{}", rotel.grpc))
+                .build()
+                .unwrap();
+            let via_collector = SdkTracerProvider::builder()
+                .with_span_processor(
+                    BatchSpanProcessor::builder(exporter)
+                        .with_batch_config(
+                            BatchConfigBuilder::default()
+                                .with_scheduled_delay(Duration::from_millis(100))
+                                .with_max_queue_size(100_000)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build();
+            let latencies = visibility(&via_collector, &collector_url, seconds).await;
+            common::figure(
+                "collector path at 5,000 spans/s: span end → row visible, p50",
+                common::quantile(&latencies, 0.5),
+                "ms",
+                None,
+            );
+            common::figure(
+                "collector path at 5,000 spans/s: span end → row visible, p99",
+                common::quantile(&latencies, 0.99),
+                "ms",
+                Some("≤ 2,000 ms"),
+            );
+            rotel.stop().await;
+            let _ = serve.kill().await;
+        }
+    }
+    tokio::task::spawn_blocking(move || drop(cluster)).await.unwrap();
+}
+
+/// Produces 5,000 spans/s for `seconds` through `provider` and returns, per span, the
+/// milliseconds from its end until its row is visible in `url` (rows become visible in commit
+/// order, which is end order batch by batch).
+async fn visibility(provider: &SdkTracerProvider, url: &str, seconds: usize) -> Vec<f64> {
     let tracer = provider.tracer("latency");
-    let seconds = if quick { 2 } else { 20 };
     let total = 5_000 * seconds;
     let ends = Arc::new(std::sync::Mutex::new(Vec::<Instant>::with_capacity(total)));
     let producer = {
@@ -370,7 +449,7 @@ async fn run(spans: u64, requests: u64, quick: bool) {
             }
         })
     };
-    let (client, connection) = tokio_postgres::connect(&latency_url, NoTls).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
     tokio::spawn(connection);
     let mut latencies = Vec::with_capacity(total);
     let mut seen = 0usize;
@@ -391,17 +470,5 @@ async fn run(spans: u64, requests: u64, quick: bool) {
     producer.await.unwrap();
     latencies.sort_by(f64::total_cmp);
 
-    common::figure(
-        "direct path at 5,000 spans/s: span end → row visible, p50",
-        common::quantile(&latencies, 0.5),
-        "ms",
-        None,
-    );
-    common::figure(
-        "direct path at 5,000 spans/s: span end → row visible, p99",
-        common::quantile(&latencies, 0.99),
-        "ms",
-        Some("≤ 1,000 ms"),
-    );
-    tokio::task::spawn_blocking(move || drop(cluster)).await.unwrap();
+    latencies
 }

@@ -1,7 +1,6 @@
 //! The parts of an end-to-end run, started for real.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -162,34 +161,13 @@ impl ExporterProcess {
     }
 }
 
-/// The rotel collector (`pip install rotel`), forwarding OTLP/gRPC to `forward_to` with
-/// retries that do not give up.
-pub struct Collector {
-    pub grpc: SocketAddr,
-    child: tokio::process::Child,
-}
-
-fn rotel_agent() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("ROTEL_AGENT") {
-        return Some(path.into());
-    }
-    let on_path = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("rotel-agent")).find(|p| p.is_file()));
-    on_path.or_else(|| {
-        let output = std::process::Command::new("python3")
-            .args(["-c", "import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), 'rotel-agent'))"])
-            .output()
-            .ok()?;
-        let path = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
-        path.is_file().then_some(path)
-    })
-}
+/// The rotel collector, or `None` (after saying so loudly) when rotel is not installed outside
+/// CI; in CI a missing collector fails the test.
+pub struct Collector;
 
 impl Collector {
-    /// `None` (after saying so loudly) when rotel is not installed outside CI; in CI a missing
-    /// collector fails the test.
-    pub async fn start(forward_to: SocketAddr) -> Option<Self> {
-        let Some(agent) = rotel_agent() else {
+    pub async fn start(forward_to: SocketAddr) -> Option<archon_mcp_otel::collector::Rotel> {
+        let Some(agent) = archon_mcp_otel::collector::rotel_agent() else {
             let message = "rotel-agent not found: `pip install rotel` (or set ROTEL_AGENT) to run the collector tests";
             if std::env::var_os("CI").is_some() {
                 panic!("{message}");
@@ -197,32 +175,7 @@ impl Collector {
             eprintln!("\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
             return None;
         };
-        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let http = format!("127.0.0.1:{}", free_port());
-        let pid_file = std::env::temp_dir().join(format!("rotel-{}-{}.pid", std::process::id(), grpc.port()));
-        let child = tokio::process::Command::new(agent)
-            .args(["start", "--otlp-grpc-endpoint", &grpc.to_string(), "--otlp-http-endpoint", &http])
-            .args(["--exporter", "otlp", "--otlp-exporter-protocol", "grpc"])
-            .args(["--otlp-exporter-endpoint", &format!("http://{forward_to}")])
-            .args(["--otlp-exporter-retry-max-elapsed-time", "30m", "--otlp-exporter-retry-max-backoff", "2s"])
-            .args(["--batch-timeout", "200ms", "--pid-file"])
-            .arg(pid_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start rotel-agent");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(grpc).await.is_ok() {
-                return Some(Self { grpc, child });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("rotel-agent did not listen on {grpc}");
-    }
-
-    pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        Some(archon_mcp_otel::collector::Rotel::start(agent, forward_to).await.expect("start rotel-agent"))
     }
 }
 
