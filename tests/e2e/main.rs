@@ -5,4 +5,5 @@
 mod collector;
 mod dashboards;
 mod demo;
+mod faults;
 mod harness;

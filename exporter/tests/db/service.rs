@@ -310,3 +310,27 @@ async fn the_reaper_idles_then_times_out_and_replicas_do_not_collide() {
         .collect();
     assert_eq!(statuses, ["active", "disconnected", "active"]);
 }
+
+#[tokio::test]
+async fn a_locked_table_means_back_pressure_not_a_hang_or_a_drop() {
+    let db = TestDb::migrated().await;
+    let service = start(db.url(), |c| c.batcher.write_timeout = Duration::from_secs(2)).await;
+    let request = otlp_request(&dataset(an_hour_ago()));
+    // Another transaction holds the requests table for 10 s.
+    let locker = db.client().await;
+    locker.batch_execute("BEGIN; LOCK TABLE archon_mcp_requests IN ACCESS EXCLUSIVE MODE").await.unwrap();
+
+    let started = std::time::Instant::now();
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", service.grpc_addr())).await.unwrap();
+    let status = grpc.export(request.clone()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+    assert!(started.elapsed() < Duration::from_secs(8), "answered after the write timeout, not after the lock");
+    let response = post(&url(&service, "/v1/traces"), "application/x-protobuf", request.encode_to_vec(), &[]).await;
+    assert_eq!(response.status(), 503);
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    // The sender's retry succeeds, and nothing was half-written meanwhile.
+    grpc.export(request).await.expect("accepted once the lock is gone");
+    assert_eq!(count(&db).await, 6);
+    service.stop().await.unwrap();
+}
