@@ -37,5 +37,6 @@ pub mod span;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use sdk::PgSpanExporter;

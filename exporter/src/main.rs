@@ -12,7 +12,6 @@ use archon_mcp_exporter::receiver::http::BodyLimits;
 use archon_mcp_exporter::serve::{ServeConfig, Server};
 use archon_mcp_exporter::store::StoreConfig;
 use clap::{Args, Parser, Subcommand};
-use tokio_postgres::NoTls;
 
 /// Turns MCP OpenTelemetry spans into Archon-compatible PostgreSQL rows.
 #[derive(Debug, Parser)]
@@ -116,6 +115,7 @@ impl Serve {
         };
         let mut store = StoreConfig::default().with_max_connections(batcher.writers + 1);
         store.estimate_model = self.estimate_model;
+        store.ca_file = self.db.database_ca_file.clone();
         ServeConfig {
             database_url: self.db.database_url,
             grpc_listen: self.grpc_listen,
@@ -141,8 +141,13 @@ impl Serve {
 #[derive(Debug, Args)]
 struct Database {
     /// PostgreSQL connection string (postgres://user:password@host:port/db or key=value).
+    /// TLS follows its `sslmode`: `disable`, `prefer` (default) or `require`.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: String,
+    /// Verify the database's TLS certificate against the CAs in this PEM file (without it, TLS
+    /// is used but the server is not authenticated, as libpq's sslmode=require).
+    #[arg(long, env = "ARCHON_EXPORTER_DATABASE_CA_FILE")]
+    database_ca_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -174,7 +179,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!("stopped");
         }
         Command::Migrate { db } => {
-            let applied = migrate::migrate_url(&db.database_url)
+            let applied = migrate::migrate_url_verified(&db.database_url, db.database_ca_file.as_deref())
                 .await
                 .context("migrating (check --database-url / DATABASE_URL and that the server is up)")?;
             if applied.is_empty() {
@@ -224,7 +229,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn connect(db: &Database) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(&db.database_url, NoTls)
+    let tls = archon_mcp_exporter::tls::connector(db.database_ca_file.as_deref())?;
+    let (client, connection) = tokio_postgres::connect(&db.database_url, tls)
         .await
         .context("connecting (check --database-url / DATABASE_URL and that the server is up)")?;
     tokio::spawn(connection);

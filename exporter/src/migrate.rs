@@ -8,7 +8,7 @@
 //! # Ok(()) }
 //! ```
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 mod embedded {
     refinery::embed_migrations!("../migrations");
@@ -30,6 +30,9 @@ pub enum MigrateError {
     /// A migration failed; the database is left at the last migration that succeeded.
     #[error("migration failed")]
     Migration(#[from] refinery::Error),
+    /// The CA file for TLS is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A migration this build knows.
@@ -43,7 +46,16 @@ pub struct MigrationInfo {
 
 /// Connects to `url`, applies every pending migration and returns those it applied.
 pub async fn migrate_url(url: &str) -> Result<Vec<MigrationInfo>, MigrateError> {
-    let (mut client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    migrate_url_verified(url, None).await
+}
+
+/// [`migrate_url`], verifying the database's certificate against `ca_file` (see [`crate::tls`]).
+pub async fn migrate_url_verified(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Vec<MigrationInfo>, MigrateError> {
+    let tls = crate::tls::connector(ca_file)?;
+    let (mut client, connection) = tokio_postgres::connect(url, tls).await?;
     let driver = tokio::spawn(connection);
     let result = migrate(&mut client).await;
     drop(client);

@@ -112,7 +112,7 @@ impl Server {
     /// Migrates (when asked) and binds both ports.
     pub async fn bind(config: ServeConfig) -> Result<Self, ServeError> {
         if config.migrate {
-            for m in migrate::migrate_url(&config.database_url).await? {
+            for m in migrate::migrate_url_verified(&config.database_url, config.store.ca_file.as_deref()).await? {
                 tracing::info!(version = m.version, name = %m.name, "applied migration");
             }
         }

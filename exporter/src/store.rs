@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use serde_json::Value as Json;
-use tokio_postgres::{NoTls, error::SqlState};
+use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::mapping::MappedBatch;
@@ -41,11 +41,14 @@ pub struct StoreConfig {
     pub max_connections: usize,
     /// How long a write waits for a free connection before reporting the database unavailable.
     pub acquire_timeout: Duration,
+    /// Verify the database's certificate against these CAs (PEM); without, TLS is used when the
+    /// server offers it but not verified (libpq's `sslmode=prefer`/`require`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { estimate_model: None, max_connections: 4, acquire_timeout: Duration::from_secs(5) }
+        Self { estimate_model: None, max_connections: 4, acquire_timeout: Duration::from_secs(5), ca_file: None }
     }
 }
 
@@ -174,7 +177,8 @@ impl PgStore {
     /// Connects lazily: an unreachable database shows up as [`StoreError::Unavailable`] on write.
     pub fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
         let pg: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Config(format!("{e}")))?;
-        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let tls = crate::tls::connector(config.ca_file.as_deref()).map_err(|e| StoreError::Config(e.to_string()))?;
+        let manager = Manager::from_config(pg, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(config.max_connections)
             .wait_timeout(Some(config.acquire_timeout))

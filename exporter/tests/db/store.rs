@@ -330,3 +330,32 @@ async fn sql_looking_strings_are_stored_verbatim() {
         assert_eq!(row.get::<_, String>(i), nasty, "column {i}");
     }
 }
+
+#[tokio::test]
+async fn tls_is_used_when_the_server_offers_it_and_verified_against_a_ca_file() {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    let ssl: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    if ssl != "on" {
+        eprintln!("this PostgreSQL has ssl=off: TLS not exercised");
+        return;
+    }
+    let required = format!("{} sslmode=require", db.url());
+    let store = PgStore::connect(&required, StoreConfig::default()).unwrap();
+    let pooled = store.pool().get().await.expect("sslmode=require connects, unverified like libpq");
+    let encrypted: bool =
+        pooled.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0);
+    assert!(encrypted);
+
+    // The system's public CAs did not sign this server's certificate: verification refuses it.
+    let mut verified = StoreConfig::default();
+    verified.ca_file = Some("/etc/ssl/certs/ca-certificates.crt".into());
+    verified.acquire_timeout = Duration::from_secs(3);
+    if std::path::Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
+        let store = PgStore::connect(&required, verified).unwrap();
+        assert!(store.pool().get().await.is_err(), "an unknown CA must fail verification");
+    }
+    let missing = StoreConfig { ca_file: Some("/nonexistent/ca.pem".into()), ..StoreConfig::default() };
+    let err = PgStore::connect(&required, missing).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+}
