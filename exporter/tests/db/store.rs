@@ -348,9 +348,11 @@ async fn tls_is_used_when_the_server_offers_it_and_verified_against_a_ca_file() 
     assert!(encrypted);
 
     // The system's public CAs did not sign this server's certificate: verification refuses it.
-    let mut verified = StoreConfig::default();
-    verified.ca_file = Some("/etc/ssl/certs/ca-certificates.crt".into());
-    verified.acquire_timeout = Duration::from_secs(3);
+    let verified = StoreConfig {
+        ca_file: Some("/etc/ssl/certs/ca-certificates.crt".into()),
+        acquire_timeout: Duration::from_secs(3),
+        ..StoreConfig::default()
+    };
     if std::path::Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
         let store = PgStore::connect(&required, verified).unwrap();
         assert!(store.pool().get().await.is_err(), "an unknown CA must fail verification");
