@@ -4,9 +4,11 @@
 //! Cloud SQL) ask for `sslmode=require`.
 //!
 //! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
 //! let tls = archon_mcp_exporter::tls::connector(None)?;
-//! let (client, connection) = tokio_postgres::connect("postgres://u@db/archon?sslmode=require", tls);
-//! # Ok::<(), archon_mcp_exporter::tls::TlsError>(())
+//! let (client, connection) = tokio_postgres::connect("postgres://u@db/archon?sslmode=require", tls).await?;
+//! tokio::spawn(connection);
+//! # drop(client); Ok(()) }
 //! ```
 
 use std::path::Path;
