@@ -127,24 +127,7 @@ async fn run(spans: u64, requests: u64, quick: bool) {
 
     // 1. archon-mcp-exporter serve, fed by 4 concurrent OTLP/gRPC clients.
     let serve_url = database(&cluster, "ingest_serve").await;
-    let grpc = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut child = tokio::process::Command::new(exporter_binary())
-        .args([
-            "serve",
-            "--database-url",
-            &serve_url,
-            "--grpc-listen",
-            &grpc.to_string(),
-            "--http-listen",
-            &http.to_string(),
-            "--no-reaper",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut child, grpc) = spawn_serve(&serve_url);
     let pid = child.id().unwrap();
     let endpoint = format!("http://{grpc}");
     let mut tries = 0;
@@ -363,24 +346,7 @@ async fn run(spans: u64, requests: u64, quick: bool) {
         None => println!("collector path: rotel-agent not found (`pip install rotel`), not measured"),
         Some(agent) => {
             let collector_url = database(&cluster, "ingest_collector").await;
-            let grpc = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-            let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-            let mut serve = tokio::process::Command::new(exporter_binary())
-                .args([
-                    "serve",
-                    "--database-url",
-                    &collector_url,
-                    "--grpc-listen",
-                    &grpc.to_string(),
-                    "--http-listen",
-                    &http.to_string(),
-                    "--no-reaper",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap();
+            let (mut serve, grpc) = spawn_serve(&collector_url);
             let rotel = archon_mcp_otel::collector::Rotel::start(agent, grpc).await.expect("rotel");
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
@@ -417,6 +383,21 @@ async fn run(spans: u64, requests: u64, quick: bool) {
         }
     }
     tokio::task::spawn_blocking(move || drop(cluster)).await.unwrap();
+}
+
+/// `archon-mcp-exporter serve` as its own process on free ports; returns it and its gRPC address.
+fn spawn_serve(database_url: &str) -> (tokio::process::Child, std::net::SocketAddr) {
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (grpc, http) = (free(), free());
+    let child = tokio::process::Command::new(exporter_binary())
+        .args(["serve", "--database-url", database_url, "--no-reaper"])
+        .args(["--grpc-listen", &grpc.to_string(), "--http-listen", &http.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (child, grpc)
 }
 
 /// Produces 5,000 spans/s for `seconds` through `provider` and returns, per span, the
