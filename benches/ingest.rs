@@ -316,31 +316,7 @@ async fn run(spans: u64, requests: u64, quick: bool) {
     let seconds = if quick { 2 } else { 20 };
     let direct_url = database(&cluster, "ingest_latency").await;
     let store = PgStore::connect(&direct_url, StoreConfig::default().with_max_connections(2)).unwrap();
-    let direct = SdkTracerProvider::builder()
-        .with_span_processor(
-            BatchSpanProcessor::builder(PgSpanExporter::new(store))
-                .with_batch_config(
-                    BatchConfigBuilder::default()
-                        .with_scheduled_delay(Duration::from_millis(100))
-                        .with_max_queue_size(100_000)
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
-    let latencies = visibility(&direct, &direct_url, seconds).await;
-    common::figure(
-        "direct path at 5,000 spans/s: span end → row visible, p50",
-        common::quantile(&latencies, 0.5),
-        "ms",
-        None,
-    );
-    common::figure(
-        "direct path at 5,000 spans/s: span end → row visible, p99",
-        common::quantile(&latencies, 0.99),
-        "ms",
-        Some("≤ 1,000 ms"),
-    );
+    measure_visibility("direct path", PgSpanExporter::new(store), &direct_url, seconds, "≤ 1,000 ms").await;
 
     match archon_mcp_otel::collector::rotel_agent() {
         None => println!("collector path: rotel-agent not found (`pip install rotel`), not measured"),
@@ -353,31 +329,7 @@ async fn run(spans: u64, requests: u64, quick: bool) {
                 .with_endpoint(format!("http://{}", rotel.grpc))
                 .build()
                 .unwrap();
-            let via_collector = SdkTracerProvider::builder()
-                .with_span_processor(
-                    BatchSpanProcessor::builder(exporter)
-                        .with_batch_config(
-                            BatchConfigBuilder::default()
-                                .with_scheduled_delay(Duration::from_millis(100))
-                                .with_max_queue_size(100_000)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build();
-            let latencies = visibility(&via_collector, &collector_url, seconds).await;
-            common::figure(
-                "collector path at 5,000 spans/s: span end → row visible, p50",
-                common::quantile(&latencies, 0.5),
-                "ms",
-                None,
-            );
-            common::figure(
-                "collector path at 5,000 spans/s: span end → row visible, p99",
-                common::quantile(&latencies, 0.99),
-                "ms",
-                Some("≤ 2,000 ms"),
-            );
+            measure_visibility("collector path", exporter, &collector_url, seconds, "≤ 2,000 ms").await;
             rotel.stop().await;
             let _ = serve.kill().await;
         }
@@ -398,6 +350,28 @@ fn spawn_serve(database_url: &str) -> (tokio::process::Child, std::net::SocketAd
         .spawn()
         .unwrap();
     (child, grpc)
+}
+
+/// Latency to visibility through `exporter` (behind the SDK's batch processor), printed as p50
+/// and p99 figures.
+async fn measure_visibility(
+    path: &str,
+    exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+    url: &str,
+    seconds: usize,
+    target: &str,
+) {
+    let batch = BatchConfigBuilder::default()
+        .with_scheduled_delay(Duration::from_millis(100))
+        .with_max_queue_size(100_000)
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch).build())
+        .build();
+    let latencies = visibility(&provider, url, seconds).await;
+    let name = |q: &str| format!("{path} at 5,000 spans/s: span end → row visible, {q}");
+    common::figure(&name("p50"), common::quantile(&latencies, 0.5), "ms", None);
+    common::figure(&name("p99"), common::quantile(&latencies, 0.99), "ms", Some(target));
 }
 
 /// Produces 5,000 spans/s for `seconds` through `provider` and returns, per span, the
