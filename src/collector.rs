@@ -35,6 +35,22 @@ pub struct Rotel {
 impl Rotel {
     /// Starts rotel and waits until it listens.
     pub async fn start(agent: PathBuf, forward_to: SocketAddr) -> std::io::Result<Self> {
+        Self::spawn(agent, &format!("http://{forward_to}"), &[]).await
+    }
+
+    /// Starts rotel forwarding over TLS to `forward_to`, sending `Authorization: Bearer <token>`.
+    ///
+    /// The receiver's certificate is not verified: rotel 0.0.1-alpha10 refuses to start with
+    /// any CA or client-certificate option ("Either both or neither of cert and key must be
+    /// provided", even given both), so only `--otlp-exporter-tls-skip-verify` works. The
+    /// exporter's own tests verify the certificate with a rustls client.
+    pub async fn start_tls(agent: PathBuf, forward_to: SocketAddr, token: &str) -> std::io::Result<Self> {
+        let header = format!("authorization=Bearer {token}");
+        let tls = ["--otlp-exporter-tls-skip-verify", "--otlp-exporter-custom-headers", &header];
+        Self::spawn(agent, &format!("https://{forward_to}"), &tls.map(std::ffi::OsStr::new)).await
+    }
+
+    async fn spawn(agent: PathBuf, endpoint: &str, extra: &[&std::ffi::OsStr]) -> std::io::Result<Self> {
         let free = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr());
         let grpc = free()?;
         let http = free()?;
@@ -42,7 +58,8 @@ impl Rotel {
         let child = tokio::process::Command::new(agent)
             .args(["start", "--otlp-grpc-endpoint", &grpc.to_string(), "--otlp-http-endpoint", &http.to_string()])
             .args(["--exporter", "otlp", "--otlp-exporter-protocol", "grpc"])
-            .args(["--otlp-exporter-endpoint", &format!("http://{forward_to}")])
+            .args(["--otlp-exporter-endpoint", endpoint])
+            .args(extra)
             .args(["--otlp-exporter-retry-max-elapsed-time", "30m", "--otlp-exporter-retry-max-backoff", "2s"])
             .args(["--batch-timeout", "200ms", "--pid-file"])
             .arg(pid_file)

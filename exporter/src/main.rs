@@ -1,6 +1,7 @@
 //! `archon-mcp-exporter`: the OTLP → PostgreSQL service and its schema tools.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use archon_mcp_exporter::batcher::BatcherConfig;
 use archon_mcp_exporter::migrate;
 use archon_mcp_exporter::reaper::ReaperConfig;
 use archon_mcp_exporter::receiver::http::BodyLimits;
+use archon_mcp_exporter::receiver::tls::ReceiverTls;
 use archon_mcp_exporter::serve::{ServeConfig, Server};
 use archon_mcp_exporter::store::StoreConfig;
 use clap::{Args, Parser, Subcommand};
@@ -67,6 +69,12 @@ struct Serve {
     /// Require `Authorization: Bearer <TOKEN>` on exports.
     #[arg(long, env = "ARCHON_EXPORTER_AUTH_TOKEN", hide_env_values = true)]
     auth_token: Option<String>,
+    /// Serve both ports over TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "ARCHON_EXPORTER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "ARCHON_EXPORTER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Apply pending migrations before serving.
     #[arg(long, env = "ARCHON_EXPORTER_MIGRATE")]
     migrate: bool,
@@ -121,6 +129,7 @@ impl Serve {
             grpc_listen: self.grpc_listen,
             http_listen: self.http_listen,
             auth_token: self.auth_token,
+            tls: self.tls_cert.zip(self.tls_key).map(|(cert, key)| ReceiverTls::new(cert, key)),
             migrate: self.migrate,
             limits: BodyLimits {
                 max_body_bytes: self.max_body_bytes,
@@ -147,7 +156,7 @@ struct Database {
     /// Verify the database's TLS certificate against the CAs in this PEM file (without it, TLS
     /// is used but the server is not authenticated, as libpq's sslmode=require).
     #[arg(long, env = "ARCHON_EXPORTER_DATABASE_CA_FILE")]
-    database_ca_file: Option<std::path::PathBuf>,
+    database_ca_file: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -173,8 +182,9 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(serve) => {
+            let tls = serve.tls_cert.is_some();
             let server = Server::bind(serve.config()).await?;
-            tracing::info!(grpc = %server.grpc_addr(), http = %server.http_addr(), "receiving OTLP traces");
+            tracing::info!(grpc = %server.grpc_addr(), http = %server.http_addr(), tls, "receiving OTLP traces");
             server.run(shutdown_signal()).await?;
             tracing::info!("stopped");
         }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 use crate::batcher::{Batcher, BatcherConfig};
 use crate::metrics::Metrics;
@@ -24,6 +25,7 @@ use crate::reaper::{self, ReaperConfig};
 use crate::receiver::Ingest;
 use crate::receiver::grpc::GrpcReceiver;
 use crate::receiver::http::{self, BodyLimits};
+use crate::receiver::tls::{ReceiverTls, ReceiverTlsError, TlsIncoming};
 use crate::store::{PgStore, StoreConfig};
 
 /// Everything `serve` is told.
@@ -37,6 +39,8 @@ pub struct ServeConfig {
     pub http_listen: SocketAddr,
     /// Require `Authorization: Bearer <token>`.
     pub auth_token: Option<String>,
+    /// Serve both ports over TLS.
+    pub tls: Option<ReceiverTls>,
     /// Apply migrations before serving.
     pub migrate: bool,
     /// HTTP body limits (the gRPC limit is the decompressed one).
@@ -58,6 +62,7 @@ impl ServeConfig {
             grpc_listen: ([0, 0, 0, 0], 4317).into(),
             http_listen: ([0, 0, 0, 0], 4318).into(),
             auth_token: None,
+            tls: None,
             migrate: false,
             limits: BodyLimits::default(),
             // One connection per writer, one for the reaper and readiness checks.
@@ -85,6 +90,9 @@ pub enum ServeError {
     /// The database settings are wrong.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] ReceiverTlsError),
     /// A receiver failed while serving.
     #[error("the {0} receiver failed: {1}")]
     Serve(&'static str, String),
@@ -96,6 +104,7 @@ pub struct Server {
     grpc: TcpListener,
     http: TcpListener,
     store: PgStore,
+    tls: Option<Arc<rustls::ServerConfig>>,
     metrics: Arc<Metrics>,
 }
 
@@ -111,6 +120,8 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Migrates (when asked) and binds both ports.
     pub async fn bind(config: ServeConfig) -> Result<Self, ServeError> {
+        // A bad certificate is found before anything else is touched.
+        let tls = config.tls.as_ref().map(ReceiverTls::load).transpose()?;
         if config.migrate {
             for m in migrate::migrate_url_verified(&config.database_url, config.store.ca_file.as_deref()).await? {
                 tracing::info!(version = m.version, name = %m.name, "applied migration");
@@ -122,7 +133,7 @@ impl Server {
         let grpc = listen(config.grpc_listen).await?;
         let http = listen(config.http_listen).await?;
         let store = PgStore::connect(&config.database_url, config.store.clone())?;
-        Ok(Self { config, grpc, http, store, metrics: Arc::new(Metrics::default()) })
+        Ok(Self { config, grpc, http, store, tls, metrics: Arc::new(Metrics::default()) })
     }
 
     /// The bound gRPC address.
@@ -143,31 +154,29 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting, finishes in-flight exports and
     /// their writes, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-        let Server { config, grpc, http, store, metrics } = self;
+        let Server { config, grpc, http, store, tls, metrics } = self;
         let batcher = Batcher::start(store.clone(), config.batcher.clone(), metrics.clone());
         let ingest = Ingest::new(batcher.clone(), config.auth_token.clone(), metrics.clone());
         let stop = CancellationToken::new();
 
-        let grpc_service = GrpcReceiver::service(ingest.clone(), config.limits.max_decompressed_bytes);
-        let grpc_stop = stop.clone();
-        let grpc_task = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(grpc_service)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(grpc),
-                    grpc_stop.cancelled_owned(),
-                )
-                .await
-                .map_err(|e| ServeError::Serve("gRPC", e.to_string()))
-        });
+        let grpc_service = tonic::transport::Server::builder()
+            .add_service(GrpcReceiver::service(ingest.clone(), config.limits.max_decompressed_bytes));
         let router = http::router(ingest, store.clone(), config.limits);
-        let http_stop = stop.clone();
-        let http_task = tokio::spawn(async move {
-            axum::serve(http, router)
-                .with_graceful_shutdown(http_stop.cancelled_owned())
-                .await
-                .map_err(|e| ServeError::Serve("HTTP", e.to_string()))
-        });
+        let (grpc_stop, http_stop) = (stop.clone().cancelled_owned(), stop.clone().cancelled_owned());
+        let grpc_error = |e: tonic::transport::Error| ServeError::Serve("gRPC", e.to_string());
+        let http_error = |e: std::io::Error| ServeError::Serve("HTTP", e.to_string());
+        let (grpc_task, http_task) = match tls {
+            Some(tls) => (
+                tokio::spawn(grpc_service.serve_with_incoming_shutdown(TlsIncoming::new(grpc, tls.clone()), grpc_stop)),
+                tokio::spawn(
+                    axum::serve(TlsIncoming::new(http, tls), router).with_graceful_shutdown(http_stop).into_future(),
+                ),
+            ),
+            None => (
+                tokio::spawn(grpc_service.serve_with_incoming_shutdown(TcpIncoming::from(grpc), grpc_stop)),
+                tokio::spawn(axum::serve(http, router).with_graceful_shutdown(http_stop).into_future()),
+            ),
+        };
         let reaper_task = config.reaper.clone().map(|reaper| tokio::spawn(reap_forever(store, reaper, metrics)));
 
         tokio::select! {
@@ -180,9 +189,9 @@ impl Server {
             task.abort();
         }
         batcher.close().await;
-        for result in [grpc_result, http_result] {
-            result.map_err(|e| ServeError::Serve("receiver", e.to_string()))??;
-        }
+        let joined = |e: tokio::task::JoinError| ServeError::Serve("receiver", e.to_string());
+        grpc_result.map_err(joined)?.map_err(grpc_error)?;
+        http_result.map_err(joined)?.map_err(http_error)?;
         Ok(())
     }
 }

@@ -155,6 +155,35 @@ async fn tool_calls_through_a_real_collector_become_the_expected_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_delivers_over_tls_with_a_bearer_token() {
+    let _turn = ONE_PIPELINE_AT_A_TIME.lock().await;
+    let db = Database::start().await;
+    let certs = archon_mcp_exporter::testing::TestCertificates::generate().expect("test certificates");
+    let exporter = Exporter::start_with(&db.url, |c| {
+        c.tls = Some(archon_mcp_exporter::receiver::tls::ReceiverTls::new(&certs.cert, &certs.key));
+        c.auth_token = Some("collector-s3cret".into());
+    })
+    .await;
+    let Some(collector) = Collector::start_tls(exporter.grpc, "collector-s3cret").await else { return };
+    let server = McpServer::start(collector.grpc).await;
+
+    let client = connect(server.addr, "claude-code", "heidi", "Security").await;
+    for i in 0..5 {
+        client.call_tool(call("search_knowledge", json!({"query": format!("tls {i}")}))).await.unwrap();
+    }
+    client.cancel().await.unwrap();
+    server.flush().await;
+    let requests = "SELECT count(*) FROM archon_mcp_requests r JOIN archon_mcp_sessions s USING (session_id)
+                     WHERE s.user_key = 'heidi'";
+    assert_eq!(db.wait_for_count(requests, 5, Duration::from_secs(30)).await, 5, "delivered over TLS");
+    assert_eq!(exporter.metrics.exports.get("unauthenticated"), 0, "the token went along");
+
+    server.stop();
+    collector.stop().await;
+    exporter.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_for_20_seconds_loses_and_doubles_nothing() {
     let _turn = ONE_PIPELINE_AT_A_TIME.lock().await;
     let db = Database::start().await;

@@ -108,11 +108,16 @@ pub struct Exporter {
 
 impl Exporter {
     pub async fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, |_| {}).await
+    }
+
+    pub async fn start_with(database_url: &str, tune: impl FnOnce(&mut ServeConfig)) -> Self {
         let mut config = ServeConfig::new(database_url);
         config.grpc_listen = "127.0.0.1:0".parse().unwrap();
         config.http_listen = "127.0.0.1:0".parse().unwrap();
         config.reaper = None;
         config.store.acquire_timeout = Duration::from_secs(2);
+        tune(&mut config);
         let running = Server::bind(config).await.expect("bind the exporter").spawn();
         Self { grpc: running.grpc_addr(), metrics: running.metrics().clone(), running }
     }
@@ -167,6 +172,18 @@ pub struct Collector;
 
 impl Collector {
     pub async fn start(forward_to: SocketAddr) -> Option<archon_mcp_otel::collector::Rotel> {
+        let agent = Self::agent()?;
+        Some(archon_mcp_otel::collector::Rotel::start(agent, forward_to).await.expect("start rotel-agent"))
+    }
+
+    /// Forwarding over TLS with a bearer token.
+    pub async fn start_tls(forward_to: SocketAddr, token: &str) -> Option<archon_mcp_otel::collector::Rotel> {
+        let agent = Self::agent()?;
+        let rotel = archon_mcp_otel::collector::Rotel::start_tls(agent, forward_to, token).await;
+        Some(rotel.expect("start rotel-agent"))
+    }
+
+    fn agent() -> Option<std::path::PathBuf> {
         let Some(agent) = archon_mcp_otel::collector::rotel_agent() else {
             let message = "rotel-agent not found: `pip install rotel` (or set ROTEL_AGENT) to run the collector tests";
             if std::env::var_os("CI").is_some() {
@@ -175,7 +192,7 @@ impl Collector {
             eprintln!("\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
             return None;
         };
-        Some(archon_mcp_otel::collector::Rotel::start(agent, forward_to).await.expect("start rotel-agent"))
+        Some(agent)
     }
 }
 

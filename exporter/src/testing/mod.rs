@@ -21,10 +21,12 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio_postgres::{Client, Config, NoTls, config::Host};
 
+mod certificates;
 mod cluster;
 mod spans;
 
 pub use crate::otlp::request_from_spans as otlp_request;
+pub use certificates::TestCertificates;
 pub use cluster::LocalCluster;
 pub use spans::{Connection, UserInfo, rpc_error, tool_error, with_estimate, with_usage};
 

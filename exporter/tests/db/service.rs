@@ -8,6 +8,7 @@ use std::time::Duration;
 use archon_mcp_exporter::PgSpanExporter;
 use archon_mcp_exporter::reaper::{self, ReaperConfig};
 use archon_mcp_exporter::receiver::http::BodyLimits;
+use archon_mcp_exporter::receiver::tls::ReceiverTls;
 use archon_mcp_exporter::serve::{Running, ServeConfig, Server};
 use archon_mcp_exporter::store::{PgStore, StoreConfig};
 use archon_mcp_exporter::testing::{TestDb, otlp_request};
@@ -35,12 +36,21 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-async fn post(url: &str, content_type: &str, body: Vec<u8>, extra: &[(&str, &str)]) -> reqwest::Response {
+async fn try_post(
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    extra: &[(&str, &str)],
+) -> reqwest::Result<reqwest::Response> {
     let mut request = http().post(url).header("content-type", content_type).body(body);
     for (k, v) in extra {
         request = request.header(*k, *v);
     }
-    request.send().await.unwrap()
+    request.send().await
+}
+
+async fn post(url: &str, content_type: &str, body: Vec<u8>, extra: &[(&str, &str)]) -> reqwest::Response {
+    try_post(url, content_type, body, extra).await.unwrap()
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -333,4 +343,65 @@ async fn a_locked_table_means_back_pressure_not_a_hang_or_a_drop() {
     grpc.export(request).await.expect("accepted once the lock is gone");
     assert_eq!(count(&db).await, 6);
     service.stop().await.unwrap();
+}
+
+/// One OTLP/HTTP request over TLS, trusting `ca`; the raw HTTP/1.1 response.
+async fn post_over_tls(addr: SocketAddr, ca: &std::path::Path, body: &[u8]) -> std::io::Result<String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_file(ca).unwrap()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let server_name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(server_name, tcp).await?;
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-protobuf\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await?;
+    tls.write_all(body).await?;
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await?;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+#[tokio::test]
+async fn the_receivers_serve_tls_when_given_a_certificate() {
+    let db = TestDb::migrated().await;
+    let certs = archon_mcp_exporter::testing::TestCertificates::generate().expect("test certificates");
+    let tls = ReceiverTls::new(&certs.cert, &certs.key);
+    let service = start(db.url(), |c| c.tls = Some(tls.clone())).await;
+    let body = otlp_request(&dataset(an_hour_ago())).encode_to_vec();
+
+    let response = post_over_tls(service.http_addr(), &certs.ca, &body).await.expect("a TLS exchange");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(count(&db).await, 6);
+
+    // Plain text to the TLS ports is refused, and nothing is written twice.
+    assert!(try_post(&url(&service, "/v1/traces"), "application/x-protobuf", body.clone(), &[]).await.is_err());
+    let plain = TraceServiceClient::connect(format!("http://{}", service.grpc_addr())).await;
+    if let Ok(mut grpc) = plain {
+        assert!(grpc.export(otlp_request(&dataset(an_hour_ago()))).await.is_err());
+    }
+    // A stalled handshake holds no one else up.
+    let _stalled = tokio::net::TcpStream::connect(service.http_addr()).await.unwrap();
+    let again = post_over_tls(service.http_addr(), &certs.ca, &body).await.expect("a second TLS exchange");
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    assert_eq!(count(&db).await, 6);
+    service.stop().await.unwrap();
+
+    // A key that does not match, or a missing file, stops `bind` with the file named.
+    let mut config = ServeConfig::new(db.url());
+    config.tls = Some(ReceiverTls::new(&certs.cert, &certs.ca));
+    let error = Server::bind(config.clone()).await.unwrap_err().to_string();
+    assert!(error.contains("ca.pem"), "{error}");
+    config.tls = Some(ReceiverTls::new(certs.cert.with_extension("missing"), &certs.key));
+    let error = Server::bind(config).await.unwrap_err().to_string();
+    assert!(error.contains("server.missing"), "{error}");
 }
