@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,6 +20,7 @@ use archon_mcp_exporter::mapping::map_spans;
 use archon_mcp_exporter::otlp::spans_from_request;
 use archon_mcp_exporter::store::{PgStore, StoreConfig};
 use archon_mcp_exporter::testing::{Connection, LocalCluster, otlp_request, with_estimate, with_usage};
+use archon_mcp_otel::serve_process::{ServeProcess, status_kib};
 use common::USERS;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
@@ -72,21 +71,6 @@ fn request(k: u64, t0: u64) -> Vec<u8> {
     otlp_request(&spans).encode_to_vec()
 }
 
-fn exporter_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
-    let bin = dir.join("archon-mcp-exporter");
-    assert!(bin.is_file(), "{} is missing: run `cargo build --release -p archon-mcp-exporter` first", bin.display());
-    bin
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
-
 async fn count(url: &str) -> i64 {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
     tokio::spawn(connection);
@@ -127,9 +111,9 @@ async fn run(spans: u64, requests: u64, quick: bool) {
 
     // 1. archon-mcp-exporter serve, fed by 4 concurrent OTLP/gRPC clients.
     let serve_url = database(&cluster, "ingest_serve").await;
-    let (mut child, grpc) = spawn_serve(&serve_url);
-    let pid = child.id().unwrap();
-    let endpoint = format!("http://{grpc}");
+    let mut serve = ServeProcess::spawn(&serve_url, &["--no-reaper"]).expect("start serve");
+    let pid = serve.pid();
+    let endpoint = format!("http://{}", serve.grpc);
     let mut tries = 0;
     while TraceServiceClient::connect(endpoint.clone()).await.is_err() {
         tries += 1;
@@ -142,7 +126,7 @@ async fn run(spans: u64, requests: u64, quick: bool) {
         let peak = peak.clone();
         tokio::spawn(async move {
             loop {
-                peak.fetch_max(rss_kib(pid, "VmRSS:") as usize, Ordering::Relaxed);
+                peak.fetch_max(status_kib(pid, "VmRSS:") as usize, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
@@ -171,8 +155,8 @@ async fn run(spans: u64, requests: u64, quick: bool) {
     sampler.abort();
     let stored = count(&serve_url).await;
     assert_eq!(stored as u64, spans, "every span committed");
-    let hwm = rss_kib(pid, "VmHWM:");
-    let _ = child.kill().await;
+    let hwm = status_kib(pid, "VmHWM:");
+    let _ = serve.child.kill().await;
     let serve_rate = spans as f64 / serve_secs;
     common::figure("serve: committed over OTLP/gRPC, 4 clients", serve_rate, "spans/s", Some("≥ 50,000"));
     common::figure(
@@ -322,8 +306,8 @@ async fn run(spans: u64, requests: u64, quick: bool) {
         None => println!("collector path: rotel-agent not found (`pip install rotel`), not measured"),
         Some(agent) => {
             let collector_url = database(&cluster, "ingest_collector").await;
-            let (mut serve, grpc) = spawn_serve(&collector_url);
-            let rotel = archon_mcp_otel::collector::Rotel::start(agent, grpc).await.expect("rotel");
+            let mut serve = ServeProcess::spawn(&collector_url, &["--no-reaper"]).expect("start serve");
+            let rotel = archon_mcp_otel::collector::Rotel::start(agent, serve.grpc).await.expect("rotel");
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(format!("http://{}", rotel.grpc))
@@ -331,25 +315,10 @@ async fn run(spans: u64, requests: u64, quick: bool) {
                 .unwrap();
             measure_visibility("collector path", exporter, &collector_url, seconds, "≤ 2,000 ms").await;
             rotel.stop().await;
-            let _ = serve.kill().await;
+            let _ = serve.child.kill().await;
         }
     }
     tokio::task::spawn_blocking(move || drop(cluster)).await.unwrap();
-}
-
-/// `archon-mcp-exporter serve` as its own process on free ports; returns it and its gRPC address.
-fn spawn_serve(database_url: &str) -> (tokio::process::Child, std::net::SocketAddr) {
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let (grpc, http) = (free(), free());
-    let child = tokio::process::Command::new(exporter_binary())
-        .args(["serve", "--database-url", database_url, "--no-reaper"])
-        .args(["--grpc-listen", &grpc.to_string(), "--http-listen", &http.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    (child, grpc)
 }
 
 /// Latency to visibility through `exporter` (behind the SDK's batch processor), printed as p50

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod grafana;
 pub mod knowledge;
 pub mod report;
+pub mod serve_process;
 
 /// The README's Rust blocks, compiled as doc-tests so they cannot rot.
 #[doc = include_str!("../README.md")]

@@ -23,6 +23,8 @@
 
 pub mod batcher;
 pub mod client_type;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod ids;
 pub mod mapping;
 pub mod metrics;

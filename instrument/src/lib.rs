@@ -53,6 +53,8 @@ pub mod attributes;
 pub mod capture;
 #[cfg(feature = "full")]
 mod config;
+#[cfg(all(feature = "full", any(test, feature = "fuzzing")))]
+pub mod fuzzing;
 #[cfg(feature = "full")]
 mod request;
 #[cfg(feature = "full")]

@@ -167,15 +167,21 @@ impl JwtUser {
         Self { key, validation, department_claim: "department".into() }
     }
 
-    /// Requires this audience.
+    /// Requires this audience: a token without an `aud` claim, or with other audiences only,
+    /// is refused. (Without this, `aud` is not checked: Supabase tokens say "authenticated".)
     pub fn audience(mut self, audience: &str) -> Self {
+        // jsonwebtoken checks `aud` only when the token has one, and only with validate_aud:
+        // both must be set for the audience to be required (found by fuzz/user_resolution).
         self.validation.set_audience(&[audience]);
+        self.validation.validate_aud = true;
+        self.validation.required_spec_claims.insert("aud".into());
         self
     }
 
-    /// Requires this issuer.
+    /// Requires this issuer: a token without an `iss` claim, or another issuer, is refused.
     pub fn issuer(mut self, issuer: &str) -> Self {
         self.validation.set_issuer(&[issuer]);
+        self.validation.required_spec_claims.insert("iss".into());
         self
     }
 
@@ -445,6 +451,30 @@ mod tests {
         assert_eq!(user.full_name.as_deref(), Some("Ada Lovelace"));
         assert_eq!(user.department.as_deref(), Some("Research"));
         assert_eq!(user.email.as_deref(), Some("ada@example.com"));
+    }
+
+    #[test]
+    fn a_required_audience_or_issuer_must_be_in_the_token() {
+        let exp = in_an_hour();
+        let resolver = JwtUser::hs256(b"k").audience("archon").issuer("https://auth.example.com");
+        let iss = "https://auth.example.com";
+        let good = sign(json!({"sub": "u", "exp": exp, "aud": "archon", "iss": iss}));
+        assert!(matches!(resolver.verify(&good), Resolution::User(_)));
+        let among = sign(json!({"sub": "u", "exp": exp, "aud": ["other", "archon"], "iss": iss}));
+        assert!(matches!(resolver.verify(&among), Resolution::User(_)));
+        for (claims, reason) in [
+            (json!({"sub": "u", "exp": exp, "iss": iss}), "missing_claim"),
+            (json!({"sub": "u", "exp": exp, "aud": "other", "iss": iss}), "wrong_audience"),
+            (json!({"sub": "u", "exp": exp, "aud": 7, "iss": iss}), "missing_claim"),
+            (json!({"sub": "u", "exp": exp, "aud": "archon"}), "missing_claim"),
+            (json!({"sub": "u", "exp": exp, "aud": "archon", "iss": "https://evil.example.com"}), "wrong_issuer"),
+            (json!({"sub": "u", "exp": exp, "aud": "archon", "iss": 5}), "missing_claim"),
+        ] {
+            assert_eq!(resolver.verify(&sign(claims.clone())), Resolution::Invalid(reason), "{claims}");
+        }
+        // Without a configured audience, any (or no) `aud` is accepted.
+        let supabase = sign(json!({"sub": "u", "exp": exp, "aud": "authenticated"}));
+        assert!(matches!(JwtUser::hs256(b"k").verify(&supabase), Resolution::User(_)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use archon_mcp_exporter::serve::{ServeConfig, Server};
 use archon_mcp_exporter::testing::LocalCluster;
 use archon_mcp_instrument::user::JwtUser;
-use archon_mcp_instrument::{TracedConfig, TracedExt};
+use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::TracerProvider as _;
@@ -211,6 +211,14 @@ impl McpServer {
             .with_endpoint(format!("http://{otlp}"))
             .build()
             .expect("OTLP exporter");
+        Self::start_with(exporter, |config| config).await
+    }
+
+    /// Spans to `exporter`; the traced config (JWT users by default) as `tune` makes it.
+    pub async fn start_with(
+        exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+        tune: impl FnOnce(TracedConfigBuilder) -> TracedConfigBuilder,
+    ) -> Self {
         let batch = BatchConfigBuilder::default()
             .with_scheduled_delay(Duration::from_millis(200))
             .with_max_queue_size(65_536)
@@ -219,10 +227,12 @@ impl McpServer {
             .with_resource(opentelemetry_sdk::Resource::builder_empty().with_service_name("knowledge-e2e").build())
             .with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch).build())
             .build();
-        let config = TracedConfig::builder()
-            .tracer(BoxedTracer::new(Box::new(provider.tracer("e2e"))))
-            .user_resolver(JwtUser::hs256(JWT_SECRET))
-            .build();
+        let config = tune(
+            TracedConfig::builder()
+                .tracer(BoxedTracer::new(Box::new(provider.tracer("e2e"))))
+                .user_resolver(JwtUser::hs256(JWT_SECRET)),
+        )
+        .build();
         let ct = CancellationToken::new();
         let factory_config = config.clone();
         let server = KnowledgeServer::new();

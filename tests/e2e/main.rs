@@ -7,3 +7,4 @@ mod dashboards;
 mod demo;
 mod faults;
 mod harness;
+mod privacy;

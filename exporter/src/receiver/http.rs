@@ -50,13 +50,31 @@ pub fn router(ingest: Ingest, store: PgStore, limits: BodyLimits) -> Router {
         .with_state(Arc::new(AppState { ingest, store, limits }))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Encoding {
+/// The encodings of an OTLP/HTTP body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/x-protobuf`.
     Protobuf,
+    /// `application/json` (OTLP/JSON: hex ids, int64s as strings or numbers).
     Json,
 }
 
 impl Encoding {
+    /// The encoding a `Content-Type` value names (parameters ignored), if OTLP has it.
+    ///
+    /// ```
+    /// use archon_mcp_exporter::receiver::http::Encoding;
+    /// assert_eq!(Encoding::from_content_type("application/json; charset=utf-8"), Some(Encoding::Json));
+    /// assert_eq!(Encoding::from_content_type("text/plain"), None);
+    /// ```
+    pub fn from_content_type(value: &str) -> Option<Self> {
+        match value.split(';').next().unwrap_or("").trim() {
+            "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
+            "application/json" => Some(Encoding::Json),
+            _ => None,
+        }
+    }
+
     fn content_type(self) -> &'static str {
         match self {
             Encoding::Protobuf => "application/x-protobuf",
@@ -82,55 +100,80 @@ fn error(encoding: Encoding, status: StatusCode, grpc_code: i32, message: String
     (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
 }
 
+/// Why an OTLP/HTTP body could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Decompression passed the limit (a gzip bomb, or simply too much).
+    #[error("the body is larger than {0} bytes once decompressed")]
+    TooLarge(usize),
+    /// A `Content-Encoding` other than `gzip` or `identity`.
+    #[error("unsupported content encoding {0:?}")]
+    UnsupportedEncoding(String),
+    /// Not gzip after all.
+    #[error("bad gzip body: {0}")]
+    Gzip(std::io::Error),
+    /// Not an `ExportTraceServiceRequest` in the declared encoding.
+    #[error("cannot decode the export request: {0}")]
+    Undecodable(String),
+}
+
+/// Decodes a `/v1/traces` body as the receiver does: `content_encoding` (`gzip`, `identity` or
+/// none) with decompression stopped at `max_decompressed_bytes`, then protobuf or JSON. Pure;
+/// the fuzz target `otlp_http_body` drives it.
+///
+/// ```
+/// use archon_mcp_exporter::receiver::http::{BodyError, Encoding, decode_body};
+/// let request = decode_body(Encoding::Json, None, br#"{"resourceSpans": []}"#, 1 << 20).unwrap();
+/// assert!(request.resource_spans.is_empty());
+/// let garbage = decode_body(Encoding::Protobuf, Some("gzip"), b"not gzip", 1 << 20);
+/// assert!(matches!(garbage, Err(BodyError::Gzip(_))));
+/// ```
+pub fn decode_body(
+    encoding: Encoding,
+    content_encoding: Option<&str>,
+    body: &[u8],
+    max_decompressed_bytes: usize,
+) -> Result<ExportTraceServiceRequest, BodyError> {
+    let inflated;
+    let body = match content_encoding {
+        None | Some("identity") => body,
+        Some("gzip") => {
+            inflated = gunzip(body, max_decompressed_bytes)?;
+            inflated.as_slice()
+        }
+        Some(other) => return Err(BodyError::UnsupportedEncoding(other.to_owned())),
+    };
+    match encoding {
+        Encoding::Protobuf => {
+            ExportTraceServiceRequest::decode(body).map_err(|e| BodyError::Undecodable(e.to_string()))
+        }
+        Encoding::Json => serde_json::from_slice(body).map_err(|e| BodyError::Undecodable(e.to_string())),
+    }
+}
+
 async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let encoding = match content_type.split(';').next().unwrap_or("").trim() {
-        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
-        "application/json" => Encoding::Json,
-        other => {
-            return error(
-                Encoding::Json,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                3,
-                format!("unsupported content type {other:?}: send application/x-protobuf or application/json"),
-            );
-        }
+    let Some(encoding) = Encoding::from_content_type(content_type) else {
+        return error(
+            Encoding::Json,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            3,
+            format!("unsupported content type {content_type:?}: send application/x-protobuf or application/json"),
+        );
     };
     let ingest = &state.ingest;
     if !ingest.authorized(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes)) {
         ingest.metrics().exports.add("unauthenticated", 1);
         return error(encoding, StatusCode::UNAUTHORIZED, 16, "a valid bearer token is required".into());
     }
-    let body = match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
-        None | Some("identity") => body.to_vec(),
-        Some("gzip") => match gunzip(&body, state.limits.max_decompressed_bytes) {
-            Ok(body) => body,
-            Err(Gunzip::TooLarge) => {
-                return error(
-                    encoding,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    8,
-                    format!("the body is larger than {} bytes once decompressed", state.limits.max_decompressed_bytes),
-                );
-            }
-            Err(Gunzip::Corrupt(e)) => return invalid(ingest, encoding, format!("bad gzip body: {e}")),
-        },
-        Some(other) => {
-            return error(
-                encoding,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                3,
-                format!("unsupported content encoding {other:?}"),
-            );
-        }
-    };
-    let request = match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body.as_slice()).map_err(|e| e.to_string()),
-        Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string()),
-    };
-    let request = match request {
+    let content_encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("(not ASCII)").trim());
+    let request = match decode_body(encoding, content_encoding, &body, state.limits.max_decompressed_bytes) {
         Ok(request) => request,
-        Err(e) => return invalid(ingest, encoding, format!("cannot decode the export request: {e}")),
+        Err(e @ BodyError::TooLarge(_)) => return error(encoding, StatusCode::PAYLOAD_TOO_LARGE, 8, e.to_string()),
+        Err(e @ BodyError::UnsupportedEncoding(_)) => {
+            return error(encoding, StatusCode::UNSUPPORTED_MEDIA_TYPE, 3, e.to_string());
+        }
+        Err(e) => return invalid(ingest, encoding, e.to_string()),
     };
     match ingest.export(request).await {
         Outcome::Accepted { rejected, message } => {
@@ -154,18 +197,13 @@ fn invalid(ingest: &Ingest, encoding: Encoding, message: String) -> Response {
     error(encoding, StatusCode::BAD_REQUEST, 3, message)
 }
 
-enum Gunzip {
-    TooLarge,
-    Corrupt(std::io::Error),
-}
-
 /// Decompresses at most `limit` bytes: a small bomb cannot fill memory.
-fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, Gunzip> {
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut out = Vec::new();
     let mut decoder = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
-    decoder.read_to_end(&mut out).map_err(Gunzip::Corrupt)?;
+    decoder.read_to_end(&mut out).map_err(BodyError::Gzip)?;
     if out.len() > limit {
-        return Err(Gunzip::TooLarge);
+        return Err(BodyError::TooLarge(limit));
     }
     Ok(out)
 }
