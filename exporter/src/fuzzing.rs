@@ -1,5 +1,6 @@
 //! The checks the fuzz targets run (`fuzz/`), here so that the kept corpus replays in every
-//! `cargo test` run: an input the fuzzer once found interesting stays a regression test.
+//! `cargo test` run (`tests/e2e/corpus.rs`): an input the fuzzer once found interesting stays a
+//! regression test.
 
 use std::io::Write as _;
 
@@ -67,24 +68,5 @@ pub fn otlp_http_body(data: &[u8]) {
         }
         assert!(request.duration_ms.is_finite() && request.duration_ms >= 0.0, "{request:?}");
         assert!(request.prompt_tokens >= 0 && request.completion_tokens >= 0, "{request:?}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_kept_corpus_replays_clean() {
-        let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-        let mut replayed = 0;
-        for dir in ["corpus", "seeds"] {
-            let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("otlp_http_body")) else { continue };
-            for path in entries.filter_map(|e| Some(e.ok()?.path())) {
-                let data = std::fs::read(&path).unwrap();
-                let outcome = std::panic::catch_unwind(|| super::otlp_http_body(&data));
-                assert!(outcome.is_ok(), "{} fails again: `cargo fuzz run otlp_http_body {0}`", path.display());
-                replayed += 1;
-            }
-        }
-        eprintln!("{replayed} corpus inputs replayed");
     }
 }

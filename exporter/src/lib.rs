@@ -23,7 +23,7 @@
 
 pub mod batcher;
 pub mod client_type;
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod ids;
 pub mod mapping;

@@ -1,5 +1,6 @@
 //! The checks the fuzz targets run (`fuzz/`), here so that the kept corpus replays in every
-//! `cargo test` run: an input the fuzzer once found interesting stays a regression test.
+//! `cargo test` run (`tests/e2e/corpus.rs`): an input the fuzzer once found interesting stays a
+//! regression test.
 
 use rmcp::model::Extensions;
 
@@ -66,23 +67,4 @@ fn with_headers(pairs: &[(&str, &[u8])]) -> Option<Extensions> {
     let mut extensions = Extensions::new();
     extensions.insert(parts);
     Some(extensions)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_kept_corpus_replays_clean() {
-        let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-        let mut replayed = 0;
-        for dir in ["corpus", "seeds"] {
-            let Ok(entries) = std::fs::read_dir(fuzz.join(dir).join("user_resolution")) else { continue };
-            for path in entries.filter_map(|e| Some(e.ok()?.path())) {
-                let data = std::fs::read(&path).unwrap();
-                let outcome = std::panic::catch_unwind(|| super::user_resolution(&data));
-                assert!(outcome.is_ok(), "{} fails again: `cargo fuzz run user_resolution {0}`", path.display());
-                replayed += 1;
-            }
-        }
-        eprintln!("{replayed} corpus inputs replayed");
-    }
 }

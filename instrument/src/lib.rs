@@ -53,7 +53,7 @@ pub mod attributes;
 pub mod capture;
 #[cfg(feature = "full")]
 mod config;
-#[cfg(all(feature = "full", any(test, feature = "fuzzing")))]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 #[cfg(feature = "full")]
 mod request;

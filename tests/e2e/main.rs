@@ -3,6 +3,7 @@
 //! per test.
 
 mod collector;
+mod corpus;
 mod dashboards;
 mod demo;
 mod faults;
