@@ -405,3 +405,40 @@ async fn the_receivers_serve_tls_when_given_a_certificate() {
     let error = Server::bind(config).await.unwrap_err().to_string();
     assert!(error.contains("server.missing"), "{error}");
 }
+
+#[tokio::test]
+async fn no_connection_slot_left_means_retry_later_then_everything_lands() {
+    let db = TestDb::migrated().await;
+    // A login role of the exporter's kind allowed one connection, which someone else holds.
+    let role = format!("archon_limited_{}", std::process::id());
+    let admin = db.client().await;
+    admin
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'limited' CONNECTION LIMIT 1 IN ROLE archon_exporter"
+        ))
+        .await
+        .unwrap();
+    let as_role = format!("{} user={role} password=limited", db.url());
+    let (hog, connection) = tokio_postgres::connect(&as_role, tokio_postgres::NoTls).await.unwrap();
+    let hogging = tokio::spawn(connection);
+    let service = start(&as_role, |c| c.store.acquire_timeout = Duration::from_secs(1)).await;
+    let request = otlp_request(&dataset(an_hour_ago()));
+
+    let started = std::time::Instant::now();
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", service.grpc_addr())).await.unwrap();
+    let status = grpc.export(request.clone()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+    let response = post(&url(&service, "/v1/traces"), "application/x-protobuf", request.encode_to_vec(), &[]).await;
+    assert_eq!(response.status(), 503);
+    assert!(started.elapsed() < Duration::from_secs(10), "answered promptly, not hung");
+    assert_eq!(count(&db).await, 0);
+
+    // The slot comes free: the sender's retry lands, once.
+    drop(hog);
+    hogging.await.unwrap().unwrap();
+    grpc.export(request.clone()).await.expect("accepted once a connection can be had");
+    grpc.export(request).await.expect("a duplicate delivery is accepted too");
+    assert_eq!(count(&db).await, 6);
+    service.stop().await.unwrap();
+    admin.batch_execute(&format!("DROP ROLE {role}")).await.unwrap();
+}
