@@ -29,6 +29,8 @@ pub fn rotel_agent() -> Option<PathBuf> {
 pub struct Rotel {
     /// Where it receives OTLP/gRPC.
     pub grpc: SocketAddr,
+    /// Its log (stderr), for when a test needs to know what it did.
+    pub log: PathBuf,
     child: tokio::process::Child,
 }
 
@@ -55,6 +57,7 @@ impl Rotel {
         let grpc = free()?;
         let http = free()?;
         let pid_file = std::env::temp_dir().join(format!("rotel-{}-{}.pid", std::process::id(), grpc.port()));
+        let log = pid_file.with_extension("log");
         let child = tokio::process::Command::new(agent)
             .args(["start", "--otlp-grpc-endpoint", &grpc.to_string(), "--otlp-http-endpoint", &http.to_string()])
             .args(["--exporter", "otlp", "--otlp-exporter-protocol", "grpc"])
@@ -64,12 +67,12 @@ impl Rotel {
             .args(["--batch-timeout", "200ms", "--pid-file"])
             .arg(pid_file)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
             .kill_on_drop(true)
             .spawn()?;
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(grpc).await.is_ok() {
-                return Ok(Self { grpc, child });
+                return Ok(Self { grpc, log, child });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -279,7 +279,12 @@ async fn exporter_killed_mid_stream_loses_and_doubles_nothing() {
     server.flush().await;
     let stored =
         db.wait_for_count("SELECT count(*) FROM archon_mcp_requests", total as i64, Duration::from_secs(90)).await;
-    assert_eq!(stored, total as i64, "every tool call stored after the restart");
+    assert_eq!(
+        stored,
+        total as i64,
+        "every tool call stored after the restart (rotel's log: {})",
+        collector.log.display()
+    );
     assert_eq!(
         db.query_i64("SELECT count(DISTINCT request_id) FROM archon_mcp_requests").await,
         total as i64,

@@ -219,6 +219,11 @@ impl McpServer {
         exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
         tune: impl FnOnce(TracedConfigBuilder) -> TracedConfigBuilder,
     ) -> Self {
+        // The SDK's own warnings (export failures, dropped spans) in the output of a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
         let batch = BatchConfigBuilder::default()
             .with_scheduled_delay(Duration::from_millis(200))
             .with_max_queue_size(65_536)
