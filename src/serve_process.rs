@@ -11,7 +11,12 @@ pub fn exporter_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the path of this program");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("a cargo target directory").to_path_buf();
     let bin = dir.join("archon-mcp-exporter");
-    assert!(bin.is_file(), "{} is missing: run `cargo build --release -p archon-mcp-exporter` first", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with the same profile first (`cargo build [--release] -p archon-mcp-exporter`, \
+         or run the tests with `cargo test --workspace`)",
+        bin.display()
+    );
     bin
 }
 

@@ -191,28 +191,11 @@ async fn postgres_down_for_20_seconds_loses_and_doubles_nothing() {
     let Some(collector) = Collector::start(exporter.grpc).await else { return };
     let server = McpServer::start(collector.grpc).await;
 
-    let started = Instant::now();
-    let run_for = Duration::from_secs(36);
-    let mut callers = Vec::new();
-    for (i, (client, user)) in
-        [("claude-code", "carol"), ("Windsurf", "dave"), ("goose", "erin")].into_iter().enumerate()
-    {
-        let addr = server.addr;
-        callers.push(tokio::spawn(async move {
-            let client = connect(addr, client, user, "Ops").await;
-            let mut calls = 0u64;
-            while started.elapsed() < run_for {
-                client
-                    .call_tool(call("search_knowledge", json!({"query": format!("q{i}-{calls}")})))
-                    .await
-                    .expect("the server keeps serving");
-                calls += 1;
-                tokio::time::sleep(Duration::from_millis(40)).await;
-            }
-            client.cancel().await.unwrap();
-            calls
-        }));
-    }
+    let users = [("claude-code", "carol"), ("Windsurf", "dave"), ("goose", "erin")];
+    let callers =
+        steady_callers(server.addr, &users, Duration::from_secs(36), Duration::from_millis(40), |i, calls| {
+            call("search_knowledge", json!({"query": format!("q{i}-{calls}")}))
+        });
     // PostgreSQL goes away in the middle of the stream, for 20 s.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let cluster = &db.cluster;
@@ -220,10 +203,7 @@ async fn postgres_down_for_20_seconds_loses_and_doubles_nothing() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     tokio::task::block_in_place(|| cluster.start_server()).expect("start PostgreSQL again");
 
-    let mut total = 0;
-    for caller in callers {
-        total += caller.await.unwrap();
-    }
+    let total = total_calls(callers).await;
     server.flush().await;
     assert!(total > 300, "a steady stream: {total} calls");
     let stored =
@@ -250,32 +230,16 @@ async fn exporter_killed_mid_stream_loses_and_doubles_nothing() {
     let Some(collector) = Collector::start(forward_to).await else { return };
     let server = McpServer::start(collector.grpc).await;
 
-    let started = Instant::now();
-    let run_for = Duration::from_secs(16);
-    let mut callers = Vec::new();
-    for (client, user) in [("claude-code", "frank"), ("Cursor", "grace")] {
-        let addr = server.addr;
-        callers.push(tokio::spawn(async move {
-            let client = connect(addr, client, user, "Ops").await;
-            let mut calls = 0u64;
-            while started.elapsed() < run_for {
-                client.call_tool(call("list_tasks", json!({}))).await.expect("the server keeps serving");
-                calls += 1;
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            client.cancel().await.unwrap();
-            calls
-        }));
-    }
+    let users = [("claude-code", "frank"), ("Cursor", "grace")];
+    let callers = steady_callers(server.addr, &users, Duration::from_secs(16), Duration::from_millis(25), |_, _| {
+        call("list_tasks", json!({}))
+    });
     tokio::time::sleep(Duration::from_secs(5)).await;
     exporter.kill().await; // SIGKILL: no graceful shutdown, in-flight batches cut
     tokio::time::sleep(Duration::from_secs(3)).await;
     exporter = ExporterProcess::start(&db.url, port).await;
 
-    let mut total = 0;
-    for caller in callers {
-        total += caller.await.unwrap();
-    }
+    let total = total_calls(callers).await;
     server.flush().await;
     let stored =
         db.wait_for_count("SELECT count(*) FROM archon_mcp_requests", total as i64, Duration::from_secs(90)).await;

@@ -135,10 +135,7 @@ pub struct ExporterProcess {
 
 impl ExporterProcess {
     pub async fn start(database_url: &str, grpc_port: u16) -> Self {
-        let exe = std::env::current_exe().unwrap();
-        let bin = exe.parent().and_then(|deps| deps.parent()).unwrap().join("archon-mcp-exporter");
-        assert!(bin.is_file(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
-        let child = tokio::process::Command::new(bin)
+        let child = tokio::process::Command::new(archon_mcp_otel::serve_process::exporter_binary())
             .args(["serve", "--database-url", database_url, "--no-reaper"])
             .args([
                 "--grpc-listen",
@@ -220,10 +217,7 @@ impl McpServer {
         tune: impl FnOnce(TracedConfigBuilder) -> TracedConfigBuilder,
     ) -> Self {
         // The SDK's own warnings (export failures, dropped spans) in the output of a failing test.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
-            .with_test_writer()
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
         let batch = BatchConfigBuilder::default()
             .with_scheduled_delay(Duration::from_millis(200))
             .with_max_queue_size(65_536)
@@ -297,4 +291,39 @@ pub fn token(user: &str, department: &str) -> String {
 
 pub fn call(tool: &str, arguments: serde_json::Value) -> CallToolRequestParams {
     CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments.as_object().cloned().unwrap_or_default())
+}
+
+/// One real client per `(client name, user)` calling `call(client index, calls so far)` every
+/// `pause` for `run_for`, then disconnecting; each task returns how many calls it made.
+pub fn steady_callers(
+    addr: SocketAddr,
+    clients: &[(&'static str, &'static str)],
+    run_for: Duration,
+    pause: Duration,
+    call: fn(usize, u64) -> CallToolRequestParams,
+) -> Vec<tokio::task::JoinHandle<u64>> {
+    let started = std::time::Instant::now();
+    let spawn = |(i, &(name, user)): (usize, &(&'static str, &'static str))| {
+        tokio::spawn(async move {
+            let client = connect(addr, name, user, "Ops").await;
+            let mut calls = 0u64;
+            while started.elapsed() < run_for {
+                client.call_tool(call(i, calls)).await.expect("the server keeps serving");
+                calls += 1;
+                tokio::time::sleep(pause).await;
+            }
+            client.cancel().await.unwrap();
+            calls
+        })
+    };
+    clients.iter().enumerate().map(spawn).collect()
+}
+
+/// The calls all `steady_callers` made.
+pub async fn total_calls(callers: Vec<tokio::task::JoinHandle<u64>>) -> u64 {
+    let mut total = 0;
+    for caller in callers {
+        total += caller.await.unwrap();
+    }
+    total
 }
