@@ -10,16 +10,22 @@
 //! ```
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use archon_mcp_exporter::PgSpanExporter;
 use archon_mcp_exporter::store::{PgStore, StoreConfig};
 use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolver, UserResolverExt};
+use archon_mcp_instrument::attributes::DisconnectReason;
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
+use archon_mcp_otel::shutdown;
 use clap::{Parser, ValueEnum};
-use rmcp::ServiceExt as _;
-use rmcp::transport::streamable_http_server::{StreamableHttpService, session::local::LocalSessionManager};
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+/// How long connections get to close after SIGINT/SIGTERM before the server exits anyway.
+const DRAIN: Duration = Duration::from_millis(1500);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Transport {
@@ -68,27 +74,42 @@ async fn main() -> anyhow::Result<()> {
     };
     let config = TracedConfig::builder().user_resolver(users).build();
 
+    // On SIGINT/SIGTERM: sessions end as `server_shutdown` at the signal, open streams close,
+    // and the server exits within DRAIN even if a client holds a connection.
+    let stop = CancellationToken::new();
     match args.transport {
         Transport::Stdio => {
-            let server = KnowledgeServer::new().traced(config).serve(rmcp::transport::stdio()).await?;
-            server.waiting().await?;
+            let server = KnowledgeServer::new().traced(config.clone()).serve(rmcp::transport::stdio()).await?;
+            tokio::select! {
+                _ = server.waiting() => {}
+                () = shutdown::signal() => config.end_sessions(DisconnectReason::ServerShutdown),
+            }
         }
         Transport::Http => {
             let server = KnowledgeServer::new();
-            let service: StreamableHttpService<_, LocalSessionManager> = StreamableHttpService::new(
-                move || Ok(server.clone().traced(config.clone())),
-                Default::default(),
-                Default::default(),
+            let factory_config = config.clone();
+            let service = StreamableHttpService::new(
+                move || Ok(server.clone().traced(factory_config.clone())),
+                config.session_manager(),
+                StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token()),
             );
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("listening on {}", args.listen))?;
             eprintln!("serving MCP at http://{}/mcp (Ctrl-C to stop)", args.listen);
-            axum::serve(listener, axum::Router::new().nest_service("/mcp", service))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+            let stopped = stop.clone();
+            let serving = tokio::spawn(async move {
+                axum::serve(listener, axum::Router::new().nest_service("/mcp", service))
+                    .with_graceful_shutdown(async move { stopped.cancelled_owned().await })
+                    .await
+            });
+            shutdown::signal().await;
+            config.end_sessions(DisconnectReason::ServerShutdown);
+            stop.cancel();
+            match tokio::time::timeout(DRAIN, serving).await {
+                Ok(joined) => joined??,
+                Err(_) => eprintln!("connections still open after {DRAIN:?}; exiting anyway"),
+            }
         }
     }
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;

@@ -18,7 +18,7 @@ use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    StreamableHttpServerConfig, StreamableHttpService,
 };
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::{Value, json};
@@ -272,9 +272,10 @@ pub fn token(user: &DemoUser) -> String {
 
 async fn serve_http(config: TracedConfig, ct: CancellationToken) -> anyhow::Result<SocketAddr> {
     let server = KnowledgeServer::new();
-    let service: StreamableHttpService<_, LocalSessionManager> = StreamableHttpService::new(
+    let sessions = config.session_manager();
+    let service = StreamableHttpService::new(
         move || Ok(server.clone().traced(config.clone())),
-        Default::default(),
+        sessions,
         StreamableHttpServerConfig::default().with_sse_keep_alive(None).with_cancellation_token(ct.child_token()),
     );
     let router = axum::Router::new().nest_service("/mcp", service);

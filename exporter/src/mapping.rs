@@ -245,6 +245,7 @@ fn request_row(span: &Span, method: &str, session: &SessionUpsert, start: System
     let error_type = text(attr::ERROR_TYPE, limits::TEXT);
     let status = match (span.status.code, error_type.as_deref()) {
         (_, Some(attr::ERROR_TYPE_TIMEOUT)) => RequestStatus::Timeout,
+        (_, Some(attr::ERROR_TYPE_CANCELLED)) => RequestStatus::Cancelled,
         (StatusCode::Error, _) | (_, Some(_)) => RequestStatus::Error,
         _ => RequestStatus::Success,
     };

@@ -191,8 +191,10 @@ pub enum RequestStatus {
     Success,
     /// Failed: a JSON-RPC error or a tool result with `isError`.
     Error,
-    /// Timed out.
+    /// Timed out: the client gave up waiting (its cancellation said so).
     Timeout,
+    /// Cancelled by the client, or abandoned: the client went away before the response.
+    Cancelled,
 }
 
 impl RequestStatus {
@@ -202,6 +204,7 @@ impl RequestStatus {
             RequestStatus::Success => "success",
             RequestStatus::Error => "error",
             RequestStatus::Timeout => "timeout",
+            RequestStatus::Cancelled => "cancelled",
         }
     }
 }

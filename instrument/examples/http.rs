@@ -6,11 +6,13 @@
 
 use std::sync::Arc;
 
+use archon_mcp_instrument::attributes::DisconnectReason;
 use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolverExt};
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
-use rmcp::transport::streamable_http_server::{StreamableHttpService, session::local::LocalSessionManager};
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
 use rmcp::{ErrorData as McpError, ServerHandler};
 
 #[derive(Clone)]
@@ -46,14 +48,25 @@ async fn main() -> anyhow::Result<()> {
     // One config for every server instance the factory makes: they share stateless sessions.
     let config =
         TracedConfig::builder().user_resolver(JwtUser::hs256(secret.as_bytes()).or(EnvUser::from_env())).build();
-    let service: StreamableHttpService<_, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(Hello.traced(config.clone())), Default::default(), Default::default());
+    // The session manager sees HTTP sessions end as they do (DELETE, the client's stream
+    // closing, keep-alive expiry); the server's token closes every stream on shutdown.
+    let stop = CancellationToken::new();
+    let sessions = config.session_manager();
+    let factory_config = config.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(Hello.traced(factory_config.clone())),
+        sessions,
+        StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token()),
+    );
     let router = axum::Router::new().nest_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
     eprintln!("serving http://127.0.0.1:8000/mcp");
     axum::serve(listener, router)
-        .with_graceful_shutdown(async {
+        .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
+            // Sessions end at the signal, not whenever the last connection lets go.
+            config.end_sessions(DisconnectReason::ServerShutdown);
+            stop.cancel();
         })
         .await?;
     telemetry.shutdown();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt, usage};
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
-use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt};
+use rmcp::{ErrorData as McpError, ServerHandler};
 
 #[derive(Clone)]
 struct Hello;

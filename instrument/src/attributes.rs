@@ -115,8 +115,11 @@ pub const TARGET_OTHER: &str = "_OTHER";
 pub const ERROR_TYPE_TOOL_ERROR: &str = "tool_error";
 /// [`ERROR_TYPE`] of a request that timed out.
 pub const ERROR_TYPE_TIMEOUT: &str = "timeout";
-/// [`ERROR_TYPE`] of a request the client cancelled.
+/// [`ERROR_TYPE`] of a request the client cancelled, or went away before its response.
 pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
+/// The span status description (the row's `error_message`) of a request whose client went away
+/// before its response.
+pub const CANCEL_CLIENT_DISCONNECT: &str = "client_disconnect";
 /// [`NETWORK_TRANSPORT`] of stdio.
 pub const TRANSPORT_PIPE: &str = "pipe";
 /// [`NETWORK_TRANSPORT`] of HTTP.
@@ -139,9 +142,12 @@ pub enum DisconnectReason {
     ClientDisconnect,
     /// The server shut down with the session open.
     ServerShutdown,
-    /// No activity for the idle window.
+    /// Nothing but inactivity ended it (an HTTP session's keep-alive, the stateless idle window,
+    /// the exporter's reaper); it ends at its last activity.
     Timeout,
-    /// The transport failed; the string is the error type.
+    /// The transport failed to deliver a message.
+    TransportError,
+    /// An error of the given type ended it (`error:<type>`).
     Error(String),
 }
 
@@ -152,6 +158,7 @@ impl DisconnectReason {
             Self::ClientDisconnect => "client_disconnect",
             Self::ServerShutdown => "server_shutdown",
             Self::Timeout => "timeout",
+            Self::TransportError => "transport_error",
             Self::Error(spelled) => spelled,
         }
     }
@@ -162,6 +169,7 @@ impl DisconnectReason {
             "client_disconnect" | "client_disconnected" | "disconnect" => Self::ClientDisconnect,
             "server_shutdown" | "shutdown" => Self::ServerShutdown,
             "timeout" | "timeout_no_activity" | "idle_timeout" => Self::Timeout,
+            "transport_error" => Self::TransportError,
             other if other.starts_with("error:") => Self::Error(other.to_owned()),
             other => Self::Error(format!("error:{other}")),
         }

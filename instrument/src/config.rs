@@ -52,7 +52,7 @@ impl TracedConfig {
     /// ends all of them).
     pub fn end_sessions(&self, reason: crate::attributes::DisconnectReason) {
         for session in crate::session::open(|s| s.belongs_to(&self.shared)) {
-            session.end(reason.clone());
+            session.end_for_shutdown(reason.clone());
         }
     }
 
@@ -164,6 +164,7 @@ impl TracedConfigBuilder {
                 tracer,
                 metrics: OnceLock::new(),
                 tool_names: Default::default(),
+                connections: Default::default(),
             }),
         }
     }
@@ -179,6 +180,8 @@ pub(crate) struct Shared {
     pub(crate) stateless: StatelessSessions,
     tracer: OnceLock<BoxedTracer>,
     metrics: OnceLock<Metrics>,
+    /// Streamable-HTTP sessions watched by a [`TracedSessionManager`](crate::TracedSessionManager).
+    pub(crate) connections: crate::connection::Connections,
     /// Interned names of the server's tools: (tool, span name).
     tool_names: std::sync::RwLock<std::collections::HashMap<String, (&'static str, &'static str)>>,
 }

@@ -53,6 +53,8 @@ pub mod attributes;
 pub mod capture;
 #[cfg(feature = "full")]
 mod config;
+#[cfg(feature = "full")]
+mod connection;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 #[cfg(feature = "full")]
@@ -60,9 +62,13 @@ mod request;
 #[cfg(feature = "full")]
 pub mod session;
 #[cfg(feature = "full")]
+mod session_manager;
+#[cfg(feature = "full")]
 mod telemetry;
 #[cfg(feature = "full")]
 mod traced;
+#[cfg(feature = "full")]
+mod transport;
 #[cfg(feature = "full")]
 pub mod usage;
 #[cfg(feature = "full")]
@@ -73,4 +79,10 @@ pub use config::{SCOPE, TracedConfig, TracedConfigBuilder};
 #[cfg(feature = "full")]
 pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, layer};
 #[cfg(feature = "full")]
+pub use connection::CLIENT_GONE_REASON;
+#[cfg(feature = "full")]
+pub use session_manager::TracedSessionManager;
+#[cfg(feature = "full")]
 pub use traced::{Traced, TracedExt};
+#[cfg(feature = "full")]
+pub use transport::ObservedTransport;

@@ -4,12 +4,12 @@
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use futures::FutureExt as _;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
-use opentelemetry::{Context, KeyValue, StringValue};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use rmcp::ErrorData as McpError;
 use rmcp::model::{CallToolResult, Extensions, JsonObject};
@@ -19,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 use crate::attributes as attr;
 use crate::capture;
 use crate::config::Shared;
+use crate::connection::{Cancellation, Connection, InFlight};
 use crate::session::{ActiveSession, lock};
+use crate::transport::Arrival;
 use crate::usage::{self, Usage};
-use crate::user::{Resolution, UserFailures, UserInfo, hash_email};
+use crate::user::{Resolution, UserFailures, UserInfo};
 
 /// `_meta` keys of self-contained requests (protocol 2026-07-28), as rmcp spells them.
 const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
@@ -39,67 +41,24 @@ pub(crate) enum Target<'a> {
     Resource(&'a str),
 }
 
-/// What a connection keeps between its requests: its analytics session (unused for stateless
-/// requests) and the client and user attributes of its last request.
-#[derive(Debug, Default)]
-pub(crate) struct ConnectionSession {
-    pub(crate) session: std::sync::Mutex<Option<Arc<ActiveSession>>>,
-    identity: std::sync::Mutex<Option<Identity>>,
-}
-
-/// The client, user and protocol attributes of a connection, built once with reference-counted
-/// values: later requests of the same connection clone them without allocating (DESIGN §8).
-#[derive(Debug)]
-struct Identity {
-    client: Option<(String, String)>,
-    user: Option<UserInfo>,
-    protocol: Option<String>,
-    attributes: Arc<[KeyValue]>,
-}
-
-impl ConnectionSession {
-    fn identity(
-        &self,
-        client: Option<(&str, &str)>,
-        user: &Option<UserInfo>,
-        protocol: Option<&str>,
-        hash_emails: bool,
-    ) -> Arc<[KeyValue]> {
-        let mut slot = lock(&self.identity);
-        let same = slot.as_ref().is_some_and(|known| {
-            known.client.as_ref().map(|(n, v)| (n.as_str(), v.as_str())) == client
-                && known.user == *user
-                && known.protocol.as_deref() == protocol
-        });
-        if !same {
-            let text = |s: &str| StringValue::from(Arc::<str>::from(s));
-            let mut attributes = Vec::with_capacity(8);
-            if let Some((name, version)) = client {
-                attributes.push(KeyValue::new(attr::MCP_CLIENT_NAME, text(name)));
-                attributes.push(KeyValue::new(attr::MCP_CLIENT_VERSION, text(version)));
-            }
-            if let Some(protocol) = protocol {
-                attributes.push(KeyValue::new(attr::MCP_PROTOCOL_VERSION, text(protocol)));
-            }
-            if let Some(user) = user {
-                push_user(&mut attributes, user, hash_emails);
-            }
-            *slot = Some(Identity {
-                client: client.map(|(n, v)| (n.to_owned(), v.to_owned())),
-                user: user.clone(),
-                protocol: protocol.map(str::to_owned),
-                attributes: attributes.into(),
-            });
-        }
-        slot.as_ref().map(|known| known.attributes.clone()).unwrap_or_else(|| Arc::from([]))
-    }
-}
+/// How long a cancelled request waits for the cancellation's reason: rmcp cancels the request's
+/// token before it hands the `notifications/cancelled` to the server. The response of a
+/// cancelled request is discarded, so nobody waits for it.
+const CANCEL_REASON_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A request in flight: its span (in `cx`) and what finishing it needs.
 pub(crate) struct Call {
     cx: Context,
     shared: Arc<Shared>,
+    connection: Arc<Connection>,
+    /// The JSON-RPC id, and what cancels the request while it runs.
+    id: String,
+    in_flight: Arc<InFlight>,
+    /// A stateless HTTP request: rmcp cancels it when its client disconnects.
+    stateless: bool,
     session: Option<Arc<ActiveSession>>,
+    /// Whether this request carries the session (becomes a row).
+    recorded: bool,
     method: Cow<'static, str>,
     /// The tool, on `tools/call`, and whether its content may be captured.
     tool: Option<(Cow<'static, str>, bool)>,
@@ -114,7 +73,7 @@ impl Call {
     /// Opens the span of a request about to be handled.
     pub(crate) fn begin(
         shared: &Arc<Shared>,
-        connection: &ConnectionSession,
+        connection: Arc<Connection>,
         method: Cow<'static, str>,
         target: Target<'_>,
         arguments: Option<&JsonObject>,
@@ -143,9 +102,14 @@ impl Call {
             None => None,
         };
 
+        let id = ctx.id.to_string();
+        let in_flight = connection.call_started(&id);
+        // The span starts when the transport delivered the request (DESIGN §9: request received
+        // → response handed to the transport), else now.
+        let arrival = ctx.extensions.get::<Arrival>().copied().unwrap_or_else(Arrival::now);
         let mut attributes = Vec::with_capacity(20);
         attributes.push(KeyValue::new(attr::MCP_METHOD_NAME, method.clone()));
-        attributes.push(KeyValue::new(attr::JSONRPC_REQUEST_ID, ctx.id.to_string()));
+        attributes.push(KeyValue::new(attr::JSONRPC_REQUEST_ID, id.clone()));
         attributes.push(KeyValue::new(
             attr::NETWORK_TRANSPORT,
             if parts.is_some() { attr::TRANSPORT_TCP } else { attr::TRANSPORT_PIPE },
@@ -200,7 +164,7 @@ impl Call {
 
         let session = session_for(
             shared,
-            connection,
+            &connection,
             is_tool_call,
             parts.is_some() && mcp_session_id.is_none(),
             ctx,
@@ -208,41 +172,64 @@ impl Call {
             client.map(|(name, _)| name),
             &identity,
         );
-        if let Some(session) = &session {
-            if is_tool_call || shared.record_all_methods {
-                attributes.push(KeyValue::new(attr::SESSION_ID, session.id.clone()));
-            }
+        let recorded = session.is_some() && (is_tool_call || shared.record_all_methods);
+        if let (Some(session), true) = (&session, recorded) {
+            attributes.push(KeyValue::new(attr::SESSION_ID, session.id.clone()));
         }
         attributes.extend(identity.iter().cloned());
 
         let parent = parent_context(&ctx.extensions, &ctx.meta.0);
         let tracer = shared.tracer();
         let span = tracer.build_with_context(
-            tracer.span_builder(name).with_kind(SpanKind::Server).with_attributes(attributes),
+            tracer
+                .span_builder(name)
+                .with_kind(SpanKind::Server)
+                .with_start_time(arrival.at)
+                .with_attributes(attributes),
             &parent,
         );
         Self {
             cx: parent.with_span(span),
             shared: shared.clone(),
+            connection,
+            id,
+            in_flight,
+            stateless: parts.is_some() && mcp_session_id.is_none(),
             session,
+            recorded,
             method,
             tool,
             prompt,
             arguments_chars,
             ct: ctx.ct.clone(),
-            started: Instant::now(),
+            started: arrival.instant,
         }
     }
 
     /// Runs the handler inside the span, then records its outcome and ends the span. A panic
     /// in the handler becomes an internal error response instead of a lost request.
+    ///
+    /// A request cancelled while it runs (by the client, its timeout, or its leaving) is recorded
+    /// as such, ending when it was given up — even when the handler ignores the cancellation and
+    /// returns a result later, which rmcp then discards.
     pub(crate) async fn run<T>(
         self,
         handler: impl Future<Output = Result<T, McpError>>,
         tool_result: fn(&T) -> Option<&CallToolResult>,
     ) -> Result<T, McpError> {
         let traced = AssertUnwindSafe(handler.with_context(self.cx.clone())).catch_unwind();
-        let (outcome, reported) = usage::scope(traced).await;
+        let mut handled = std::pin::pin!(usage::scope(traced));
+        let (outcome, reported) = tokio::select! {
+            biased;
+            done = &mut handled => done,
+            () = self.ct.cancelled() => {
+                self.in_flight.cancel(Cancellation::Unexplained, SystemTime::now());
+                handled.await
+            }
+        };
+        if matches!(self.in_flight.cancellation(), Some((Cancellation::Unexplained, _))) {
+            self.in_flight.reason_known(CANCEL_REASON_WAIT).await;
+        }
         let (result, panicked) = match outcome {
             Ok(result) => (result, false),
             Err(_) => (Err(McpError::internal_error("the request handler panicked", None)), true),
@@ -260,17 +247,18 @@ impl Call {
     ) {
         let span = self.cx.span();
         let mut error_type: Option<Cow<'static, str>> = None;
+        self.connection.call_finished(&self.id);
+        let cancellation = self.in_flight.cancellation().map(|(why, at)| match why {
+            Cancellation::Unexplained if self.stateless => (Cancellation::ClientDisconnect, at),
+            why => (why, at),
+        });
         match result {
+            // A cancelled request's result never reaches the client.
+            _ if cancellation.is_some() && !panicked => {}
             Err(e) => {
                 let code = e.code.0.to_string();
                 span.set_attribute(KeyValue::new(attr::RPC_RESPONSE_STATUS_CODE, code.clone()));
-                error_type = Some(if panicked {
-                    Cow::Borrowed("panic")
-                } else if self.ct.is_cancelled() {
-                    Cow::Borrowed(attr::ERROR_TYPE_CANCELLED)
-                } else {
-                    Cow::Owned(code)
-                });
+                error_type = Some(if panicked { Cow::Borrowed("panic") } else { Cow::Owned(code) });
                 span.set_status(Status::error(e.message.to_string()));
             }
             Ok(value) => {
@@ -282,6 +270,10 @@ impl Call {
                 }
             }
         }
+        if let (Some((why, _)), false) = (&cancellation, panicked) {
+            error_type = Some(Cow::Borrowed(why.error_type()));
+            span.set_status(Status::error(why.description()));
+        }
         if let Some(error_type) = &error_type {
             span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type.clone()));
         }
@@ -289,9 +281,17 @@ impl Call {
             record_usage(&span, usage);
         }
         if let Some(session) = &self.session {
-            session.touch();
+            session.touch(self.recorded);
         }
-        let elapsed = self.started.elapsed().as_secs_f64();
+        // A cancelled request ends when it was given up.
+        let (ended, elapsed) = match cancellation {
+            Some((_, at)) => {
+                let late = SystemTime::now().duration_since(at).unwrap_or_default();
+                (at, self.started.elapsed().saturating_sub(late))
+            }
+            None => (SystemTime::now(), self.started.elapsed()),
+        };
+        let elapsed = elapsed.as_secs_f64();
         let mut labels = vec![KeyValue::new(attr::MCP_METHOD_NAME, self.method.clone())];
         if let Some((tool, _)) = &self.tool {
             labels.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
@@ -300,7 +300,7 @@ impl Call {
             labels.push(KeyValue::new(attr::ERROR_TYPE, error_type));
         }
         self.shared.metrics().operation_duration.record(elapsed, &labels);
-        span.end();
+        span.end_with_timestamp(ended);
     }
 
     fn record_tool_result(
@@ -366,32 +366,12 @@ fn resolve_user(shared: &Shared, extensions: &Extensions) -> Option<UserInfo> {
     }
 }
 
-fn push_user(attributes: &mut Vec<KeyValue>, user: &UserInfo, hash_emails: bool) {
-    attributes.push(KeyValue::new(attr::USER_ID, user.id.clone()));
-    if let Some(email) = &user.email {
-        if hash_emails {
-            attributes.push(KeyValue::new(attr::USER_HASH, hash_email(email)));
-        } else {
-            attributes.push(KeyValue::new(attr::USER_EMAIL, email.clone()));
-        }
-    }
-    for (key, value) in [
-        (attr::USER_FULL_NAME, &user.full_name),
-        (attr::USER_NAME, &user.name),
-        (attr::ARCHON_USER_DEPARTMENT, &user.department),
-    ] {
-        if let Some(value) = value {
-            attributes.push(KeyValue::new(key, value.clone()));
-        }
-    }
-}
-
 /// The request's analytics session: the connection's, or for a stateless request the shared
 /// one of its hint or (user, client). Only a tool call creates one.
 #[allow(clippy::too_many_arguments)]
 fn session_for(
     shared: &Arc<Shared>,
-    connection: &ConnectionSession,
+    connection: &Connection,
     create: bool,
     stateless: bool,
     ctx: &RequestContext<RoleServer>,
@@ -412,7 +392,7 @@ fn session_for(
         if slot.is_none() && create {
             let mut attributes = identity.clone();
             attributes.extend(capabilities());
-            *slot = Some(ActiveSession::start(shared, None, attributes));
+            *slot = Some(ActiveSession::start(shared, None, false, attributes));
         }
         return slot.clone();
     }
@@ -424,7 +404,7 @@ fn session_for(
     let start = || {
         let mut attributes = identity.clone();
         attributes.extend(capabilities());
-        ActiveSession::start(shared, hint.clone(), attributes)
+        ActiveSession::start(shared, hint.clone(), true, attributes)
     };
     shared.stateless.get(&key, create.then_some(&start as &dyn Fn() -> Arc<ActiveSession>))
 }

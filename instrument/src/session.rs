@@ -25,6 +25,9 @@ pub(crate) struct ActiveSession {
     pub(crate) id: StringValue,
     span: Mutex<Option<BoxedSpan>>,
     started: SystemTime,
+    /// A session of stateless requests: no connection whose end could be seen, so it always
+    /// ends at its last activity.
+    stateless: bool,
     requests: AtomicU64,
     last_activity_nanos: AtomicU64,
     shared: Arc<Shared>,
@@ -45,7 +48,12 @@ fn unix_nanos(t: SystemTime) -> u64 {
 impl ActiveSession {
     /// Starts a session: a new UUIDv7 unless the client named one, and its `mcp.session` span
     /// carrying `attributes` (client, user).
-    pub(crate) fn start(shared: &Arc<Shared>, id: Option<String>, mut attributes: Vec<KeyValue>) -> Arc<Self> {
+    pub(crate) fn start(
+        shared: &Arc<Shared>,
+        id: Option<String>,
+        stateless: bool,
+        mut attributes: Vec<KeyValue>,
+    ) -> Arc<Self> {
         let id: StringValue = id.unwrap_or_else(|| Uuid::now_v7().to_string()).into();
         let now = SystemTime::now();
         attributes.push(KeyValue::new(attr::SESSION_ID, id.clone()));
@@ -62,6 +70,7 @@ impl ActiveSession {
             id,
             span: Mutex::new(Some(span)),
             started: now,
+            stateless,
             requests: AtomicU64::new(0),
             last_activity_nanos: AtomicU64::new(unix_nanos(now)),
             shared: shared.clone(),
@@ -70,9 +79,13 @@ impl ActiveSession {
         session
     }
 
-    /// Counts a request and moves the last activity to now.
-    pub(crate) fn touch(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+    /// Moves the last activity to now (a request of the session finished); `recorded` counts
+    /// it in `archon.session.request_count`, which counts the requests that carry the session
+    /// (the rows), not the connection's every `tools/list`.
+    pub(crate) fn touch(&self, recorded: bool) {
+        if recorded {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+        }
         self.last_activity_nanos.fetch_max(unix_nanos(SystemTime::now()), Ordering::Relaxed);
     }
 
@@ -80,14 +93,23 @@ impl ActiveSession {
         UNIX_EPOCH + Duration::from_nanos(self.last_activity_nanos.load(Ordering::Relaxed))
     }
 
-    /// Ends the session (once; later calls do nothing). A timeout ends it at its last activity,
-    /// anything else now.
+    /// Ends the session now (once; later calls do nothing); see [`end_at`](Self::end_at).
     pub(crate) fn end(&self, reason: DisconnectReason) {
+        self.end_at(reason, None);
+    }
+
+    /// Ends the session (once; later calls do nothing) at `at`, or now. A timeout, and any end
+    /// of a stateless session, is at its last activity: the wait for an idle window to pass is
+    /// not part of the session.
+    pub(crate) fn end_at(&self, reason: DisconnectReason, at: Option<SystemTime>) {
         let Some(mut span) = lock(&self.span).take() else { return };
         lock(&OPEN).remove(&(self as *const Self as usize));
-        let at = match reason {
-            DisconnectReason::Timeout => self.last_activity(),
-            _ => SystemTime::now(),
+        let last_activity = self.last_activity();
+        let at = match (&reason, at) {
+            (DisconnectReason::Timeout, _) => last_activity,
+            _ if self.stateless => last_activity,
+            (_, Some(at)) => at.max(self.started),
+            (_, None) => SystemTime::now(),
         };
         span.set_attribute(KeyValue::new(attr::ARCHON_SESSION_DISCONNECT_REASON, reason.as_str().to_owned()));
         span.set_attribute(KeyValue::new(
@@ -99,6 +121,13 @@ impl ActiveSession {
         self.shared.metrics().session_duration.record(seconds, &[]);
     }
 
+    /// Ends the session because its server stops: a stateless session already past its idle
+    /// window timed out.
+    pub(crate) fn end_for_shutdown(&self, reason: DisconnectReason) {
+        let idle = self.stateless && self.is_idle(self.shared.stateless.idle, SystemTime::now());
+        self.end(if idle { DisconnectReason::Timeout } else { reason });
+    }
+
     fn is_idle(&self, idle: Duration, now: SystemTime) -> bool {
         now.duration_since(self.last_activity()).is_ok_and(|d| d > idle)
     }
@@ -108,7 +137,7 @@ impl ActiveSession {
 /// [`TelemetryGuard`](crate::TelemetryGuard) before it flushes.
 pub fn end_all(reason: DisconnectReason) {
     for session in open(|_| true) {
-        session.end(reason.clone());
+        session.end_for_shutdown(reason.clone());
     }
 }
 
@@ -133,19 +162,28 @@ impl ActiveSession {
 #[derive(Debug)]
 pub(crate) struct StatelessSessions {
     map: Mutex<HashMap<String, Arc<ActiveSession>>>,
-    idle: Duration,
+    pub(crate) idle: Duration,
     capacity: usize,
+    /// When idle sessions were last swept (unix nanos).
+    swept: AtomicU64,
 }
 
 impl StatelessSessions {
     pub(crate) fn new(idle: Duration, capacity: usize) -> Self {
-        Self { map: Mutex::new(HashMap::new()), idle, capacity: capacity.max(1) }
+        Self { map: Mutex::new(HashMap::new()), idle, capacity: capacity.max(1), swept: AtomicU64::new(0) }
     }
 
     /// The session for `key`, if one is open and not idle; with `create`, a new one otherwise.
     pub(crate) fn get(&self, key: &str, create: Option<&dyn Fn() -> Arc<ActiveSession>>) -> Option<Arc<ActiveSession>> {
         let now = SystemTime::now();
         let mut map = lock(&self.map);
+        // Sessions past their idle window end (at their last activity) with the next request
+        // of anyone, at most once a second, so they do not stay open until the server stops.
+        let last_sweep = self.swept.load(Ordering::Relaxed);
+        if unix_nanos(now).saturating_sub(last_sweep) > 1_000_000_000 {
+            self.swept.store(unix_nanos(now), Ordering::Relaxed);
+            self.end_idle(&mut map, now);
+        }
         if let Some(session) = map.get(key) {
             if !session.is_idle(self.idle, now) {
                 return Some(session.clone());
@@ -156,13 +194,7 @@ impl StatelessSessions {
         let create = create?;
         if map.len() >= self.capacity {
             // Sweep idle sessions; if still full, end the least recently active one.
-            map.retain(|_, s| {
-                let idle = s.is_idle(self.idle, now);
-                if idle {
-                    s.end(DisconnectReason::Timeout);
-                }
-                !idle
-            });
+            self.end_idle(&mut map, now);
             if map.len() >= self.capacity {
                 if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_activity()).map(|(k, _)| k.clone()) {
                     if let Some(s) = map.remove(&oldest) {
@@ -174,6 +206,16 @@ impl StatelessSessions {
         let session = create();
         map.insert(key.to_owned(), session.clone());
         Some(session)
+    }
+
+    fn end_idle(&self, map: &mut HashMap<String, Arc<ActiveSession>>, now: SystemTime) {
+        map.retain(|_, s| {
+            let idle = s.is_idle(self.idle, now);
+            if idle {
+                s.end(DisconnectReason::Timeout);
+            }
+            !idle
+        });
     }
 }
 

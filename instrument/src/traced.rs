@@ -1,24 +1,31 @@
 //! [`Traced`]: any rmcp [`ServerHandler`], observed.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::ErrorData as McpError;
 use rmcp::ServerHandler;
 use rmcp::model::*;
-use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, RoleServer, SubscriptionContext};
+use rmcp::service::{
+    MaybeSendFuture, NotificationContext, RequestContext, RoleServer, RunningService, ServerInitializeError,
+    SubscriptionContext,
+};
+use rmcp::transport::IntoTransport;
 
 use crate::attributes::DisconnectReason;
 use crate::config::{Shared, TracedConfig};
-use crate::request::{Call, ConnectionSession, Target};
-use crate::session::lock;
+use crate::connection::{Connection, UnexplainedEnd};
+use crate::request::{Call, Target};
+use crate::transport::ObservedTransport;
 
 /// An rmcp server whose every request becomes an OpenTelemetry span (DESIGN §3), with the
 /// analytics session, the client and the user.
 ///
 /// One `Traced` value serves one connection (stdio, or a legacy HTTP session): its analytics
-/// session starts with the first tool call and ends when rmcp drops the server, i.e. when the
-/// connection closes. Stateless HTTP requests share sessions through the [`TracedConfig`].
+/// session starts with the first tool call and ends when the connection does. Serve it with
+/// [`Traced::serve`] (what `.serve(transport)` calls) so the end of input is seen at once, and
+/// over streamable HTTP give the service a [`TracedSessionManager`](crate::TracedSessionManager).
+/// Stateless HTTP requests share sessions through the [`TracedConfig`].
 ///
 /// ```no_run
 /// use archon_mcp_instrument::{TracedConfig, TracedExt};
@@ -40,13 +47,14 @@ use crate::session::lock;
 pub struct Traced<H> {
     inner: H,
     shared: Arc<Shared>,
-    connection: ConnectionSession,
+    /// Set by [`Traced::serve`], or at the first request that tells which connection this is.
+    connection: OnceLock<Arc<Connection>>,
 }
 
 impl<H> Traced<H> {
     /// Wraps a server.
     pub fn new(inner: H, config: TracedConfig) -> Self {
-        Self { inner, shared: config.shared, connection: ConnectionSession::default() }
+        Self { inner, shared: config.shared, connection: OnceLock::new() }
     }
 
     /// The wrapped server.
@@ -57,16 +65,70 @@ impl<H> Traced<H> {
     /// Ends this connection's analytics session now, for `reason` (e.g. a transport error the
     /// application saw). Later requests start a new one.
     pub fn end_session(&self, reason: DisconnectReason) {
-        if let Some(session) = lock(&self.connection.session).take() {
-            session.end(reason);
+        if let Some(connection) = self.connection.get() {
+            connection.end_session(reason, None);
         }
+    }
+
+    /// The connection a request arrived on: the one [`Traced::serve`] watches, the streamable-HTTP
+    /// session's (watched by a [`TracedSessionManager`](crate::TracedSessionManager), when there
+    /// is one), or a new one — a request of its own for stateless HTTP.
+    fn connection(&self, context: &RequestContext<RoleServer>) -> Arc<Connection> {
+        if let Some(connection) = self.connection.get() {
+            return connection.clone();
+        }
+        let Some(parts) = context.extensions.get::<http::request::Parts>() else {
+            return self.connection.get_or_init(|| Connection::new(UnexplainedEnd::ClientDisconnect)).clone();
+        };
+        match parts.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+            Some(id) => self
+                .connection
+                .get_or_init(|| {
+                    self.shared.connections.get(id).unwrap_or_else(|| Connection::new(UnexplainedEnd::Inactivity))
+                })
+                .clone(),
+            // `initialize` of a legacy session (it has no id yet), or a stateless request.
+            None => Connection::new(UnexplainedEnd::Inactivity),
+        }
+    }
+}
+
+impl<H: ServerHandler> Traced<H> {
+    /// Serves the connection of `transport`, watching it: when its input ends or a message
+    /// cannot be delivered, the analytics session ends then (`client_disconnect`,
+    /// `transport_error`) and requests still running are recorded as cancelled.
+    ///
+    /// Being an inherent method, it is what `server.traced(config).serve(transport)` calls, in
+    /// place of [`rmcp::ServiceExt::serve`]; the result is the same [`RunningService`].
+    ///
+    /// ```no_run
+    /// # use archon_mcp_instrument::{TracedConfig, TracedExt};
+    /// # #[derive(Clone)] struct MyServer;
+    /// # impl rmcp::ServerHandler for MyServer {}
+    /// # async fn run() -> anyhow::Result<()> {
+    /// let server = MyServer.traced(TracedConfig::default()).serve(rmcp::transport::stdio()).await?;
+    /// server.waiting().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn serve<T, E, A>(self, transport: T) -> Result<RunningService<RoleServer, Self>, ServerInitializeError>
+    where
+        T: IntoTransport<RoleServer, E, A>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let connection = self.connection.get_or_init(|| Connection::new(UnexplainedEnd::ClientDisconnect)).clone();
+        let transport = ObservedTransport::new(transport.into_transport(), connection);
+        rmcp::ServiceExt::serve(self, transport).await
     }
 }
 
 impl<H> Drop for Traced<H> {
     fn drop(&mut self) {
-        // rmcp drops the server when its connection closes.
-        self.end_session(DisconnectReason::ClientDisconnect);
+        // rmcp drops the server when its connection has closed. Unless a watched transport has
+        // already said how, read the end as this kind of connection's: end of input for stdio,
+        // inactivity for an HTTP session (rmcp's keep-alive).
+        if let Some(connection) = self.connection.get() {
+            connection.transport_closed();
+        }
     }
 }
 
@@ -105,7 +167,7 @@ impl<H: ServerHandler> Traced<H> {
         arguments: Option<&JsonObject>,
         context: &RequestContext<RoleServer>,
     ) -> Call {
-        Call::begin(&self.shared, &self.connection, Cow::Borrowed(method), target, arguments, context)
+        Call::begin(&self.shared, self.connection(context), Cow::Borrowed(method), target, arguments, context)
     }
 }
 
@@ -273,7 +335,7 @@ impl<H: ServerHandler> ServerHandler for Traced<H> {
         // The method is the client's word: an attribute, never the span name.
         let call = Call::begin(
             &self.shared,
-            &self.connection,
+            self.connection(&context),
             Cow::Owned(request.method.clone()),
             Target::None,
             None,
@@ -287,6 +349,10 @@ impl<H: ServerHandler> ServerHandler for Traced<H> {
         notification: CancelledNotificationParam,
         context: NotificationContext<RoleServer>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
+        // rmcp has cancelled the request's token already; its span needs the reason.
+        if let (Some(connection), Some(id)) = (self.connection.get(), &notification.request_id) {
+            connection.cancelled(&id.to_string(), notification.reason.as_deref());
+        }
         self.inner.on_cancelled(notification, context)
     }
 

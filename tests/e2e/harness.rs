@@ -19,7 +19,7 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    StreamableHttpServerConfig, StreamableHttpService,
 };
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
@@ -235,9 +235,9 @@ impl McpServer {
         let ct = CancellationToken::new();
         let factory_config = config.clone();
         let server = KnowledgeServer::new();
-        let service: StreamableHttpService<_, LocalSessionManager> = StreamableHttpService::new(
+        let service = StreamableHttpService::new(
             move || Ok(server.clone().traced(factory_config.clone())),
-            Default::default(),
+            config.session_manager(),
             StreamableHttpServerConfig::default().with_sse_keep_alive(None).with_cancellation_token(ct.child_token()),
         );
         let router = axum::Router::new().nest_service("/mcp", service);

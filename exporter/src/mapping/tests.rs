@@ -142,8 +142,12 @@ fn status_follows_span_status_and_error_type() {
     assert_eq!(timeout.status, RequestStatus::Timeout);
     assert_eq!(timeout.error_message, None, "an empty description is not a message");
 
-    // An error type alone (status left unset) is still a failure.
-    assert_eq!(request(&call(1, "x").with_attribute(attr::ERROR_TYPE, "cancelled")).status, RequestStatus::Error);
+    // Cancelled (by the client, or its leaving) is an outcome of its own.
+    let cancelled = request(
+        &call(1, "x").with_attribute(attr::ERROR_TYPE, "cancelled").with_status(StatusCode::Error, "client_disconnect"),
+    );
+    assert_eq!(cancelled.status, RequestStatus::Cancelled);
+    assert_eq!(cancelled.error_message.as_deref(), Some("client_disconnect"));
     // A message on a successful span is not an error message.
     assert_eq!(request(&call(1, "x").with_status(StatusCode::Ok, "fine")).error_message, None);
 }

@@ -12,7 +12,7 @@ use rmcp::service::{ClientLifecycleMode, RoleClient, RunningService, serve_clien
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    StreamableHttpServerConfig, StreamableHttpService,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -21,9 +21,10 @@ use crate::support::*;
 
 async fn serve(config: TracedConfig) -> (SocketAddr, CancellationToken) {
     let ct = CancellationToken::new();
-    let service: StreamableHttpService<_, LocalSessionManager> = StreamableHttpService::new(
+    let sessions = config.session_manager();
+    let service = StreamableHttpService::new(
         move || Ok(Notes.traced(config.clone())),
-        Default::default(),
+        sessions,
         StreamableHttpServerConfig::default().with_sse_keep_alive(None).with_cancellation_token(ct.child_token()),
     );
     let router = axum::Router::new().nest_service("/mcp", service);
