@@ -46,7 +46,8 @@ pub(crate) struct Connection {
     unexplained: UnexplainedEnd,
     /// Standalone event streams open (HTTP `GET`): while one is, the client is there.
     streams: AtomicUsize,
-    /// Messages seen from the client, to tell a reconnected stream from a client that left.
+    /// Messages the client sent over HTTP (not those the instrumentation delivers on its
+    /// behalf), to tell a client that reconnected its stream from one that left.
     messages: AtomicUsize,
 }
 
@@ -135,9 +136,18 @@ impl Connection {
         lock(&self.calls).remove(id);
     }
 
-    /// Whether a request is still being handled and nothing has cancelled it yet.
-    pub(crate) fn call_pending(&self, id: &str) -> bool {
-        lock(&self.calls).get(id).is_some_and(|call| call.cancellation().is_none())
+    /// The client stopped waiting for request `id` at `at` (its response stream closed): if
+    /// the request is still running and nothing has cancelled it since, it is abandoned then.
+    /// Returns whether it was.
+    pub(crate) fn abandon(&self, id: &str, at: SystemTime) -> bool {
+        let call = lock(&self.calls).get(id).cloned();
+        match call {
+            Some(call) if call.cancellation().is_none() => {
+                call.cancel(Cancellation::ClientDisconnect, at);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The client's `notifications/cancelled` for request `id`.

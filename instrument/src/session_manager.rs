@@ -147,7 +147,7 @@ impl<M: SessionManager> SessionManager for TracedSessionManager<M> {
                 request: request.clone(),
             };
             let abandoned: Box<dyn FnOnce() + Send + Sync> =
-                Box::new(move || after(RESPONSE_GRACE, watch.cancel_if_pending()));
+                Box::new(move || after(RESPONSE_GRACE, watch.cancel_if_pending(SystemTime::now())));
             (request, abandoned)
         });
         Ok(ResponseStream { inner: Box::pin(stream), watch })
@@ -240,9 +240,11 @@ struct ResponseWatch<M> {
 }
 
 impl<M: SessionManager> ResponseWatch<M> {
-    async fn cancel_if_pending(self) {
+    /// The response stream closed at `closed`; a grace period later, a request still running
+    /// and not cancelled by the client meanwhile is abandoned as of `closed`, and cancelled.
+    async fn cancel_if_pending(self, closed: SystemTime) {
         let Some(connection) = self.shared.connections.get(&self.session) else { return };
-        if !connection.call_pending(&self.request.to_string()) {
+        if !connection.abandon(&self.request.to_string(), closed) {
             return;
         }
         let param = CancelledNotificationParam::new(Some(self.request), Some(CLIENT_GONE_REASON.to_owned()));

@@ -69,7 +69,6 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for ObservedTransport<T> {
             self.closed();
             return None;
         };
-        self.connection.message_received();
         if let ClientJsonRpcMessage::Request(request) = &mut message {
             request.request.extensions_mut().insert(Arrival::now());
         }

@@ -4,5 +4,6 @@
 mod behaviour;
 mod forwarding;
 mod http;
+mod lifecycle;
 mod stdio;
 mod support;

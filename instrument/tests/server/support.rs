@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 pub const JWT_SECRET: &[u8] = b"test-secret-0123456789";
 
 /// A knowledge/notes server: `search`, `summarize` (reports model usage), `fail` (an `isError`
-/// result that mentions a secret), `boom` (panics), `echo` (returns its arguments).
+/// result that mentions a secret), `boom` (panics), `echo` (returns its arguments), `slow`
+/// (sleeps `ms`; stops early on cancellation only when `honour` is true).
 #[derive(Debug, Clone, Default)]
 pub struct Notes;
 
@@ -27,7 +28,21 @@ fn tool(name: &'static str) -> Tool {
     Tool::new(name, format!("the {name} tool"), Arc::new(schema))
 }
 
-const TOOLS: [&str; 5] = ["search", "summarize", "fail", "boom", "echo"];
+const TOOLS: [&str; 6] = ["search", "summarize", "fail", "boom", "echo", "slow"];
+
+/// How many `slow` calls have started in this process, by their `tag` argument.
+static SLOW_STARTED: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+
+/// Waits (up to 10 s) until `n` `slow` calls tagged `tag` have started in this process.
+pub async fn slow_started(tag: &str, n: usize) {
+    for _ in 0..1000 {
+        if SLOW_STARTED.lock().unwrap().as_ref().and_then(|m| m.get(tag)).copied().unwrap_or(0) >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the slow tool never started for {tag}");
+}
 
 impl ServerHandler for Notes {
     fn get_info(&self) -> ServerConfig {
@@ -49,7 +64,7 @@ impl ServerHandler for Notes {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let args = Value::Object(request.arguments.clone().unwrap_or_default());
         let result = match request.name.as_ref() {
@@ -61,6 +76,21 @@ impl ServerHandler for Notes {
             "fail" => CallToolResult::error(vec![ContentBlock::text("disk full; password=hunter2")]),
             "boom" => panic!("the boom tool always panics"),
             "echo" => CallToolResult::success(vec![ContentBlock::text(args.to_string())]),
+            "slow" => {
+                let tag = args["tag"].as_str().unwrap_or_default().to_owned();
+                *SLOW_STARTED.lock().unwrap().get_or_insert_default().entry(tag).or_default() += 1;
+                let sleep = tokio::time::sleep(std::time::Duration::from_millis(args["ms"].as_u64().unwrap_or(1000)));
+                if args["honour"].as_bool() == Some(true) {
+                    tokio::select! {
+                        () = sleep => {}
+                        () = context.ct.cancelled() => return Err(McpError::internal_error("stopped: cancelled", None)),
+                    }
+                } else {
+                    sleep.await;
+                }
+                usage::record(Usage::new("claude-haiku-4-5").with_tokens(100, 10));
+                CallToolResult::success(vec![ContentBlock::text("slept")])
+            }
             other => return Err(McpError::invalid_params(format!("no tool named {other}"), None)),
         };
         Ok(result.into())
@@ -111,6 +141,9 @@ pub struct Seen {
     pub parent_span_id: String,
     pub status: String,
     pub attributes: HashMap<String, String>,
+    /// Start and end, unix nanoseconds.
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 impl Seen {
@@ -138,7 +171,21 @@ impl From<&SpanData> for Seen {
                 Status::Error { description } => format!("error:{description}"),
             },
             attributes: span.attributes.iter().map(|kv| (kv.key.to_string(), kv.value.to_string())).collect(),
+            start_ns: unix_ns(span.start_time),
+            end_ns: unix_ns(span.end_time),
         }
+    }
+}
+
+/// Unix nanoseconds of a time.
+pub fn unix_ns(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+impl Seen {
+    /// Seconds from start to end.
+    pub fn seconds(&self) -> f64 {
+        (self.end_ns as f64 - self.start_ns as f64) / 1e9
     }
 }
 
