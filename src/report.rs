@@ -99,7 +99,7 @@ impl Report {
                 client,
                 "Tools (get_mcp_usage_by_tool)",
                 &["tool", "requests", "p95 ms", "error rate"],
-                "SELECT tool_name::text, request_count::text, round(p95_duration_ms::numeric, 1)::text,
+                "SELECT tool_name::text, request_count::text, round(p95_duration_ms::numeric, 3)::text,
                         round(100.0 * error_count / request_count, 1)::text || ' %'
                    FROM get_mcp_usage_by_tool(now() - interval '1 day', now() + interval '1 minute')",
             )
@@ -109,7 +109,7 @@ impl Report {
                 "Sessions by client and disconnect reason",
                 &["client", "reason", "sessions", "avg s"],
                 "SELECT client_type::text, coalesce(disconnect_reason::text, '(open)'), count(*)::text,
-                        coalesce(round(avg(total_duration))::text, '-')
+                        coalesce(round(avg(extract(epoch FROM disconnected_at - connected_at)), 1)::text, '-')
                    FROM archon_mcp_sessions GROUP BY 1, 2 ORDER BY count(*) DESC, 1, 2",
             )
             .await?,
