@@ -62,34 +62,102 @@ async fn rows_outside_the_partitions_land_in_the_default_one_and_move_later() {
     assert!(again.is_empty());
 }
 
+/// A login role of this test (roles are per cluster: the name carries the database's), connected.
+struct Login {
+    name: String,
+    client: tokio_postgres::Client,
+}
+
+impl Login {
+    async fn create(db: &TestDb, admin: &tokio_postgres::Client, what: &str, grant: &str) -> Self {
+        let name = format!("{what}_{}", admin.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0));
+        admin
+            .batch_execute(&format!(
+                "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD 'pw-{name}'; GRANT {grant} TO {name};"
+            ))
+            .await
+            .unwrap();
+        let mut config: tokio_postgres::Config = db.url().parse().unwrap();
+        config.user(&name).password(format!("pw-{name}"));
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("the login connects");
+        tokio::spawn(connection);
+        Self { name, client }
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        self.client.query_one(&format!("SELECT count(*) FROM ({sql}) t"), &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    }
+
+    /// Rows this login sees through the tables, both views and every SQL API function.
+    async fn visible(&self, other: &User) -> [i64; 9] {
+        let ada = archon_mcp_exporter::ids::user_id(ADA.principal);
+        let other = archon_mcp_exporter::ids::user_id(other.principal);
+        [
+            self.count("SELECT * FROM archon_mcp_sessions").await,
+            self.count("SELECT * FROM archon_mcp_requests").await,
+            self.count("SELECT * FROM archon_mcp_user_stats").await,
+            self.count("SELECT * FROM archon_mcp_session_stats WHERE total_sessions > 0").await,
+            self.count("SELECT * FROM get_active_mcp_clients()").await,
+            self.count("SELECT * FROM get_disconnected_sessions(now() - interval '1 day', now() + interval '1 day')").await,
+            self.count(&format!("SELECT * FROM get_user_sessions('{other}', now() - interval '1 day', now() + interval '1 day')")).await
+                + self.count(&format!("SELECT * FROM get_user_sessions('{ada}', now() - interval '1 day', now() + interval '1 day')")).await,
+            self.count("SELECT * FROM get_mcp_usage_summary(now() - interval '1 day', now() + interval '1 day') WHERE total_requests > 0").await,
+            self.count("SELECT * FROM get_mcp_usage_by_tool(now() - interval '1 day', now() + interval '1 day')").await,
+        ]
+    }
+}
+
 #[tokio::test]
-async fn readers_see_only_their_own_rows_and_grafana_cannot_write() {
+async fn a_reader_login_sees_its_own_rows_whatever_it_sets() {
     let db = TestDb::migrated().await;
     write(&db.store(StoreConfig::default()), &dataset(an_hour_ago())).await;
-    let client = db.client().await;
-    let count = |sql: &'static str| {
-        let client = &client;
-        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
-    };
+    let admin = db.client().await;
 
-    client.batch_execute("SET ROLE archon_reader").await.unwrap();
-    assert_eq!(count("SELECT count(*) FROM archon_mcp_sessions").await, 0, "no identity, no rows");
-    client.batch_execute(&format!("SET archon.user_id = '{}'", ADA.principal)).await.unwrap();
-    assert_eq!(count("SELECT count(*) FROM archon_mcp_sessions").await, 2);
-    assert_eq!(count("SELECT count(*) FROM archon_mcp_requests").await, 4);
-    assert_eq!(count("SELECT count(*) FROM archon_mcp_user_stats").await, 1, "views apply RLS too");
+    // Ada's login, mapped by an admin; it tries to be Bob every way it can.
+    let ada = Login::create(&db, &admin, "ada_reader", "archon_reader").await;
+    admin.execute("INSERT INTO archon_reader_logins (login, user_key) VALUES ($1, $2)", &[&ada.name, &ADA.principal]).await.unwrap();
+    let own = ada.visible(&BOB).await;
+    assert_eq!(own[..3], [2, 4, 1], "Ada's 2 sessions, 4 requests, 1 user row");
+    let bob_id = archon_mcp_exporter::ids::user_id(BOB.principal);
+    for attempt in [
+        format!("SET archon.user_id = '{bob_id}'"),
+        format!("SET archon.user_id = '{}'", BOB.principal),
+        r#"SET request.jwt.claims = '{"sub": "bob@corp"}'"#.to_owned(),
+        "SET ROLE archon_reader".to_owned(),
+        "SELECT set_config('request.jwt.claims', '{\"sub\": \"bob@corp\"}', false)".to_owned(),
+    ] {
+        ada.client.batch_execute(&attempt).await.unwrap();
+        assert_eq!(ada.visible(&BOB).await, own, "after {attempt}");
+    }
+    let probe = ada.client.query_one("SELECT archon_current_user_id()", &[]).await.unwrap().get::<_, Option<uuid::Uuid>>(0);
+    assert_eq!(probe, Some(archon_mcp_exporter::ids::user_id(ADA.principal)), "its own id, never another's");
 
-    // PostgREST style, with a principal that is not a UUID.
-    client.batch_execute("RESET archon.user_id; SET request.jwt.claims = '{\"sub\": \"bob@corp\"}'").await.unwrap();
-    assert_eq!(count("SELECT count(*) FROM archon_mcp_sessions").await, 1);
-    assert_eq!(count("SELECT count(*) FROM archon_mcp_requests").await, 2);
-    client.batch_execute("SET request.jwt.claims = 'not json'").await.unwrap();
-    assert_eq!(count("SELECT count(*) FROM archon_mcp_sessions").await, 0, "a malformed claim sees nothing");
+    // A reader login nobody mapped sees nothing, whatever it sets.
+    let stranger = Login::create(&db, &admin, "stranger_reader", "archon_reader").await;
+    stranger.client.batch_execute(&format!(r#"SET archon.user_id = '{bob_id}'; SET request.jwt.claims = '{{"sub": "bob@corp"}}'"#)).await.unwrap();
+    assert_eq!(stranger.visible(&BOB).await[..3], [0, 0, 0]);
 
-    client.batch_execute("RESET ROLE; RESET request.jwt.claims; SET ROLE archon_grafana").await.unwrap();
-    assert_eq!(count("SELECT count(*) FROM archon_mcp_sessions").await, 3);
-    let write = client.batch_execute("UPDATE archon_mcp_sessions SET client_type = 'x'").await;
-    assert!(write.is_err(), "grafana is read-only");
+    // PostgREST/Supabase: a registered authenticator switches into a NOLOGIN role granted
+    // archon_reader and sets the verified claims.
+    let authenticator = Login::create(&db, &admin, "authenticator", "archon_reader").await;
+    admin.execute("INSERT INTO archon_trusted_authenticators (login) VALUES ($1)", &[&authenticator.name]).await.unwrap();
+    authenticator.client.batch_execute(r#"SET ROLE archon_reader; SET request.jwt.claims = '{"sub": "bob@corp"}'"#).await.unwrap();
+    assert_eq!(authenticator.visible(&ADA).await[..3], [1, 2, 1], "Bob's session, 2 requests, 1 user row");
+    authenticator.client.batch_execute("SET request.jwt.claims = 'not json'").await.unwrap();
+    assert_eq!(authenticator.visible(&ADA).await[..3], [0, 0, 0], "a malformed claim sees nothing");
+
+    // Nobody else may ask who a key is.
+    let grafana = Login::create(&db, &admin, "grafana_login", "archon_grafana").await;
+    let denied = grafana.client.query_one("SELECT archon_current_user_id()", &[]).await;
+    assert!(denied.is_err(), "archon_current_user_id is not executable by PUBLIC");
+    assert_eq!(grafana.count("SELECT * FROM archon_mcp_sessions").await, 3, "grafana reads every row");
+    assert!(grafana.client.batch_execute("UPDATE archon_mcp_sessions SET client_type = 'x'").await.is_err(), "grafana is read-only");
+    assert!(grafana.client.batch_execute("SELECT * FROM archon_reader_logins").await.is_err(), "nor reads the mapping");
+
+    for login in [ada, stranger, authenticator, grafana] {
+        drop(login.client);
+        admin.batch_execute(&format!("DROP OWNED BY {0}; DROP ROLE {0}", login.name)).await.unwrap();
+    }
 }
 
 /// The partition of each request, oldest first.
