@@ -30,6 +30,28 @@ pub fn user_id(principal: &str) -> Uuid {
     uuid_or_v5(USER_NAMESPACE, principal)
 }
 
+/// What is stored of a transport session id (`Mcp-Session-Id`): its SHA-256, so that anyone who
+/// can read the sessions table (dashboards) cannot replay a live session id against the server,
+/// yet the same id always maps to the same value.
+///
+/// ```
+/// use archon_mcp_exporter::ids;
+///
+/// let stored = ids::mcp_session_ref("3b8f0c2a9d");
+/// assert!(stored.starts_with("sha256:") && !stored.contains("3b8f0c2a9d"));
+/// assert_eq!(stored, ids::mcp_session_ref("3b8f0c2a9d"));
+/// ```
+pub fn mcp_session_ref(id: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in Sha256::digest(id.as_bytes()) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 /// The `request_id` of a span: UUIDv5 of its trace id and span id.
 pub fn request_id(trace_id: &[u8; 16], span_id: &[u8; 8]) -> Uuid {
     let mut name = [0u8; 24];

@@ -218,7 +218,8 @@ fn session_upsert(span: &Span, session_id: Uuid, start: SystemTime, end: SystemT
     session.user_name =
         text(attr::USER_FULL_NAME, limits::USER_FIELD).or_else(|| text(attr::USER_NAME, limits::USER_FIELD));
     session.user_department = text(attr::ARCHON_USER_DEPARTMENT, limits::TEXT);
-    session.mcp_session_id = text(attr::MCP_SESSION_ID, limits::TEXT);
+    // Stored hashed: a live session id read from the table must not let anyone call as its user.
+    session.mcp_session_id = attrs.str(attr::MCP_SESSION_ID).map(|id| ids::mcp_session_ref(&id));
     session.service_name = span.resource.str(attr::SERVICE_NAME).map(|v| clean_text(&v, limits::TEXT));
 
     let mut metadata = Map::new();

@@ -396,8 +396,9 @@ SELECT u.request_id, u.session_id, u.method, u.tool_name, u.prompt_tokens, u.com
                         FROM archon_llm_price_at(u.price_model, u.ts) p)
                 END),
        u.ts, u.duration_ms, u.status, u.error_type, u.error_code, u.error_message,
-       -- The session's user, looked up only for the (rare) requests that carry none.
-       coalesce(u.user_id, (SELECT s.user_id FROM archon_mcp_sessions s WHERE s.session_id = u.session_id)),
+       -- The request's own user: one without (no token, a bad one) is billed to nobody, never
+       -- to its session's user.
+       u.user_id,
        u.trace_id, u.span_id, u.jsonrpc_request_id
   FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::text[],
               $8::text[], $9::float8[], $10::text[], $11::timestamptz[], $12::float8[], $13::text[],

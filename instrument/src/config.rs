@@ -67,6 +67,7 @@ pub struct TracedConfigBuilder {
     user_resolver: Box<dyn UserResolver>,
     hash_emails: bool,
     record_all_methods: bool,
+    refuse_foreign_principals: bool,
     estimation: TokenEstimation,
     capture: CapturePolicy,
     stateless_idle: Duration,
@@ -80,6 +81,7 @@ impl Default for TracedConfigBuilder {
             user_resolver: Box::new(ExtensionUser.or(EnvUser::from_env())),
             hash_emails: false,
             record_all_methods: false,
+            refuse_foreign_principals: false,
             estimation: TokenEstimation::Off,
             capture: CapturePolicy::none(),
             stateless_idle: Duration::from_secs(30 * 60),
@@ -112,6 +114,14 @@ impl TracedConfigBuilder {
     /// Puts every request of a session into it (and so into the database), not only tool calls.
     pub fn record_all_methods(mut self, on: bool) -> Self {
         self.record_all_methods = on;
+        self
+    }
+
+    /// Refuses (JSON-RPC "invalid request") a request whose user is not its session's — no
+    /// credential, a failed one, or another principal's — instead of recording it as anonymous
+    /// in the session. Either way it is never billed to the session's user.
+    pub fn refuse_foreign_principals(mut self, on: bool) -> Self {
+        self.refuse_foreign_principals = on;
         self
     }
 
@@ -158,6 +168,7 @@ impl TracedConfigBuilder {
                 user_resolver: self.user_resolver,
                 hash_emails: self.hash_emails,
                 record_all_methods: self.record_all_methods,
+                refuse_foreign_principals: self.refuse_foreign_principals,
                 estimation: self.estimation,
                 capture: self.capture,
                 stateless: StatelessSessions::new(self.stateless_idle, self.stateless_capacity),
@@ -175,6 +186,7 @@ pub(crate) struct Shared {
     pub(crate) user_resolver: Box<dyn UserResolver>,
     pub(crate) hash_emails: bool,
     pub(crate) record_all_methods: bool,
+    pub(crate) refuse_foreign_principals: bool,
     pub(crate) estimation: TokenEstimation,
     pub(crate) capture: CapturePolicy,
     pub(crate) stateless: StatelessSessions,

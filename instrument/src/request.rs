@@ -46,6 +46,13 @@ pub(crate) enum Target<'a> {
 /// cancelled request is discarded, so nobody waits for it.
 const CANCEL_REASON_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// What an invalid-params error is recorded as when the tool's content is not captured.
+const INVALID_PARAMS_DESCRIPTION: &str = "invalid_params: the arguments do not match the tool's schema";
+
+/// The error of a request refused because its principal is not its session's.
+const FOREIGN_PRINCIPAL: &str =
+    "this request's credentials are not those its session was opened with: reconnect with your own credentials";
+
 /// A request in flight: its span (in `cx`) and what finishing it needs.
 pub(crate) struct Call {
     cx: Context,
@@ -59,6 +66,8 @@ pub(crate) struct Call {
     session: Option<Arc<ActiveSession>>,
     /// Whether this request carries the session (becomes a row).
     recorded: bool,
+    /// Refused before the handler runs: its principal is not its session's.
+    refused: bool,
     method: Cow<'static, str>,
     /// The tool, on `tools/call`, and whether its content may be captured.
     tool: Option<(Cow<'static, str>, bool)>,
@@ -172,6 +181,11 @@ impl Call {
             client.map(|(name, _)| name),
             &identity,
         );
+        // A session belongs to one principal: a request with another (or none, or a credential
+        // that failed) is anonymous in it — never billed to the session's user — or refused.
+        let foreign = session.as_ref().is_some_and(|s| s.principal.as_deref() != user.as_ref().map(|u| u.id.as_str()));
+        let identity = if foreign { connection.identity(client, &None, protocol, shared.hash_emails) } else { identity };
+        let refused = foreign && shared.refuse_foreign_principals;
         let recorded = session.is_some() && (is_tool_call || shared.record_all_methods);
         if let (Some(session), true) = (&session, recorded) {
             attributes.push(KeyValue::new(attr::SESSION_ID, session.id.clone()));
@@ -197,6 +211,7 @@ impl Call {
             stateless: parts.is_some() && mcp_session_id.is_none(),
             session,
             recorded,
+            refused,
             method,
             tool,
             prompt,
@@ -217,6 +232,11 @@ impl Call {
         handler: impl Future<Output = Result<T, McpError>>,
         tool_result: fn(&T) -> Option<&CallToolResult>,
     ) -> Result<T, McpError> {
+        if self.refused {
+            let refusal = Err(McpError::invalid_request(FOREIGN_PRINCIPAL, None));
+            self.finish(&refusal, None, false, tool_result);
+            return refusal;
+        }
         let traced = AssertUnwindSafe(handler.with_context(self.cx.clone())).catch_unwind();
         let mut handled = std::pin::pin!(usage::scope(traced));
         let (outcome, reported) = tokio::select! {
@@ -259,7 +279,7 @@ impl Call {
                 let code = e.code.0.to_string();
                 span.set_attribute(KeyValue::new(attr::RPC_RESPONSE_STATUS_CODE, code.clone()));
                 error_type = Some(if panicked { Cow::Borrowed("panic") } else { Cow::Owned(code) });
-                span.set_status(Status::error(e.message.to_string()));
+                span.set_status(Status::error(self.error_description(e)));
             }
             Ok(value) => {
                 if let Some(prompt) = &self.prompt {
@@ -301,6 +321,18 @@ impl Call {
         }
         self.shared.metrics().operation_duration.record(elapsed, &labels);
         span.end_with_timestamp(ended);
+    }
+
+    /// The span status of a JSON-RPC error. An invalid-params message quotes the arguments
+    /// (serde's "invalid type: string \"hunter2\", expected u32"): unless this tool's content
+    /// may be captured, only the error class is kept.
+    fn error_description(&self, error: &McpError) -> String {
+        let captured = self.tool.as_ref().is_some_and(|(_, allowed)| *allowed);
+        if error.code == rmcp::model::ErrorCode::INVALID_PARAMS && !captured {
+            INVALID_PARAMS_DESCRIPTION.to_owned()
+        } else {
+            error.message.to_string()
+        }
     }
 
     fn record_tool_result(
@@ -392,7 +424,7 @@ fn session_for(
         if slot.is_none() && create {
             let mut attributes = identity.clone();
             attributes.extend(capabilities());
-            *slot = Some(ActiveSession::start(shared, None, false, attributes));
+            *slot = Some(ActiveSession::start(shared, None, principal(user), false, attributes));
         }
         return slot.clone();
     }
@@ -404,9 +436,13 @@ fn session_for(
     let start = || {
         let mut attributes = identity.clone();
         attributes.extend(capabilities());
-        ActiveSession::start(shared, hint.clone(), true, attributes)
+        ActiveSession::start(shared, hint.clone(), principal(user), true, attributes)
     };
     shared.stateless.get(&key, create.then_some(&start as &dyn Fn() -> Arc<ActiveSession>))
+}
+
+fn principal(user: &Option<UserInfo>) -> Option<String> {
+    user.as_ref().map(|u| u.id.clone())
 }
 
 /// An explicit analytics session named by the client: `_meta["session.id"]`, or `session.id` in

@@ -23,6 +23,8 @@ use crate::config::Shared;
 pub(crate) struct ActiveSession {
     /// The `session.id` value, shared by every request span of the session.
     pub(crate) id: StringValue,
+    /// Whose session it is: the principal of the request that created it (none: anonymous).
+    pub(crate) principal: Option<String>,
     span: Mutex<Option<BoxedSpan>>,
     started: SystemTime,
     /// A session of stateless requests: no connection whose end could be seen, so it always
@@ -51,6 +53,7 @@ impl ActiveSession {
     pub(crate) fn start(
         shared: &Arc<Shared>,
         id: Option<String>,
+        principal: Option<String>,
         stateless: bool,
         mut attributes: Vec<KeyValue>,
     ) -> Arc<Self> {
@@ -68,6 +71,7 @@ impl ActiveSession {
         );
         let session = Arc::new(Self {
             id,
+            principal,
             span: Mutex::new(Some(span)),
             started: now,
             stateless,

@@ -163,6 +163,8 @@ impl JwtUser {
     fn with_key(key: DecodingKey, algorithm: Algorithm) -> Self {
         let mut validation = Validation::new(algorithm);
         validation.validate_aud = false;
+        // `nbf`, when present, with the same leeway as `exp`: a token valid from later is refused.
+        validation.validate_nbf = true;
         validation.leeway = 30;
         Self { key, validation, department_claim: "department".into() }
     }
@@ -435,6 +437,17 @@ mod tests {
 
     fn in_an_hour() -> i64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 3600
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused() {
+        let resolver = JwtUser::hs256(b"k");
+        let bearer = |claims| with_headers(&[("authorization", &format!("Bearer {}", sign(claims)))]);
+        let now = in_an_hour() - 3600;
+        let later = bearer(json!({"sub": "u", "exp": now + 7200, "nbf": now + 3600}));
+        assert_eq!(resolver.resolve(&later), Resolution::Invalid("not_yet_valid"));
+        let within_leeway = bearer(json!({"sub": "u", "exp": now + 7200, "nbf": now + 10}));
+        assert!(matches!(resolver.resolve(&within_leeway), Resolution::User(_)));
     }
 
     #[test]

@@ -59,7 +59,7 @@ fn request_span_maps_every_column() {
     assert_eq!(session.client_type, ClientType::Cursor);
     assert_eq!(session.client_name.as_deref(), Some("Cursor"));
     assert_eq!(session.client_version.as_deref(), Some("1.7.2"));
-    assert_eq!(session.mcp_session_id.as_deref(), Some("mcp-abc"));
+    assert_eq!(session.mcp_session_id, Some(crate::ids::mcp_session_ref("mcp-abc")), "stored hashed");
     assert_eq!(session.service_name.as_deref(), Some("kb-server"));
     assert_eq!(session.metadata["service_instance_id"], "pod-1");
     assert_eq!(session.metadata["protocol_version"], "2025-06-18");

@@ -361,3 +361,38 @@ async fn tls_is_used_when_the_server_offers_it_and_verified_against_a_ca_file() 
     let err = PgStore::connect(&required, missing).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }
+
+#[tokio::test]
+async fn a_request_without_its_sessions_user_is_billed_to_nobody() {
+    let db = TestDb::migrated().await;
+    let t0 = an_hour_ago();
+    // Alice's session; then a call in it carrying no user (no token, or one that failed), priced.
+    let mut alice = Conn::new(SESSION_1, "claude-code", Some(ADA));
+    let mut stolen = Conn::new(SESSION_1, "claude-code", None);
+    // The anonymous call arrives first: it must neither take the session nor inherit its user.
+    let spans = vec![
+        with_usage(stolen.call("search", t0 + SEC, 10), "claude-sonnet-4-5", 1000, 1000),
+        with_usage(alice.call("search", t0, 10), "claude-sonnet-4-5", 100, 100),
+    ];
+    write(&db.store(StoreConfig::default()), &spans).await;
+    let client = db.client().await;
+    let rows = client
+        .query("SELECT user_id, estimated_cost::float8 FROM archon_mcp_requests ORDER BY \"timestamp\"", &[])
+        .await
+        .unwrap();
+    let ada = archon_mcp_exporter::ids::user_id(ADA.principal);
+    assert_eq!(rows[0].get::<_, Option<uuid::Uuid>>(0), Some(ada));
+    assert_eq!(rows[1].get::<_, Option<uuid::Uuid>>(0), None, "the anonymous call is nobody's");
+    let session_user: Option<uuid::Uuid> =
+        client.query_one("SELECT user_id FROM archon_mcp_sessions", &[]).await.unwrap().get(0);
+    assert_eq!(session_user, Some(ada));
+    let (requests, cost): (i64, f64) = {
+        let row = client
+            .query_one("SELECT total_requests::int8, total_cost::float8 FROM archon_mcp_user_stats WHERE user_id = $1", &[&ada])
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(requests, 1, "Alice is billed for her own call only");
+    assert!((cost - rows[0].get::<_, f64>(1)).abs() < 1e-9);
+}

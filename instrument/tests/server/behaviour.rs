@@ -192,3 +192,26 @@ async fn duration_metrics_are_recorded_when_a_meter_provider_is_installed() {
     assert!(names.contains("mcp.server.operation.duration"), "{names:?}");
     assert!(names.contains("mcp.server.session.duration"), "{names:?}");
 }
+
+#[tokio::test]
+async fn argument_parse_errors_keep_the_class_not_the_value() {
+    let capture = Capture::new();
+    let client = connect(capture.config(TracedConfig::builder())).await;
+    let refused = client.call_tool(call("unlock", json!({"pin": "hunter2-PIN-SECRET"}))).await.unwrap_err();
+    assert!(refused.to_string().contains("hunter2-PIN-SECRET"), "the client still gets rmcp's message: {refused}");
+
+    let spans = capture.wait_for("the unlock span", |s| tool_spans(s).len() == 1).await;
+    let unlock = &tool_spans(&spans)[0];
+    assert_eq!(unlock.attr(attr::ERROR_TYPE), Some("-32602"));
+    assert_eq!(unlock.status, "error:invalid_params: the arguments do not match the tool's schema");
+    for span in summary(&spans) {
+        assert!(!format!("{span:?}").contains("hunter2"), "the value leaked into {span:?}");
+    }
+
+    // With capture allowed for the tool, the message is kept.
+    let capture = Capture::new();
+    let client = connect(capture.config(TracedConfig::builder().capture(CapturePolicy::tools(["unlock"])))).await;
+    let _ = client.call_tool(call("unlock", json!({"pin": "1234x"}))).await.unwrap_err();
+    let spans = capture.wait_for("the captured unlock span", |s| tool_spans(s).len() == 1).await;
+    assert!(tool_spans(&spans)[0].status.contains("1234x"));
+}

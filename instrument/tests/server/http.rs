@@ -222,3 +222,61 @@ async fn bad_tokens_leave_the_user_unknown_and_the_call_served() {
     assert!(UserFailures::count("bad_signature") > forged_before);
     stop.cancel();
 }
+
+/// A `tools/call` sent by hand with a stolen `Mcp-Session-Id` and `authorization` (or none): the
+/// SSE body of the response.
+async fn hijack(addr: SocketAddr, session: &str, authorization: Option<&str>) -> String {
+    let body = json!({"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": {"name": "search", "arguments": {"query": "x"}}});
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{addr}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .body(body.to_string());
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    request.send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_stolen_session_id_bills_nobody_and_can_be_refused() {
+    for refuse in [false, true] {
+        let capture = Capture::new();
+        let config = capture.config(
+            TracedConfig::builder().user_resolver(JwtUser::hs256(JWT_SECRET)).refuse_foreign_principals(refuse),
+        );
+        let (addr, stop) = serve(config.clone()).await;
+        let alice_token = token("alice", "alice@example.com", "Research", false);
+        let alice = client(addr, "claude-code", Some(&alice_token), ClientLifecycleMode::Initialize).await;
+        alice.call_tool(search("mine")).await.unwrap();
+        let spans = summary(&capture.wait_for("alice's call", |s| !summary(s).iter().all(|s| s.attr(attr::USER_ID).is_none())).await);
+        let alice_call = spans.iter().find(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).unwrap();
+        let (session_id, analytics) =
+            (alice_call.attr(attr::MCP_SESSION_ID).unwrap().to_owned(), alice_call.attr(attr::SESSION_ID).unwrap().to_owned());
+
+        // The session id (visible to anyone who reads the sessions table) with no token, a
+        // forged one, an expired one, and alg "none".
+        let forged = format!("Bearer {}x", token("alice", "alice@example.com", "Research", false));
+        let expired = format!("Bearer {}", token("alice", "alice@example.com", "Research", true));
+        let none = "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSJ9.";
+        for authorization in [None, Some(forged.as_str()), Some(expired.as_str()), Some(none)] {
+            let answer = hijack(addr, &session_id, authorization).await;
+            assert_eq!(answer.contains("credentials are not those"), refuse, "{answer}");
+        }
+        let spans = summary(
+            &capture.wait_for("the four stolen calls", |s| summary(s).iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).count() == 5).await,
+        );
+        let stolen: Vec<&Seen> =
+            spans.iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some() && s.attr(attr::JSONRPC_REQUEST_ID) == Some("99")).collect();
+        assert_eq!(stolen.len(), 4);
+        for call in stolen {
+            assert_eq!(call.attr(attr::SESSION_ID), Some(analytics.as_str()), "in Alice's session…");
+            assert_eq!(call.attr(attr::USER_ID), None, "…but never as Alice: {call:?}");
+            assert_eq!(call.attr(attr::USER_EMAIL), None);
+            assert_eq!(call.attr(attr::ERROR_TYPE).is_some(), refuse);
+        }
+        drop(alice);
+        stop.cancel();
+    }
+}

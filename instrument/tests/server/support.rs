@@ -28,7 +28,7 @@ fn tool(name: &'static str) -> Tool {
     Tool::new(name, format!("the {name} tool"), Arc::new(schema))
 }
 
-const TOOLS: [&str; 6] = ["search", "summarize", "fail", "boom", "echo", "slow"];
+const TOOLS: [&str; 7] = ["search", "summarize", "fail", "boom", "echo", "slow", "unlock"];
 
 /// How many `slow` calls have started in this process, by their `tag` argument.
 static SLOW_STARTED: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
@@ -76,6 +76,11 @@ impl ServerHandler for Notes {
             "fail" => CallToolResult::error(vec![ContentBlock::text("disk full; password=hunter2")]),
             "boom" => panic!("the boom tool always panics"),
             "echo" => CallToolResult::success(vec![ContentBlock::text(args.to_string())]),
+            // Typed arguments, as rmcp's `Parameters<T>` parses them: serde's message quotes the value.
+            "unlock" => match serde_json::from_value::<u32>(args["pin"].clone()) {
+                Ok(_) => CallToolResult::success(vec![ContentBlock::text("unlocked")]),
+                Err(e) => return Err(McpError::invalid_params(e.to_string(), None)),
+            },
             "slow" => {
                 let tag = args["tag"].as_str().unwrap_or_default().to_owned();
                 *SLOW_STARTED.lock().unwrap().get_or_insert_default().entry(tag).or_default() += 1;
