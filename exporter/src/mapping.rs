@@ -49,6 +49,9 @@ pub enum SkipReason {
     UnknownStatusCode,
     /// A trace id that is not 16 bytes or a span id that is not 8.
     InvalidId,
+    /// The span ends more than [`MAX_FUTURE_SKEW`] after now: a wrong clock (or a forged date)
+    /// that would keep its session active for ever.
+    FutureTimestamp,
     /// The database refused the row (see the store's message).
     Database,
 }
@@ -63,6 +66,7 @@ impl SkipReason {
             SkipReason::EndBeforeStart => "end_before_start",
             SkipReason::UnknownStatusCode => "unknown_status_code",
             SkipReason::InvalidId => "invalid_id",
+            SkipReason::FutureTimestamp => "future_timestamp",
             SkipReason::Database => "database",
         }
     }
@@ -79,6 +83,9 @@ impl std::fmt::Display for SkipReason {
         f.write_str(self.as_str())
     }
 }
+
+/// How far in the future a span may end (clock skew between hosts); later ones are refused.
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(3600);
 
 /// A span that produced no row, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +175,14 @@ pub fn map_span(span: &Span) -> Result<Mapped, Skipped> {
             format!("ends {} ns before it starts", span.start_time_unix_nano - span.end_time_unix_nano),
         ));
     }
-    if let StatusCode::Unknown(code) = span.status.code {
+    let latest = SystemTime::now() + MAX_FUTURE_SKEW;
+    if unix_nanos(span.end_time_unix_nano) > latest {
+        return Err(skip(
+            SkipReason::FutureTimestamp,
+            format!("ends more than {} s after now", MAX_FUTURE_SKEW.as_secs()),
+        ));
+    }
+        if let StatusCode::Unknown(code) = span.status.code {
         return Err(skip(SkipReason::UnknownStatusCode, format!("status code {code} is not 0, 1 or 2")));
     }
 

@@ -315,3 +315,15 @@ fn a_real_end_beats_a_timeout_and_earlier_beats_later() {
     assert!(end_wins(t(10), Some("server_shutdown"), t(50), Some("client_disconnect")));
     assert!(!end_wins(t(10), Some("a"), t(10), Some("a")), "equal ends do not churn");
 }
+
+#[test]
+fn spans_dated_far_in_the_future_are_refused() {
+    let in_2554 = 18_000_000_000 * 1_000_000_000;
+    let mut far = call(1, "x");
+    far.start_time_unix_nano = in_2554;
+    far.end_time_unix_nano = in_2554 + 1_000;
+    let batch = map_spans([&far]);
+    assert!(batch.requests.is_empty() && batch.sessions.is_empty());
+    assert_eq!(batch.skipped[0].reason, SkipReason::FutureTimestamp);
+    assert!(SkipReason::FutureTimestamp.is_rejection(), "counted in the partial success");
+}
