@@ -84,3 +84,7 @@ $fn$;
 REVOKE EXECUTE ON FUNCTION archon_current_user_key() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION archon_current_user_id() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION archon_current_user_key(), archon_current_user_id() TO archon_reader, archon_admin;
+
+-- The schema version, for `/readyz` under a login granted only archon_exporter (refinery
+-- created the table before V1 ran).
+GRANT SELECT ON archon_schema_history TO archon_exporter, archon_admin, archon_grafana;

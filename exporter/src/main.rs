@@ -10,6 +10,7 @@ use archon_mcp_exporter::batcher::BatcherConfig;
 use archon_mcp_exporter::migrate;
 use archon_mcp_exporter::reaper::ReaperConfig;
 use archon_mcp_exporter::receiver::http::BodyLimits;
+use archon_mcp_exporter::receiver::incoming::ConnectionLimits;
 use archon_mcp_exporter::receiver::tls::ReceiverTls;
 use archon_mcp_exporter::serve::{ServeConfig, Server};
 use archon_mcp_exporter::store::StoreConfig;
@@ -66,9 +67,13 @@ struct Serve {
     /// OTLP/HTTP listen address; also serves /healthz, /readyz and /metrics.
     #[arg(long, env = "ARCHON_EXPORTER_HTTP_LISTEN", default_value = "0.0.0.0:4318")]
     http_listen: SocketAddr,
-    /// Require `Authorization: Bearer <TOKEN>` on exports.
-    #[arg(long, env = "ARCHON_EXPORTER_AUTH_TOKEN", hide_env_values = true)]
+    /// Require `Authorization: Bearer <TOKEN>` on exports. Prefer --auth-token-file or the
+    /// environment: a flag's value is visible to every user in `ps`.
+    #[arg(long, env = "ARCHON_EXPORTER_AUTH_TOKEN", hide_env_values = true, conflicts_with = "auth_token_file")]
     auth_token: Option<String>,
+    /// Read the bearer token from this file (surrounding whitespace ignored).
+    #[arg(long, env = "ARCHON_EXPORTER_AUTH_TOKEN_FILE")]
+    auth_token_file: Option<PathBuf>,
     /// Serve both ports over TLS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "ARCHON_EXPORTER_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -84,6 +89,17 @@ struct Serve {
     /// Largest export request once decompressed (HTTP and gRPC), in bytes.
     #[arg(long, env = "ARCHON_EXPORTER_MAX_DECOMPRESSED_BYTES", default_value_t = 64 << 20)]
     max_decompressed_bytes: usize,
+    /// OTLP/HTTP body bytes held in memory at once across all requests, compressed and
+    /// decompressed; beyond it exports are answered 429 with Retry-After.
+    #[arg(long, env = "ARCHON_EXPORTER_MAX_IN_FLIGHT_BYTES", default_value_t = BodyLimits::default().max_in_flight_bytes)]
+    max_in_flight_bytes: usize,
+    /// Connections open at once across both ports; a new one beyond it is closed at once.
+    #[arg(long, env = "ARCHON_EXPORTER_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a connection may sit with nothing read or written (a stalled header or body, an
+    /// idle keep-alive or TLS session) before it is closed.
+    #[arg(long, env = "ARCHON_EXPORTER_IDLE_TIMEOUT_SECS", default_value_t = ConnectionLimits::default().idle_timeout.as_secs())]
+    idle_timeout_secs: u64,
     /// Concurrent database writers (each holds one connection).
     #[arg(long, env = "ARCHON_EXPORTER_WRITERS", default_value_t = 2)]
     writers: usize,
@@ -114,7 +130,16 @@ struct Serve {
 }
 
 impl Serve {
-    fn config(self) -> ServeConfig {
+    fn config(self) -> anyhow::Result<ServeConfig> {
+        let auth_token = match &self.auth_token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --auth-token-file {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => self.auth_token,
+        };
         let batcher = BatcherConfig {
             max_batch_rows: self.batch_rows.max(1),
             max_pending_rows: self.max_pending_rows.max(1),
@@ -124,16 +149,21 @@ impl Serve {
         let mut store = StoreConfig::default().with_max_connections(batcher.writers + 1);
         store.estimate_model = self.estimate_model;
         store.ca_file = self.db.database_ca_file.clone();
-        ServeConfig {
+        Ok(ServeConfig {
             database_url: self.db.database_url,
             grpc_listen: self.grpc_listen,
             http_listen: self.http_listen,
-            auth_token: self.auth_token,
+            auth_token,
             tls: self.tls_cert.zip(self.tls_key).map(|(cert, key)| ReceiverTls::new(cert, key)),
             migrate: self.migrate,
             limits: BodyLimits {
                 max_body_bytes: self.max_body_bytes,
                 max_decompressed_bytes: self.max_decompressed_bytes,
+                max_in_flight_bytes: self.max_in_flight_bytes.max(self.max_body_bytes),
+            },
+            connections: ConnectionLimits {
+                max_connections: self.max_connections.max(1),
+                idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
             },
             batcher,
             store,
@@ -143,6 +173,21 @@ impl Serve {
                 interval: Duration::from_secs(self.reap_interval_secs.max(1)),
                 ..ReaperConfig::default()
             }),
+        })
+    }
+}
+
+/// Warns about secrets given as command-line flags: any local user can read them in `ps`.
+fn warn_about_secret_flags() {
+    for arg in std::env::args() {
+        let flag = arg.split('=').next().unwrap_or_default();
+        if flag == "--auth-token" {
+            tracing::warn!("--auth-token is visible to every local user (ps): use --auth-token-file or ARCHON_EXPORTER_AUTH_TOKEN");
+        }
+        if flag == "--database-url" || (flag.starts_with("postgres") && arg.contains('@')) {
+            if arg.split('@').next().is_some_and(|userinfo| userinfo.rsplit("//").next().is_some_and(|u| u.contains(':'))) {
+                tracing::warn!("a password in --database-url is visible to every local user (ps): use DATABASE_URL, PGPASSWORD or ~/.pgpass");
+            }
         }
     }
 }
@@ -182,8 +227,9 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(serve) => {
+            warn_about_secret_flags();
             let tls = serve.tls_cert.is_some();
-            let server = Server::bind(serve.config()).await?;
+            let server = Server::bind(serve.config()?).await?;
             tracing::info!(grpc = %server.grpc_addr(), http = %server.http_addr(), tls, "receiving OTLP traces");
             server.run(shutdown_signal()).await?;
             tracing::info!("stopped");

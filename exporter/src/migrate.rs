@@ -77,10 +77,14 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<MigrationInfo>, MigrateE
 
 /// Migrations this build knows that the database has not applied (empty when current).
 pub async fn pending(client: &mut Client) -> Result<Vec<MigrationInfo>, MigrateError> {
-    let runner = runner();
-    let last =
-        runner.get_last_applied_migration_async(client).await.ok().flatten().map_or(0, |m| i64::from(m.version()));
-    Ok(runner.get_migrations().iter().filter(|m| i64::from(m.version()) > last).map(info).collect())
+    // Read directly (not through refinery, which would try to create the table): a login
+    // granted only `archon_exporter` can read it (V7) but create nothing.
+    let last: i64 = match client.query_one(&format!("SELECT coalesce(max(version), 0)::int8 FROM {HISTORY_TABLE}"), &[]).await {
+        Ok(row) => row.get(0),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(runner().get_migrations().iter().filter(|m| i64::from(m.version()) > last).map(info).collect())
 }
 
 /// Every migration this build embeds, in order.

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 
 use crate::batcher::{Batcher, BatcherConfig};
 use crate::metrics::Metrics;
@@ -25,7 +24,8 @@ use crate::reaper::{self, ReaperConfig};
 use crate::receiver::Ingest;
 use crate::receiver::grpc::GrpcReceiver;
 use crate::receiver::http::{self, BodyLimits};
-use crate::receiver::tls::{ReceiverTls, ReceiverTlsError, TlsIncoming};
+use crate::receiver::incoming::{ConnectionLimits, Incoming};
+use crate::receiver::tls::{ReceiverTls, ReceiverTlsError};
 use crate::store::{PgStore, StoreConfig};
 
 /// Everything `serve` is told.
@@ -45,6 +45,8 @@ pub struct ServeConfig {
     pub migrate: bool,
     /// HTTP body limits (the gRPC limit is the decompressed one).
     pub limits: BodyLimits,
+    /// Connections open at once and their idle timeout, both ports.
+    pub connections: ConnectionLimits,
     /// Group commit.
     pub batcher: BatcherConfig,
     /// Pool and pricing.
@@ -65,6 +67,7 @@ impl ServeConfig {
             tls: None,
             migrate: false,
             limits: BodyLimits::default(),
+            connections: ConnectionLimits::default(),
             // One connection per writer, one for the reaper and readiness checks.
             store: StoreConfig::default().with_max_connections(batcher.writers + 1),
             batcher,
@@ -159,22 +162,29 @@ impl Server {
         let ingest = Ingest::new(batcher.clone(), config.auth_token.clone(), metrics.clone());
         let stop = CancellationToken::new();
 
+        // HTTP/2 pings find dead collectors; a live one answering them is not idle.
         let grpc_service = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .add_service(GrpcReceiver::service(ingest.clone(), config.limits.max_decompressed_bytes));
         let router = http::router(ingest, store.clone(), config.limits);
         let (grpc_stop, http_stop) = (stop.clone().cancelled_owned(), stop.clone().cancelled_owned());
         let grpc_error = |e: tonic::transport::Error| ServeError::Serve("gRPC", e.to_string());
         let http_error = |e: std::io::Error| ServeError::Serve("HTTP", e.to_string());
+        let limits = config.connections.shared();
         let (grpc_task, http_task) = match tls {
             Some(tls) => (
-                tokio::spawn(grpc_service.serve_with_incoming_shutdown(TlsIncoming::new(grpc, tls.clone()), grpc_stop)),
                 tokio::spawn(
-                    axum::serve(TlsIncoming::new(http, tls), router).with_graceful_shutdown(http_stop).into_future(),
+                    grpc_service
+                        .serve_with_incoming_shutdown(Incoming::tls(grpc, tls.clone(), limits.clone()), grpc_stop),
+                ),
+                tokio::spawn(
+                    axum::serve(Incoming::tls(http, tls, limits), router).with_graceful_shutdown(http_stop).into_future(),
                 ),
             ),
             None => (
-                tokio::spawn(grpc_service.serve_with_incoming_shutdown(TcpIncoming::from(grpc), grpc_stop)),
-                tokio::spawn(axum::serve(http, router).with_graceful_shutdown(http_stop).into_future()),
+                tokio::spawn(grpc_service.serve_with_incoming_shutdown(Incoming::plain(grpc, limits.clone()), grpc_stop)),
+                tokio::spawn(axum::serve(Incoming::plain(http, limits), router).with_graceful_shutdown(http_stop).into_future()),
             ),
         };
         let reaper_task = config.reaper.clone().map(|reaper| tokio::spawn(reap_forever(store, reaper, metrics)));

@@ -3,6 +3,7 @@
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
@@ -14,13 +15,30 @@ pub struct GrpcReceiver {
     ingest: Ingest,
 }
 
+/// The token check, run on the request's metadata before its message is read or decoded.
+#[derive(Debug, Clone)]
+pub struct Authenticate(Ingest);
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        if self.0.authorized(request.metadata().get("authorization").map(|v| v.as_bytes())) {
+            Ok(request)
+        } else {
+            self.0.metrics().exports.add("unauthenticated", 1);
+            Err(Status::unauthenticated("a valid bearer token is required"))
+        }
+    }
+}
+
 impl GrpcReceiver {
-    /// The tonic service, accepting gzip and messages up to `max_message_bytes` (decompressed).
-    pub fn service(ingest: Ingest, max_message_bytes: usize) -> TraceServiceServer<Self> {
-        TraceServiceServer::new(Self { ingest })
+    /// The tonic service, accepting gzip and messages up to `max_message_bytes` (decompressed),
+    /// from clients with the token (checked before the message is read).
+    pub fn service(ingest: Ingest, max_message_bytes: usize) -> InterceptedService<TraceServiceServer<Self>, Authenticate> {
+        let server = TraceServiceServer::new(Self { ingest: ingest.clone() })
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max_message_bytes)
+            .max_decoding_message_size(max_message_bytes);
+        InterceptedService::new(server, Authenticate(ingest))
     }
 }
 
@@ -30,11 +48,6 @@ impl TraceService for GrpcReceiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let authorization = request.metadata().get("authorization").map(|v| v.as_bytes());
-        if !self.ingest.authorized(authorization) {
-            self.ingest.metrics().exports.add("unauthenticated", 1);
-            return Err(Status::unauthenticated("a valid bearer token is required"));
-        }
         match self.ingest.export(request.into_inner()).await {
             Outcome::Accepted { rejected, message } => Ok(Response::new(export_response(rejected, message))),
             // The collector retries UNAVAILABLE, after RetryInfo's delay.

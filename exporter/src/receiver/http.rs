@@ -5,13 +5,14 @@ use std::io::Read as _;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
+use tokio::sync::Semaphore;
 
 use super::{Ingest, Outcome, RETRY_AFTER, export_response};
 use crate::migrate;
@@ -24,30 +25,41 @@ pub struct BodyLimits {
     pub max_body_bytes: usize,
     /// Largest body after decompression.
     pub max_decompressed_bytes: usize,
+    /// Body bytes held at once across all requests, as read and as decompressed: what
+    /// unauthenticated or runaway clients can make the receiver hold. Beyond it: 429.
+    pub max_in_flight_bytes: usize,
 }
 
 impl Default for BodyLimits {
     fn default() -> Self {
-        Self { max_body_bytes: 16 << 20, max_decompressed_bytes: 64 << 20 }
+        Self { max_body_bytes: 16 << 20, max_decompressed_bytes: 64 << 20, max_in_flight_bytes: 128 << 20 }
     }
 }
 
-#[derive(Clone)]
 struct AppState {
     ingest: Ingest,
     store: PgStore,
     limits: BodyLimits,
+    /// The in-flight body budget, in KiB.
+    in_flight: Arc<Semaphore>,
+    readiness: Readiness,
 }
 
 /// The router of the HTTP port.
 pub fn router(ingest: Ingest, store: PgStore, limits: BodyLimits) -> Router {
+    let in_flight = Arc::new(Semaphore::new(kib(limits.max_in_flight_bytes) as usize));
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .with_state(Arc::new(AppState { ingest, store, limits }))
+        .with_state(Arc::new(AppState { ingest, store, limits, in_flight, readiness: Readiness::default() }))
+}
+
+/// Bytes as permits of the in-flight budget (KiB, rounded up).
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// The encodings of an OTLP/HTTP body.
@@ -115,6 +127,9 @@ pub enum BodyError {
     /// Not an `ExportTraceServiceRequest` in the declared encoding.
     #[error("cannot decode the export request: {0}")]
     Undecodable(String),
+    /// The receiver holds as many body bytes as it may (`max_in_flight_bytes`).
+    #[error("the receiver is holding as many export bytes as it may: retry later")]
+    OverBudget,
 }
 
 /// Decodes a `/v1/traces` body as the receiver does: `content_encoding` (`gzip`, `identity` or
@@ -134,11 +149,22 @@ pub fn decode_body(
     body: &[u8],
     max_decompressed_bytes: usize,
 ) -> Result<ExportTraceServiceRequest, BodyError> {
+    decode_body_within(encoding, content_encoding, body, max_decompressed_bytes, &mut |_| true)
+}
+
+/// [`decode_body`], asking `reserve` for every chunk of decompressed bytes before holding it.
+fn decode_body_within(
+    encoding: Encoding,
+    content_encoding: Option<&str>,
+    body: &[u8],
+    max_decompressed_bytes: usize,
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<ExportTraceServiceRequest, BodyError> {
     let inflated;
     let body = match content_encoding {
         None | Some("identity") => body,
         Some("gzip") => {
-            inflated = gunzip(body, max_decompressed_bytes)?;
+            inflated = gunzip(body, max_decompressed_bytes, reserve)?;
             inflated.as_slice()
         }
         Some(other) => return Err(BodyError::UnsupportedEncoding(other.to_owned())),
@@ -151,7 +177,7 @@ pub fn decode_body(
     }
 }
 
-async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(encoding) = Encoding::from_content_type(content_type) else {
         return error(
@@ -161,14 +187,42 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
             format!("unsupported content type {content_type:?}: send application/x-protobuf or application/json"),
         );
     };
+    // Nothing of the body is read before the token is checked.
     let ingest = &state.ingest;
     if !ingest.authorized(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes)) {
         ingest.metrics().exports.add("unauthenticated", 1);
         return error(encoding, StatusCode::UNAUTHORIZED, 16, "a valid bearer token is required".into());
     }
+    let limit = state.limits.max_body_bytes;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return error(encoding, StatusCode::PAYLOAD_TOO_LARGE, 8, format!("the body is larger than {limit} bytes"));
+    }
+    // The bytes about to be held come out of the in-flight budget, or the export waits outside.
+    let Ok(mut held) = state.in_flight.clone().try_acquire_many_owned(kib(declared.unwrap_or(limit))) else {
+        return over_budget(ingest, encoding);
+    };
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(body) => body,
+        Err(e) if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) => {
+            return error(encoding, StatusCode::PAYLOAD_TOO_LARGE, 8, format!("the body is larger than {limit} bytes"));
+        }
+        Err(e) => return invalid(ingest, encoding, format!("reading the body: {e}")),
+    };
     let content_encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("(not ASCII)").trim());
-    let request = match decode_body(encoding, content_encoding, &body, state.limits.max_decompressed_bytes) {
+    let budget = state.in_flight.clone();
+    let mut reserve = |bytes: usize| match budget.clone().try_acquire_many_owned(kib(bytes)) {
+        Ok(more) => {
+            held.merge(more);
+            true
+        }
+        Err(_) => false,
+    };
+    let decoded = decode_body_within(encoding, content_encoding, &body, state.limits.max_decompressed_bytes, &mut reserve);
+    drop(body);
+    let request = match decoded {
         Ok(request) => request,
+        Err(BodyError::OverBudget) => return over_budget(ingest, encoding),
         Err(e @ BodyError::TooLarge(_)) => return error(encoding, StatusCode::PAYLOAD_TOO_LARGE, 8, e.to_string()),
         Err(e @ BodyError::UnsupportedEncoding(_)) => {
             return error(encoding, StatusCode::UNSUPPORTED_MEDIA_TYPE, 3, e.to_string());
@@ -192,35 +246,75 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
     }
 }
 
+/// 429 with `Retry-After`: the collector retries, as for 503.
+fn over_budget(ingest: &Ingest, encoding: Encoding) -> Response {
+    ingest.metrics().exports.add("over_budget", 1);
+    let mut response = error(encoding, StatusCode::TOO_MANY_REQUESTS, 8, BodyError::OverBudget.to_string());
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
+    response
+}
+
 fn invalid(ingest: &Ingest, encoding: Encoding, message: String) -> Response {
     ingest.metrics().exports.add("invalid", 1);
     error(encoding, StatusCode::BAD_REQUEST, 3, message)
 }
 
-/// Decompresses at most `limit` bytes: a small bomb cannot fill memory.
-fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, BodyError> {
+/// Decompresses at most `limit` bytes, a chunk at a time, each chunk reserved first: a small
+/// bomb cannot fill memory, nor can many bodies at once.
+fn gunzip(body: &[u8], limit: usize, reserve: &mut dyn FnMut(usize) -> bool) -> Result<Vec<u8>, BodyError> {
+    const CHUNK: usize = 256 << 10;
     let mut out = Vec::new();
     let mut decoder = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
-    decoder.read_to_end(&mut out).map_err(BodyError::Gzip)?;
-    if out.len() > limit {
-        return Err(BodyError::TooLarge(limit));
+    loop {
+        if !reserve(CHUNK) {
+            return Err(BodyError::OverBudget);
+        }
+        let before = out.len();
+        let read = (&mut decoder).take(CHUNK as u64).read_to_end(&mut out).map_err(BodyError::Gzip)?;
+        if out.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        if read == 0 || out.len() - before < CHUNK {
+            return Ok(out);
+        }
     }
-    Ok(out)
 }
 
-/// Ready when the database answers and its schema is current.
-async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let check = async {
-        let mut client = state.store.pool().get().await.map_err(|e| format!("database unreachable: {e}"))?;
-        let pending =
-            migrate::pending(&mut client).await.map_err(|e| format!("cannot read the schema version: {e}"))?;
+/// The last readiness check, kept for [`READINESS_TTL`]: a flood of `/readyz` (it needs no
+/// token) costs one database round trip per period, never the writers' connections.
+#[derive(Default)]
+struct Readiness(tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>);
+
+/// How long a readiness answer is reused.
+const READINESS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Readiness {
+    async fn check(&self, store: &PgStore) -> Result<(), String> {
+        let mut last = self.0.lock().await;
+        if let Some((at, result)) = &*last {
+            if at.elapsed() < READINESS_TTL {
+                return result.clone();
+            }
+        }
+        let result = Self::ask(store).await;
+        *last = Some((std::time::Instant::now(), result.clone()));
+        result
+    }
+
+    async fn ask(store: &PgStore) -> Result<(), String> {
+        let mut client = store.pool().get().await.map_err(|e| format!("database unreachable: {e}"))?;
+        let pending = migrate::pending(&mut client).await.map_err(|e| format!("cannot read the schema version: {e}"))?;
         if pending.is_empty() {
             Ok(())
         } else {
             Err(format!("{} migrations pending: run `archon-mcp-exporter migrate` or serve --migrate", pending.len()))
         }
-    };
-    match check.await {
+    }
+}
+
+/// Ready when the database answers and its schema is current.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    match state.readiness.check(&state.store).await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }

@@ -3,6 +3,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod incoming;
 pub mod tls;
 
 use std::sync::Arc;

@@ -1,31 +1,25 @@
 //! TLS for the receivers (rustls): one certificate and key for both ports, HTTP/2 and
-//! HTTP/1.1 offered by ALPN. Handshakes run in their own tasks under a deadline, so a client
-//! that never finishes its handshake holds no one else up.
+//! HTTP/1.1 offered by ALPN. The handshakes themselves run in
+//! [`Incoming::tls`](super::incoming::Incoming::tls), each under [`HANDSHAKE_TIMEOUT`].
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
-//! use archon_mcp_exporter::receiver::tls::{ReceiverTls, TlsIncoming};
+//! use archon_mcp_exporter::receiver::incoming::{ConnectionLimits, Incoming};
+//! use archon_mcp_exporter::receiver::tls::ReceiverTls;
 //! let tls = ReceiverTls::new("/etc/archon/tls.crt", "/etc/archon/tls.key").load()?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:4318").await?;
 //! let router = axum::Router::new().route("/", axum::routing::get(|| async { "over TLS" }));
-//! axum::serve(TlsIncoming::new(listener, tls), router).await?;
+//! axum::serve(Incoming::tls(listener, tls, ConnectionLimits::default().shared()), router).await?;
 //! # Ok(()) }
 //! ```
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 /// How long a client has to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,80 +72,5 @@ impl ReceiverTls {
         // gRPC needs h2; OTLP/HTTP clients mostly speak HTTP/1.1.
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
-    }
-}
-
-/// A TCP listener whose connections arrive already through their TLS handshake: an
-/// [`axum::serve::Listener`] for the HTTP port and a stream of connections for tonic's
-/// `serve_with_incoming`.
-#[derive(Debug)]
-pub struct TlsIncoming {
-    local_addr: SocketAddr,
-    connections: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    accept_loop: tokio::task::JoinHandle<()>,
-}
-
-impl TlsIncoming {
-    /// Starts accepting on `listener` (on the current Tokio runtime).
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> Self {
-        let local_addr = listener.local_addr().expect("a bound listener has an address");
-        let (ready, connections) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
-        let accept_loop = tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let (acceptor, ready) = (acceptor.clone(), ready.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = ready.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Self { local_addr, connections, accept_loop }
-    }
-}
-
-impl Drop for TlsIncoming {
-    fn drop(&mut self) {
-        // Closes the port with the listener.
-        self.accept_loop.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsIncoming {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.connections.recv().await {
-            Some(connection) => connection,
-            // The accept loop only ends when aborted, which only happens on drop.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
-}
-
-impl futures_core::Stream for TlsIncoming {
-    type Item = std::io::Result<TlsStream<TcpStream>>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.connections.poll_recv(cx).map(|connection| connection.map(|(tls, _)| Ok(tls)))
     }
 }

@@ -4,6 +4,7 @@
 mod api;
 mod fixtures;
 mod harness;
+mod hostile;
 mod schema;
 mod service;
 mod store;

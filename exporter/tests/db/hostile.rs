@@ -1,0 +1,229 @@
+//! `serve` under hostile load, on real sockets: unauthenticated and oversized bodies, more
+//! connections than it allows, connections that never finish, and a login granted only
+//! `archon_exporter`.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use archon_mcp_exporter::receiver::incoming::ConnectionLimits;
+use archon_mcp_exporter::serve::{ServeConfig, Server};
+use archon_mcp_exporter::testing::{TestDb, otlp_request};
+use axum::body::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::fixtures::*;
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// The peak resident memory of a process, in MiB.
+fn peak_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+}
+
+/// `archon-mcp-exporter serve` as its own process (so its memory is its own), token from a file.
+struct ServeProcess {
+    child: tokio::process::Child,
+    http: SocketAddr,
+    grpc: SocketAddr,
+}
+
+impl ServeProcess {
+    async fn start(db: &TestDb, dir: &std::path::Path, extra: &[&str]) -> Self {
+        let token_file = dir.join("token");
+        std::fs::write(&token_file, "s3cret-token\n").unwrap();
+        let (http, grpc) = (free_addr(), free_addr());
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_archon-mcp-exporter"))
+            .args(["serve", "--no-reaper", "--http-listen", &http.to_string(), "--grpc-listen", &grpc.to_string()])
+            .arg("--auth-token-file")
+            .arg(&token_file)
+            .args(extra)
+            .env("DATABASE_URL", db.url())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let ready = format!("http://{http}/healthz");
+        for _ in 0..200 {
+            if reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) {
+                return Self { child, http, grpc };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("serve did not start");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_bodies_never_hold_more_memory_than_the_budget() {
+    let db = TestDb::migrated().await;
+    let dir = std::env::temp_dir().join(format!("archon-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let serve = ServeProcess::start(&db, &dir, &["--max-in-flight-bytes", &(48u64 << 20).to_string()]).await;
+    let pid = serve.child.id().unwrap();
+    let baseline = peak_mib(pid);
+    let traces = format!("http://{}/v1/traces", serve.http);
+    let body = Bytes::from(vec![0x0a_u8; 15 << 20]); // 15 MB that do not decode
+    let client = reqwest::Client::new();
+
+    // 200 at once with a wrong token: refused from the headers, the bodies never read.
+    let send = |token: &'static str| {
+        let (client, traces, body) = (client.clone(), traces.clone(), body.clone());
+        tokio::spawn(async move {
+            let response = client
+                .post(traces)
+                .header("content-type", "application/x-protobuf")
+                .header("authorization", format!("Bearer {token}"))
+                .body(body)
+                .send()
+                .await;
+            // The server may answer and close before the client has sent it all.
+            response.map(|r| r.status().as_u16()).unwrap_or(0)
+        })
+    };
+    let wrong: Vec<_> = (0..200).map(|_| send("wrong")).collect();
+    for status in futures::future::join_all(wrong).await {
+        assert!(matches!(status.unwrap(), 401 | 0));
+    }
+    let after_unauthenticated = peak_mib(pid);
+
+    // 100 at once with the right token: held within the 48 MiB budget, the rest told to retry.
+    let right: Vec<_> = (0..100).map(|_| send("s3cret-token")).collect();
+    let statuses: Vec<u16> = futures::future::join_all(right).await.into_iter().map(Result::unwrap).collect();
+    assert!(statuses.iter().all(|s| matches!(s, 400 | 429 | 0)), "{statuses:?}");
+    assert!(statuses.contains(&429), "some were over the budget: {statuses:?}");
+    let peak = peak_mib(pid);
+    println!("serve peak RSS: {baseline} MiB idle, {after_unauthenticated} MiB after 200 × 15 MB unauthenticated, {peak} MiB after 100 × 15 MB authenticated");
+    assert!(after_unauthenticated < baseline + 40, "unauthenticated bodies were held: {after_unauthenticated} MiB");
+    assert!(peak < 150, "peak RSS {peak} MiB");
+
+    // gRPC: the token is checked before the message is read.
+    let mut big = otlp_request(&dataset(an_hour_ago()));
+    big.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(20 << 20);
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", serve.grpc))
+        .await
+        .unwrap()
+        .max_encoding_message_size(64 << 20);
+    let calls = (0..8).map(|_| {
+        let mut request = tonic::Request::new(big.clone());
+        request.metadata_mut().insert("authorization", "Bearer wrong".parse().unwrap());
+        let mut grpc = grpc.clone();
+        async move { grpc.export(request).await.unwrap_err().code() }
+    });
+    for code in futures::future::join_all(calls).await {
+        assert_eq!(code, tonic::Code::Unauthenticated);
+    }
+    let mut ok = tonic::Request::new(otlp_request(&dataset(an_hour_ago())));
+    ok.metadata_mut().insert("authorization", "Bearer s3cret-token".parse().unwrap());
+    grpc.export(ok).await.expect("the right token is served");
+    assert!(peak_mib(pid) < 150, "peak RSS {} MiB after gRPC", peak_mib(pid));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_or_that_never_finish_are_closed() {
+    let db = TestDb::migrated().await;
+    let mut config = ServeConfig::new(db.url());
+    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    config.http_listen = "127.0.0.1:0".parse().unwrap();
+    config.reaper = None;
+    config.connections = ConnectionLimits { max_connections: 64, idle_timeout: Duration::from_secs(1) };
+    let service = Server::bind(config).await.unwrap().spawn();
+    let addr = service.http_addr();
+
+    // 200 sockets: silent, a header that never ends, a body that stalls.
+    let mut sockets = Vec::new();
+    for i in 0..200 {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        match i % 3 {
+            0 => {}
+            1 => socket.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Ty").await.unwrap_or(()),
+            _ => socket
+                .write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"resou")
+                .await
+                .unwrap_or(()),
+        }
+        sockets.push(socket);
+    }
+    // Within the idle timeout (and at once for those beyond the limit) every one is closed.
+    let closed = futures::future::join_all(sockets.iter_mut().map(|socket| async move {
+        let mut buf = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => {} // an error response before the close
+                }
+            }
+        });
+        read.await.unwrap_or(false)
+    }))
+    .await;
+    assert!(closed.iter().all(|c| *c), "{} of 200 still open", closed.iter().filter(|c| !**c).count());
+
+    // And the service answers again.
+    let health = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let export = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(otlp_request(&dataset(an_hour_ago())).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn readyz_works_for_a_login_granted_only_archon_exporter_and_floods_share_one_check() {
+    let db = TestDb::migrated().await;
+    let admin = db.client().await;
+    let name = format!("exporter_{}", admin.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0));
+    admin
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD 'pw'; GRANT archon_exporter TO {name};"
+        ))
+        .await
+        .unwrap();
+    // Later keys win: the same database, as the exporter login.
+    let url = format!("{} user={name} password=pw", db.url());
+    let mut config = ServeConfig::new(url);
+    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    config.http_listen = "127.0.0.1:0".parse().unwrap();
+    config.reaper = None;
+    let service = Server::bind(config).await.unwrap().spawn();
+    let ready = format!("http://{}/readyz", service.http_addr());
+    let answers = futures::future::join_all((0..200).map(|_| reqwest::get(&ready))).await;
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    }
+    // A flood costs at most a check every 2 s, not a connection each.
+    let checks: i64 = admin
+        .query_one(&format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{name}'"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(checks <= 3, "{checks} connections for readiness");
+    let export = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", service.http_addr()))
+        .header("content-type", "application/x-protobuf")
+        .body(otlp_request(&dataset(an_hour_ago())).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200, "the exporter login writes");
+    service.stop().await.unwrap();
+    drop(admin);
+    let admin = db.client().await;
+    admin.batch_execute(&format!("DROP OWNED BY {name}; DROP ROLE {name}")).await.unwrap();
+}
