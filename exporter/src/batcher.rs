@@ -80,6 +80,7 @@ pub struct Batcher {
     tx: mpsc::UnboundedSender<Job>,
     budget: Arc<Semaphore>,
     max_pending: usize,
+    max_batch_rows: usize,
     writers: Arc<Mutex<JoinSet<()>>>,
 }
 
@@ -102,12 +103,27 @@ impl Batcher {
             tx,
             budget: Arc::new(Semaphore::new(config.max_pending_rows)),
             max_pending: config.max_pending_rows,
+            // A part never exceeds the pending budget, whatever the two are set to.
+            max_batch_rows: config.max_batch_rows.clamp(1, (config.max_pending_rows / 2).max(1)),
             writers: Arc::new(Mutex::new(writers)),
         }
     }
 
     /// Queues a batch and waits until it is committed; returns the rows the database refused.
+    ///
+    /// A batch larger than one transaction is written in parts, one after another, each within
+    /// the write timeout and the pending budget: an export of any size can succeed. If a part
+    /// fails the export is retried whole, and the parts already written are duplicates, which
+    /// the store ignores.
     pub async fn submit(&self, batch: MappedBatch) -> Result<Vec<StoreRejection>, SubmitError> {
+        let mut refused = Vec::new();
+        for part in batch.split(self.max_batch_rows) {
+            refused.extend(self.submit_part(part).await?);
+        }
+        Ok(refused)
+    }
+
+    async fn submit_part(&self, batch: MappedBatch) -> Result<Vec<StoreRejection>, SubmitError> {
         let rows = (batch.requests.len() + batch.sessions.len()).max(1);
         if rows > self.max_pending {
             return Err(SubmitError::Busy(rows));

@@ -124,6 +124,33 @@ impl MappedBatch {
     pub fn rejected(&self) -> usize {
         self.skipped.iter().filter(|s| s.reason.is_rejection()).count()
     }
+
+    /// Splits into parts of at most `max_requests` request rows, each carrying the session
+    /// upserts its requests need (upserts are idempotent, so a session in two parts is
+    /// harmless); sessions without requests go with the first part. Writing the parts one
+    /// after another stores what writing the whole would. Skipped spans stay with the first.
+    pub fn split(self, max_requests: usize) -> Vec<MappedBatch> {
+        let max_requests = max_requests.max(1);
+        if self.requests.len() <= max_requests {
+            return vec![self];
+        }
+        let sessions: BTreeMap<Uuid, SessionUpsert> = self.sessions.into_iter().map(|s| (s.session_id, s)).collect();
+        let mut parts: Vec<MappedBatch> = Vec::new();
+        let mut requests = self.requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            let chunk: Vec<RequestRow> = requests.by_ref().take(max_requests).collect();
+            let needed: std::collections::BTreeSet<Uuid> = chunk.iter().map(|r| r.session_id).collect();
+            let sessions = needed.iter().filter_map(|id| sessions.get(id).cloned()).collect();
+            parts.push(MappedBatch { sessions, requests: chunk, skipped: Vec::new() });
+        }
+        let referenced: std::collections::BTreeSet<Uuid> =
+            parts.iter().flat_map(|p| p.requests.iter().map(|r| r.session_id)).collect();
+        let first = &mut parts[0];
+        first.sessions.extend(sessions.into_values().filter(|s| !referenced.contains(&s.session_id)));
+        first.sessions.sort_by_key(|s| s.session_id);
+        first.skipped = self.skipped;
+        parts
+    }
 }
 
 /// What one span maps to.

@@ -327,3 +327,23 @@ fn spans_dated_far_in_the_future_are_refused() {
     assert_eq!(batch.skipped[0].reason, SkipReason::FutureTimestamp);
     assert!(SkipReason::FutureTimestamp.is_rejection(), "counted in the partial success");
 }
+
+#[test]
+fn a_large_batch_splits_into_parts_that_each_carry_their_sessions() {
+    let mut spans = Vec::new();
+    for i in 0..10u8 {
+        let session = format!("0195f3a0-0000-7000-8000-00000000000{}", i % 3);
+        spans.push(call(i + 1, "x").with_attribute(attr::SESSION_ID, session.as_str()));
+    }
+    let whole = map_spans(&spans);
+    let parts = whole.clone().split(4);
+    assert_eq!(parts.iter().map(|p| p.requests.len()).collect::<Vec<_>>(), [4, 4, 2]);
+    for part in &parts {
+        for request in &part.requests {
+            assert!(part.sessions.iter().any(|s| s.session_id == request.session_id), "its session travels with it");
+        }
+    }
+    let requests: Vec<_> = parts.iter().flat_map(|p| p.requests.clone()).collect();
+    assert_eq!(requests, whole.requests);
+    assert_eq!(whole.clone().split(100), vec![whole]);
+}

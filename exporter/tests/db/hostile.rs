@@ -227,3 +227,34 @@ async fn readyz_works_for_a_login_granted_only_archon_exporter_and_floods_share_
     let admin = db.client().await;
     admin.batch_execute(&format!("DROP OWNED BY {name}; DROP ROLE {name}")).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_larger_than_the_pending_budget_is_stored_in_full() {
+    let db = TestDb::migrated().await;
+    let mut config = ServeConfig::new(db.url());
+    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    config.http_listen = "127.0.0.1:0".parse().unwrap();
+    config.reaper = None;
+    // Scaled down: an export of 5× the pending budget, 25× a transaction.
+    config.batcher.max_pending_rows = 1_000;
+    config.batcher.max_batch_rows = 200;
+    let service = Server::bind(config).await.unwrap().spawn();
+    let t0 = an_hour_ago();
+    let mut conns: Vec<Conn> =
+        (0..50).map(|i| Conn::new(&format!("0195f3a0-0000-7000-8000-{i:012}"), "Claude Code", Some(ADA))).collect();
+    let spans: Vec<_> = (0..5_000u64).map(|i| conns[(i % 50) as usize].call("search", t0 + i * MS, 1)).collect();
+    let export = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", service.http_addr()))
+        .header("content-type", "application/x-protobuf")
+        .body(otlp_request(&spans).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200, "{}", export.text().await.unwrap());
+    let client = db.client().await;
+    let stored: i64 = client.query_one("SELECT count(*) FROM archon_mcp_requests", &[]).await.unwrap().get(0);
+    assert_eq!(stored, 5_000);
+    let sessions: i64 = client.query_one("SELECT count(*) FROM archon_mcp_sessions", &[]).await.unwrap().get(0);
+    assert_eq!(sessions, 50);
+    service.stop().await.unwrap();
+}
