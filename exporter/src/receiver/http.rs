@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::{Ingest, Outcome, RETRY_AFTER, export_response};
 use crate::migrate;
+use crate::otlp;
 use crate::store::PgStore;
 
 /// Body limits of `/v1/traces`.
@@ -169,11 +170,18 @@ fn decode_body_within(
         }
         Some(other) => return Err(BodyError::UnsupportedEncoding(other.to_owned())),
     };
+    // A string that is not UTF-8 (protobuf) or a lone surrogate (JSON) in one span must not
+    // lose the export: it is decoded again leniently, the bad text replaced by U+FFFD.
     match encoding {
-        Encoding::Protobuf => {
-            ExportTraceServiceRequest::decode(body).map_err(|e| BodyError::Undecodable(e.to_string()))
-        }
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| BodyError::Undecodable(e.to_string())),
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
+            .or_else(|strict| otlp::decode_lossy(body).map_err(|_| strict))
+            .map_err(|e| BodyError::Undecodable(e.to_string())),
+        Encoding::Json => serde_json::from_slice(body)
+            .or_else(|strict| match otlp::repair_json_surrogates(body) {
+                Some(repaired) => serde_json::from_slice(&repaired).map_err(|_| strict),
+                None => Err(strict),
+            })
+            .map_err(|e| BodyError::Undecodable(e.to_string())),
     }
 }
 

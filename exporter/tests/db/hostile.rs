@@ -258,3 +258,47 @@ async fn an_export_larger_than_the_pending_budget_is_stored_in_full() {
     assert_eq!(sessions, 50);
     service.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn one_span_with_broken_text_does_not_lose_the_export() {
+    let db = TestDb::migrated().await;
+    let mut config = ServeConfig::new(db.url());
+    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
+    config.http_listen = "127.0.0.1:0".parse().unwrap();
+    config.reaper = None;
+    let service = Server::bind(config).await.unwrap().spawn();
+    let traces = format!("http://{}/v1/traces", service.http_addr());
+    let mut conn = Conn::new(SESSION_1, "Claude Code", Some(ADA));
+    let t0 = an_hour_ago();
+    let request = otlp_request(&[conn.call("good_tool", t0, 5), conn.call("bad_toolQ", t0 + SEC, 5)]);
+
+    // Protobuf: one tool name with a byte that is not UTF-8.
+    let mut body = request.encode_to_vec();
+    let places: Vec<usize> = body.windows(9).enumerate().filter(|(_, w)| *w == b"bad_toolQ").map(|(i, _)| i + 8).collect();
+    assert!(!places.is_empty());
+    for at in places {
+        body[at] = 0xff;
+    }
+    let post = |content_type: &'static str, body: Vec<u8>| {
+        reqwest::Client::new().post(&traces).header("content-type", content_type).body(body).send()
+    };
+    let response = post("application/x-protobuf", body).await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    // JSON: a lone surrogate in another span's tool name.
+    let request = otlp_request(&[conn.call("json_good", t0 + 2 * SEC, 5), conn.call("json_badQ", t0 + 3 * SEC, 5)]);
+    let json = serde_json::to_string(&request).unwrap().replace("json_badQ", "json_bad\\ud800");
+    let response = post("application/json", json.into_bytes()).await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    let client = db.client().await;
+    let tools: Vec<String> = client
+        .query("SELECT tool_name FROM archon_mcp_requests ORDER BY \"timestamp\"", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tools, ["good_tool", "bad_tool\u{fffd}", "json_good", "json_bad\u{fffd}"]);
+    service.stop().await.unwrap();
+}

@@ -8,6 +8,10 @@
 //! assert!(spans.is_empty() && invalid.is_empty());
 //! ```
 
+mod lossy;
+
+pub use lossy::{decode_lossy, repair_json_surrogates};
+
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
