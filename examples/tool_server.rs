@@ -50,8 +50,12 @@ struct Args {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Verify HS256 bearer tokens with this secret (users from `sub`, `email`, `name`, `department`).
-    #[arg(long, env = "ARCHON_JWT_SECRET", hide_env_values = true)]
+    /// Prefer --jwt-secret-file or the environment: a flag's value is visible in `ps`.
+    #[arg(long, env = "ARCHON_JWT_SECRET", hide_env_values = true, conflicts_with = "jwt_secret_file")]
     jwt_secret: Option<String>,
+    /// Read the HS256 secret from this file (surrounding whitespace ignored).
+    #[arg(long, env = "ARCHON_JWT_SECRET_FILE")]
+    jwt_secret_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -68,7 +72,19 @@ async fn main() -> anyhow::Result<()> {
     };
     let telemetry = builder.install()?;
 
-    let users: Box<dyn UserResolver> = match &args.jwt_secret {
+    if std::env::args().any(|a| a == "--jwt-secret" || a.starts_with("--jwt-secret=")) {
+        eprintln!("warning: --jwt-secret is visible to every local user (ps): use --jwt-secret-file or ARCHON_JWT_SECRET");
+    }
+    let jwt_secret = match &args.jwt_secret_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --jwt-secret-file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => args.jwt_secret.clone(),
+    };
+    let users: Box<dyn UserResolver> = match &jwt_secret {
         Some(secret) => Box::new(JwtUser::hs256(secret.as_bytes()).or(EnvUser::from_env())),
         None => Box::new(EnvUser::from_env()),
     };

@@ -77,7 +77,7 @@ pub mod user;
 #[cfg(feature = "full")]
 pub use config::{SCOPE, TracedConfig, TracedConfigBuilder};
 #[cfg(feature = "full")]
-pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, layer};
+pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, layer, otlp_retry_policy};
 #[cfg(feature = "full")]
 pub use connection::CLIENT_GONE_REASON;
 #[cfg(feature = "full")]

@@ -105,14 +105,16 @@ impl TelemetryBuilder {
             let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
                 .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
                 .unwrap_or_else(|_| "grpc".into());
+            use opentelemetry_otlp::{WithHttpConfig as _, WithTonicConfig as _};
+            let otlp = opentelemetry_otlp::SpanExporter::builder();
             let exporter = match (protocol.as_str(), endpoint) {
-                ("grpc", None) => opentelemetry_otlp::SpanExporter::builder().with_tonic().build(),
+                ("grpc", None) => otlp.with_tonic().with_retry_policy(otlp_retry_policy()).build(),
                 ("grpc", Some(endpoint)) => {
-                    opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build()
+                    otlp.with_tonic().with_retry_policy(otlp_retry_policy()).with_endpoint(endpoint).build()
                 }
-                ("http/protobuf", None) => opentelemetry_otlp::SpanExporter::builder().with_http().build(),
+                ("http/protobuf", None) => otlp.with_http().with_retry_policy(otlp_retry_policy()).build(),
                 ("http/protobuf", Some(endpoint)) => {
-                    opentelemetry_otlp::SpanExporter::builder().with_http().with_endpoint(endpoint).build()
+                    otlp.with_http().with_retry_policy(otlp_retry_policy()).with_endpoint(endpoint).build()
                 }
                 (other, _) => {
                     return Err(TelemetryError::Exporter(format!(
@@ -227,6 +229,23 @@ impl TelemetryBuilder {
             .map_err(|_| TelemetryError::SubscriberInstalled)?;
         Ok(guard)
     }
+}
+
+/// How the OTLP exporter retries a collector that is away or overloaded (UNAVAILABLE, 503,
+/// 429, a timeout): for about 20 s with exponential backoff, rather than the SDK's default of
+/// 3 retries within 2 s, after which a batch is dropped. The batch processor's queue holds what
+/// arrives meanwhile; what overflows it is counted and logged by the SDK.
+///
+/// ```
+/// // For an OTLP exporter you build yourself:
+/// let policy = archon_mcp_instrument::otlp_retry_policy();
+/// # let _ = policy;
+/// ```
+pub fn otlp_retry_policy() -> opentelemetry_otlp::RetryPolicy {
+    opentelemetry_otlp::RetryPolicy::default()
+        .with_max_retries(8)
+        .with_initial_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
 }
 
 fn with_batch<E: SpanExporter + 'static>(

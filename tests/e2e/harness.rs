@@ -203,8 +203,10 @@ pub struct McpServer {
 
 impl McpServer {
     pub async fn start(otlp: SocketAddr) -> Self {
+        use opentelemetry_otlp::WithTonicConfig as _;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
+            .with_retry_policy(archon_mcp_instrument::otlp_retry_policy())
             .with_endpoint(format!("http://{otlp}"))
             .build()
             .expect("OTLP exporter");
