@@ -23,6 +23,7 @@
 
 pub mod batcher;
 pub mod client_type;
+pub mod connection_string;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod ids;

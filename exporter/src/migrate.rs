@@ -33,6 +33,9 @@ pub enum MigrateError {
     /// The CA file for TLS is unusable.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// The connection string does not parse.
+    #[error("{0}")]
+    ConnectionString(String),
 }
 
 /// A migration this build knows.
@@ -55,7 +58,8 @@ pub async fn migrate_url_verified(
     ca_file: Option<&std::path::Path>,
 ) -> Result<Vec<MigrationInfo>, MigrateError> {
     let tls = crate::tls::connector(ca_file)?;
-    let (mut client, connection) = tokio_postgres::connect(url, tls).await?;
+    let config = crate::connection_string::parse(url).map_err(MigrateError::ConnectionString)?;
+    let (mut client, connection) = config.connect(tls).await?;
     let driver = tokio::spawn(connection);
     let result = migrate(&mut client).await;
     drop(client);

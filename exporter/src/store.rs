@@ -176,7 +176,7 @@ impl PgStore {
     /// A store with its own pool for a `postgres://` URL or key=value connection string.
     /// Connects lazily: an unreachable database shows up as [`StoreError::Unavailable`] on write.
     pub fn connect(url: &str, config: StoreConfig) -> Result<Self, StoreError> {
-        let pg: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Config(format!("{e}")))?;
+        let pg = crate::connection_string::parse(url).map_err(StoreError::Config)?;
         let tls = crate::tls::connector(config.ca_file.as_deref()).map_err(|e| StoreError::Config(e.to_string()))?;
         let manager = Manager::from_config(pg, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
