@@ -22,6 +22,7 @@
 //! ```
 
 pub mod batcher;
+pub mod budgets;
 pub mod client_type;
 pub mod connection_string;
 #[cfg(feature = "fuzzing")]
