@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use archon_mcp_exporter::batcher::BatcherConfig;
+use archon_mcp_exporter::budgets::{self, BudgetDate, BudgetSpec, Scope};
 use archon_mcp_exporter::migrate;
 use archon_mcp_exporter::reaper::ReaperConfig;
 use archon_mcp_exporter::receiver::http::BodyLimits;
@@ -47,6 +48,13 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Monthly cost budgets: set, list (with spend, forecast and state), remove.
+    Budgets {
+        #[command(flatten)]
+        db: Database,
+        #[command(subcommand)]
+        action: BudgetAction,
+    },
     /// Create the monthly request partitions for the coming months.
     Partitions {
         #[command(flatten)]
@@ -54,6 +62,36 @@ enum Command {
         /// How many months after the current one to create.
         #[arg(long, env = "ARCHON_EXPORTER_MONTHS_AHEAD", default_value_t = 3)]
         months_ahead: i32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BudgetAction {
+    /// Set the monthly budget of a scope (replaces one set from the same day).
+    Set {
+        /// all, user:KEY (the principal, e.g. JWT sub), department:NAME, tool:NAME or client_type:TYPE.
+        #[arg(long)]
+        scope: Scope,
+        /// The monthly amount.
+        #[arg(long)]
+        monthly: f64,
+        /// Its currency (costs are stored in USD).
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        /// Warn at this percentage of the amount (repeatable; default 80 and 100).
+        #[arg(long = "warn-at")]
+        warn_at: Vec<i32>,
+        /// First day in force, YYYY-MM-DD (default today).
+        #[arg(long)]
+        from: Option<BudgetDate>,
+    },
+    /// The budgets in force: spend this month, forecast, percent used, state.
+    List,
+    /// Remove every budget of a scope.
+    Remove {
+        /// The scope, as given to `set`.
+        #[arg(long)]
+        scope: Scope,
     },
 }
 
@@ -267,6 +305,39 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Budgets { db, action } => {
+            let client = connect(&db).await?;
+            match action {
+                BudgetAction::Set { scope, monthly, currency, warn_at, from } => {
+                    let mut spec = BudgetSpec::monthly(scope.clone(), monthly);
+                    spec.currency = currency;
+                    if !warn_at.is_empty() {
+                        spec.warn_at = warn_at;
+                    }
+                    spec.effective_from = from;
+                    budgets::set(&client, &spec).await?;
+                    println!("budget for {scope}: {monthly:.2} {} a month, warnings at {:?} %", spec.currency, spec.warn_at);
+                }
+                BudgetAction::List => {
+                    let all = budgets::status(&client).await?;
+                    if all.is_empty() {
+                        println!("no budgets: add one with `archon-mcp-exporter budgets set --scope all --monthly 500`");
+                    } else {
+                        println!("{:<32} {:>12} {:>12} {:>12} {:>7}  state", "scope", "monthly", "spent", "forecast", "used");
+                        for b in all {
+                            println!(
+                                "{:<32} {:>8.2} {} {:>12.2} {:>12.2} {:>6.1}%  {}",
+                                b.scope.to_string(), b.monthly_amount, b.currency, b.spend_mtd, b.forecast, b.percent_used, b.state
+                            );
+                        }
+                    }
+                }
+                BudgetAction::Remove { scope } => {
+                    let removed = budgets::remove(&client, &scope).await?;
+                    println!("removed {removed} budget(s) for {scope}");
+                }
+            }
+        }
         Command::Partitions { db, months_ahead } => {
             let client = connect(&db).await?;
             let rows = client
@@ -286,7 +357,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 async fn connect(db: &Database) -> anyhow::Result<tokio_postgres::Client> {
     let tls = archon_mcp_exporter::tls::connector(db.database_ca_file.as_deref())?;
-    let (client, connection) = tokio_postgres::connect(&db.database_url, tls)
+    let config = archon_mcp_exporter::connection_string::parse(&db.database_url).map_err(anyhow::Error::msg)?;
+    let (client, connection) = config
+        .connect(tls)
         .await
         .context("connecting (check --database-url / DATABASE_URL and that the server is up)")?;
     tokio::spawn(connection);

@@ -156,3 +156,39 @@ async fn readers_see_the_budgets_that_cover_their_rows_and_only_their_spend() {
     drop(reader);
     admin.batch_execute(&format!("DROP OWNED BY {name}; DROP ROLE {name}")).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_budgets_command() {
+    let db = TestDb::migrated().await;
+    seed(&db).await;
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_archon-mcp-exporter"))
+            .arg("budgets")
+            .args(args)
+            .env("DATABASE_URL", db.url())
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, out, _) = run(&["list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("no budgets"), "{out}");
+    let (code, out, err) = run(&["set", "--scope", "department:Research", "--monthly", "500", "--currency", "USD", "--warn-at", "80"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("department:Research: 500.00 USD a month, warnings at [80] %"), "{out}");
+    let (_, out, _) = run(&["list"]);
+    assert!(out.contains("department:Research") && out.contains("ok"), "{out}");
+    // Usage errors exit 2 and say what is expected; a missing budget exits 1 and says what to do.
+    let (code, _, err) = run(&["set", "--scope", "team:x", "--monthly", "5"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("department:NAME"), "{err}");
+    let (code, _, err) = run(&["set", "--scope", "all", "--monthly", "5", "--currency", "EUR"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("currency USD"), "{err}");
+    let (code, out, _) = run(&["remove", "--scope", "department:Research"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("removed 1"), "{out}");
+    let (code, _, err) = run(&["remove", "--scope", "department:Research"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("budgets list"), "{err}");
+}
