@@ -17,6 +17,7 @@ use archon_mcp_exporter::PgSpanExporter;
 use archon_mcp_exporter::store::{PgStore, StoreConfig};
 use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolver, UserResolverExt};
 use archon_mcp_instrument::attributes::DisconnectReason;
+use archon_mcp_instrument::budget::BudgetGate;
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
 use archon_mcp_otel::shutdown;
@@ -53,6 +54,10 @@ struct Args {
     /// Prefer --jwt-secret-file or the environment: a flag's value is visible in `ps`.
     #[arg(long, env = "ARCHON_JWT_SECRET", hide_env_values = true, conflicts_with = "jwt_secret_file")]
     jwt_secret: Option<String>,
+    /// Refuse tool calls of users and departments over their budget, as read from this
+    /// database every 30 s (`archon-mcp-exporter budgets set …`); off when not given.
+    #[arg(long, env = "ARCHON_BUDGETS_DATABASE_URL", hide_env_values = true)]
+    budgets_database_url: Option<String>,
     /// Read the HS256 secret from this file (surrounding whitespace ignored).
     #[arg(long, env = "ARCHON_JWT_SECRET_FILE")]
     jwt_secret_file: Option<std::path::PathBuf>,
@@ -88,7 +93,13 @@ async fn main() -> anyhow::Result<()> {
         Some(secret) => Box::new(JwtUser::hs256(secret.as_bytes()).or(EnvUser::from_env())),
         None => Box::new(EnvUser::from_env()),
     };
-    let config = TracedConfig::builder().user_resolver(users).build();
+    let mut config = TracedConfig::builder().user_resolver(users);
+    if let Some(url) = args.budgets_database_url.clone() {
+        let gate = BudgetGate::new(Duration::from_secs(120));
+        archon_mcp_otel::budgets::refresh_from_postgres(&gate, url, Duration::from_secs(30));
+        config = config.enforce_budgets(gate);
+    }
+    let config = config.build();
 
     // On SIGINT/SIGTERM: sessions end as `server_shutdown` at the signal, open streams close,
     // and the server exits within DRAIN even if a client holds a connection.

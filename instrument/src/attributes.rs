@@ -117,6 +117,8 @@ pub const ERROR_TYPE_TOOL_ERROR: &str = "tool_error";
 pub const ERROR_TYPE_TIMEOUT: &str = "timeout";
 /// [`ERROR_TYPE`] of a request the client cancelled, or went away before its response.
 pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
+/// [`ERROR_TYPE`] of a tool call refused because a budget covering it is used up.
+pub const ERROR_TYPE_BUDGET_EXCEEDED: &str = "budget_exceeded";
 /// The span status description (the row's `error_message`) of a request whose client went away
 /// before its response.
 pub const CANCEL_CLIENT_DISCONNECT: &str = "client_disconnect";

@@ -68,6 +68,7 @@ pub struct TracedConfigBuilder {
     hash_emails: bool,
     record_all_methods: bool,
     refuse_foreign_principals: bool,
+    budgets: Option<crate::budget::BudgetGate>,
     estimation: TokenEstimation,
     capture: CapturePolicy,
     stateless_idle: Duration,
@@ -82,6 +83,7 @@ impl Default for TracedConfigBuilder {
             hash_emails: false,
             record_all_methods: false,
             refuse_foreign_principals: false,
+            budgets: None,
             estimation: TokenEstimation::Off,
             capture: CapturePolicy::none(),
             stateless_idle: Duration::from_secs(30 * 60),
@@ -122,6 +124,13 @@ impl TracedConfigBuilder {
     /// in the session. Either way it is never billed to the session's user.
     pub fn refuse_foreign_principals(mut self, on: bool) -> Self {
         self.refuse_foreign_principals = on;
+        self
+    }
+
+    /// Refuses tool calls whose user, department or tool (or everyone) is over budget, as
+    /// `gate` last read it (see [`budget`](crate::budget)). Off by default.
+    pub fn enforce_budgets(mut self, gate: crate::budget::BudgetGate) -> Self {
+        self.budgets = Some(gate);
         self
     }
 
@@ -169,6 +178,7 @@ impl TracedConfigBuilder {
                 hash_emails: self.hash_emails,
                 record_all_methods: self.record_all_methods,
                 refuse_foreign_principals: self.refuse_foreign_principals,
+                budgets: self.budgets,
                 estimation: self.estimation,
                 capture: self.capture,
                 stateless: StatelessSessions::new(self.stateless_idle, self.stateless_capacity),
@@ -187,6 +197,7 @@ pub(crate) struct Shared {
     pub(crate) hash_emails: bool,
     pub(crate) record_all_methods: bool,
     pub(crate) refuse_foreign_principals: bool,
+    pub(crate) budgets: Option<crate::budget::BudgetGate>,
     pub(crate) estimation: TokenEstimation,
     pub(crate) capture: CapturePolicy,
     pub(crate) stateless: StatelessSessions,
@@ -238,6 +249,8 @@ impl Shared {
 pub(crate) struct Metrics {
     pub(crate) operation_duration: Histogram<f64>,
     pub(crate) session_duration: Histogram<f64>,
+    /// Tool calls let through because the budget state was unknown or stale.
+    pub(crate) budget_unknown: opentelemetry::metrics::Counter<u64>,
 }
 
 impl Metrics {
@@ -256,6 +269,10 @@ impl Metrics {
                 .with_unit("s")
                 .with_description("Duration of MCP analytics sessions")
                 .with_boundaries(vec![1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0])
+                .build(),
+            budget_unknown: meter
+                .u64_counter("archon.budget.unknown_state")
+                .with_description("Tool calls let through because the budget state was not known or was stale")
                 .build(),
         }
     }

@@ -50,6 +50,8 @@
 
 pub mod attributes;
 #[cfg(feature = "full")]
+pub mod budget;
+#[cfg(feature = "full")]
 pub mod capture;
 #[cfg(feature = "full")]
 mod config;

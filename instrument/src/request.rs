@@ -46,6 +46,29 @@ pub(crate) enum Target<'a> {
 /// cancelled request is discarded, so nobody waits for it.
 const CANCEL_REASON_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// The refusal of a tool call whose budget is used up; an unknown budget state lets it through
+/// and is counted.
+fn budget_refusal(
+    gate: &crate::budget::BudgetGate,
+    user: Option<&UserInfo>,
+    tool: &str,
+    shared: &Shared,
+) -> Option<(McpError, Option<&'static str>)> {
+    match gate.check(user, tool) {
+        crate::budget::Verdict::Allowed => None,
+        crate::budget::Verdict::Unknown => {
+            shared.metrics().budget_unknown.add(1, &[]);
+            None
+        }
+        crate::budget::Verdict::Refused(message) => {
+            Some((McpError::new(rmcp::model::ErrorCode(BUDGET_EXCEEDED_CODE), message, None), Some(attr::ERROR_TYPE_BUDGET_EXCEEDED)))
+        }
+    }
+}
+
+/// The JSON-RPC code of a call refused for its budget (an implementation-defined server error).
+const BUDGET_EXCEEDED_CODE: i32 = -32050;
+
 /// What an invalid-params error is recorded as when the tool's content is not captured.
 const INVALID_PARAMS_DESCRIPTION: &str = "invalid_params: the arguments do not match the tool's schema";
 
@@ -66,8 +89,9 @@ pub(crate) struct Call {
     session: Option<Arc<ActiveSession>>,
     /// Whether this request carries the session (becomes a row).
     recorded: bool,
-    /// Refused before the handler runs: its principal is not its session's.
-    refused: bool,
+    /// Refused before the handler runs (its principal is not its session's; a budget is used
+    /// up): the error, and its `error.type` when not the JSON-RPC code.
+    refusal: Option<(McpError, Option<&'static str>)>,
     method: Cow<'static, str>,
     /// The tool, on `tools/call`, and whether its content may be captured.
     tool: Option<(Cow<'static, str>, bool)>,
@@ -185,7 +209,13 @@ impl Call {
         // that failed) is anonymous in it — never billed to the session's user — or refused.
         let foreign = session.as_ref().is_some_and(|s| s.principal.as_deref() != user.as_ref().map(|u| u.id.as_str()));
         let identity = if foreign { connection.identity(client, &None, protocol, shared.hash_emails) } else { identity };
-        let refused = foreign && shared.refuse_foreign_principals;
+        let refusal = if foreign && shared.refuse_foreign_principals {
+            Some((McpError::invalid_request(FOREIGN_PRINCIPAL, None), None))
+        } else if let (true, Some(gate), Some((tool, _))) = (is_tool_call, &shared.budgets, &tool) {
+            budget_refusal(gate, if foreign { None } else { user.as_ref() }, tool, shared)
+        } else {
+            None
+        };
         let recorded = session.is_some() && (is_tool_call || shared.record_all_methods);
         if let (Some(session), true) = (&session, recorded) {
             attributes.push(KeyValue::new(attr::SESSION_ID, session.id.clone()));
@@ -211,7 +241,7 @@ impl Call {
             stateless: parts.is_some() && mcp_session_id.is_none(),
             session,
             recorded,
-            refused,
+            refusal,
             method,
             tool,
             prompt,
@@ -232,8 +262,8 @@ impl Call {
         handler: impl Future<Output = Result<T, McpError>>,
         tool_result: fn(&T) -> Option<&CallToolResult>,
     ) -> Result<T, McpError> {
-        if self.refused {
-            let refusal = Err(McpError::invalid_request(FOREIGN_PRINCIPAL, None));
+        if let Some((error, _)) = self.refusal.clone() {
+            let refusal = Err(error);
             self.finish(&refusal, None, false, tool_result);
             return refusal;
         }
@@ -278,7 +308,11 @@ impl Call {
             Err(e) => {
                 let code = e.code.0.to_string();
                 span.set_attribute(KeyValue::new(attr::RPC_RESPONSE_STATUS_CODE, code.clone()));
-                error_type = Some(if panicked { Cow::Borrowed("panic") } else { Cow::Owned(code) });
+                error_type = Some(match (panicked, self.refusal.as_ref().and_then(|(_, t)| *t)) {
+                    (true, _) => Cow::Borrowed("panic"),
+                    (false, Some(refused_as)) => Cow::Borrowed(refused_as),
+                    (false, None) => Cow::Owned(code),
+                });
                 span.set_status(Status::error(self.error_description(e)));
             }
             Ok(value) => {
