@@ -228,6 +228,10 @@ pub fn map_span(span: &Span) -> Result<Mapped, Skipped> {
                 .map_or(DisconnectReason::ClientDisconnect, |r| DisconnectReason::parse(&r));
             session.disconnected_at = Some(end);
             session.disconnect_reason = Some(clean_text(reason.as_str(), limits::DISCONNECT_REASON));
+            session.catalog_tokens = attrs
+                .get(attr::ARCHON_SESSION_CATALOG_TOKENS)
+                .and_then(Value::as_i64)
+                .and_then(|n| i32::try_from(n.max(0)).ok());
             if let Some(count) = attrs.get(attr::ARCHON_SESSION_REQUEST_COUNT).and_then(Value::as_i64) {
                 session.metadata.insert("request_count".into(), count.into());
             }

@@ -74,6 +74,8 @@ pub struct SessionUpsert {
     pub mcp_session_id: Option<String>,
     /// `service.name` of the server.
     pub service_name: Option<String>,
+    /// Estimated tokens of the tool catalog the session received.
+    pub catalog_tokens: Option<i32>,
     /// Everything else worth keeping (`service.instance.id`, protocol version, …).
     pub metadata: Map<String, Json>,
 }
@@ -98,6 +100,7 @@ impl SessionUpsert {
             user_department: None,
             mcp_session_id: None,
             service_name: None,
+            catalog_tokens: None,
             metadata: Map::new(),
         }
     }
@@ -131,6 +134,7 @@ impl SessionUpsert {
         fill(&mut self.user_department, other.user_department);
         fill(&mut self.mcp_session_id, other.mcp_session_id);
         fill(&mut self.service_name, other.service_name);
+        self.catalog_tokens = self.catalog_tokens.max(other.catalog_tokens);
         for (key, value) in other.metadata {
             self.metadata.entry(key).or_insert(value);
         }

@@ -305,21 +305,21 @@ INSERT INTO archon_mcp_sessions AS s (
     session_id, client_type, client_name, client_version, client_capabilities,
     connected_at, last_activity, disconnected_at, status, disconnect_reason,
     user_id, user_key, user_email, user_name, user_department,
-    mcp_session_id, service_name, metadata)
+    mcp_session_id, service_name, metadata, catalog_tokens)
 SELECT u.session_id, u.client_type, u.client_name, u.client_version, u.client_capabilities,
        u.connected_at, u.last_activity, u.disconnected_at,
        CASE WHEN u.disconnected_at IS NULL THEN 'active' ELSE 'disconnected' END,
        u.disconnect_reason,
        u.user_id, u.user_key, u.user_email, u.user_name, u.user_department,
-       u.mcp_session_id, u.service_name, u.metadata
+       u.mcp_session_id, u.service_name, u.metadata, u.catalog_tokens
   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[],
               $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[],
               $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[],
-              $15::text[], $16::text[], $17::jsonb[])
+              $15::text[], $16::text[], $17::jsonb[], $18::int4[])
        AS u(session_id, client_type, client_name, client_version, client_capabilities,
             connected_at, last_activity, disconnected_at, disconnect_reason,
             user_id, user_key, user_email, user_name, user_department,
-            mcp_session_id, service_name, metadata)
+            mcp_session_id, service_name, metadata, catalog_tokens)
  ORDER BY u.session_id
 ON CONFLICT (session_id) DO UPDATE SET
     connected_at = least(s.connected_at, EXCLUDED.connected_at),
@@ -345,6 +345,7 @@ ON CONFLICT (session_id) DO UPDATE SET
     user_department = coalesce(s.user_department, EXCLUDED.user_department),
     mcp_session_id = coalesce(s.mcp_session_id, EXCLUDED.mcp_session_id),
     service_name = coalesce(s.service_name, EXCLUDED.service_name),
+    catalog_tokens = greatest(s.catalog_tokens, EXCLUDED.catalog_tokens),
     metadata = EXCLUDED.metadata || s.metadata
 "#;
 
@@ -377,6 +378,7 @@ async fn upsert_sessions(
                 &col(sessions, |s| s.mcp_session_id.as_deref()),
                 &col(sessions, |s| s.service_name.as_deref()),
                 &col(sessions, |s| Json::Object(s.metadata.clone())),
+                &col(sessions, |s| s.catalog_tokens),
             ],
         )
         .await

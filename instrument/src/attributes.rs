@@ -93,6 +93,9 @@ pub const SESSION_SPAN_NAME: &str = "mcp.session";
 pub const ARCHON_SESSION_DISCONNECT_REASON: &str = "archon.session.disconnect_reason";
 /// How many requests the session served.
 pub const ARCHON_SESSION_REQUEST_COUNT: &str = "archon.session.request_count";
+/// Estimated tokens (characters ÷ 4) of the last `tools/list` result the session received:
+/// the tool catalog its model carries in its context.
+pub const ARCHON_SESSION_CATALOG_TOKENS: &str = "archon.session.catalog_tokens";
 
 // --- Resource --------------------------------------------------------------------------------
 

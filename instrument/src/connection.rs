@@ -46,6 +46,8 @@ pub(crate) struct Connection {
     unexplained: UnexplainedEnd,
     /// Standalone event streams open (HTTP `GET`): while one is, the client is there.
     streams: AtomicUsize,
+    /// Estimated tokens of the last `tools/list` result sent on this connection (0: none yet).
+    catalog_tokens: std::sync::atomic::AtomicU64,
     /// Messages the client sent over HTTP (not those the instrumentation delivers on its
     /// behalf), to tell a client that reconnected its stream from one that left.
     messages: AtomicUsize,
@@ -61,6 +63,7 @@ impl Connection {
             unexplained,
             streams: AtomicUsize::new(0),
             messages: AtomicUsize::new(0),
+            catalog_tokens: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -122,6 +125,20 @@ impl Connection {
                 connection.end_session(DisconnectReason::ClientDisconnect, Some(at));
             }
         }
+    }
+
+    /// A `tools/list` result of `tokens` (estimated) went to the client: its model now carries
+    /// the catalog; the session (now or once it starts) records it.
+    pub(crate) fn catalog_sent(&self, tokens: u64) {
+        self.catalog_tokens.store(tokens, Ordering::Relaxed);
+        if let Some(session) = lock(&self.session).as_ref() {
+            session.set_catalog_tokens(tokens);
+        }
+    }
+
+    /// The estimated tokens of the catalog last sent, if any.
+    pub(crate) fn catalog_tokens(&self) -> Option<u64> {
+        Some(self.catalog_tokens.load(Ordering::Relaxed)).filter(|n| *n > 0)
     }
 
     /// Registers a request about to be handled.

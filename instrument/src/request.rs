@@ -458,6 +458,9 @@ fn session_for(
         if slot.is_none() && create {
             let mut attributes = identity.clone();
             attributes.extend(capabilities());
+            attributes.extend(
+                connection.catalog_tokens().map(|n| KeyValue::new(attr::ARCHON_SESSION_CATALOG_TOKENS, n as i64)),
+            );
             *slot = Some(ActiveSession::start(shared, None, principal(user), false, attributes));
         }
         return slot.clone();

@@ -83,6 +83,14 @@ impl ActiveSession {
         session
     }
 
+    /// Records the tool catalog the session's client received (see
+    /// [`ARCHON_SESSION_CATALOG_TOKENS`](attr::ARCHON_SESSION_CATALOG_TOKENS)).
+    pub(crate) fn set_catalog_tokens(&self, tokens: u64) {
+        if let Some(span) = lock(&self.span).as_mut() {
+            span.set_attribute(KeyValue::new(attr::ARCHON_SESSION_CATALOG_TOKENS, tokens as i64));
+        }
+    }
+
     /// Moves the last activity to now (a request of the session finished); `recorded` counts
     /// it in `archon.session.request_count`, which counts the requests that carry the session
     /// (the rows), not the connection's every `tools/list`.

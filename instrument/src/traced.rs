@@ -17,6 +17,7 @@ use crate::config::{Shared, TracedConfig};
 use crate::connection::{Connection, UnexplainedEnd};
 use crate::request::{Call, Target};
 use crate::transport::ObservedTransport;
+use crate::usage::TokenEstimation;
 
 /// An rmcp server whose every request becomes an OpenTelemetry span (DESIGN §3), with the
 /// analytics session, the client and the user.
@@ -319,8 +320,18 @@ impl<H: ServerHandler> ServerHandler for Traced<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ListToolsResult, McpError>> + MaybeSendFuture + '_ {
-        let call = self.call(ListToolsRequestMethod::VALUE, Target::None, None, &context);
-        call.run(self.inner.list_tools(request, context), no_tool_result)
+        let connection = self.connection(&context);
+        let call = Call::begin(&self.shared, connection.clone(), Cow::Borrowed(ListToolsRequestMethod::VALUE), Target::None, None, &context);
+        async move {
+            let result = call.run(self.inner.list_tools(request, context), no_tool_result).await;
+            // The catalog enters the client's model context: its size, estimated as elsewhere.
+            if let Ok(list) = &result {
+                if let Some(tokens) = serde_json::to_string(&list.tools).ok().and_then(|t| TokenEstimation::CharsDiv4.estimate(&t)) {
+                    connection.catalog_sent(tokens);
+                }
+            }
+            result
+        }
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

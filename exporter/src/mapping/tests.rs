@@ -347,3 +347,10 @@ fn a_large_batch_splits_into_parts_that_each_carry_their_sessions() {
     assert_eq!(requests, whole.requests);
     assert_eq!(whole.clone().split(100), vec![whole]);
 }
+
+#[test]
+fn the_catalog_tokens_of_a_session_span_reach_its_row() {
+    let end = session_end("client_disconnect", 60).with_attribute(attr::ARCHON_SESSION_CATALOG_TOKENS, 1_234_i64);
+    let batch = map_spans([&end, &call(1, "x")]);
+    assert_eq!(batch.sessions[0].catalog_tokens, Some(1_234));
+}

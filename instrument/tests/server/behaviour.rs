@@ -215,3 +215,20 @@ async fn argument_parse_errors_keep_the_class_not_the_value() {
     let spans = capture.wait_for("the captured unlock span", |s| tool_spans(s).len() == 1).await;
     assert!(tool_spans(&spans)[0].status.contains("1234x"));
 }
+
+#[tokio::test]
+async fn the_tool_catalog_a_session_received_is_on_its_span() {
+    let capture = Capture::new();
+    let config = capture.config(TracedConfig::builder());
+    let client = connect(config.clone()).await;
+    let tools = client.list_all_tools().await.unwrap();
+    client.call_tool(call("search", json!({"query": "x"}))).await.unwrap();
+    config.end_sessions(archon_mcp_instrument::attributes::DisconnectReason::ServerShutdown);
+
+    // What the client's model carries: the serialized catalog, at 4 characters a token.
+    let expected = serde_json::to_string(&tools).unwrap().chars().count().div_ceil(4);
+    let spans = capture.wait_for("the session span", |s| summary(s).iter().any(|s| s.name == attr::SESSION_SPAN_NAME)).await;
+    let session = summary(&spans).into_iter().find(|s| s.name == attr::SESSION_SPAN_NAME).unwrap();
+    assert_eq!(session.attr(attr::ARCHON_SESSION_CATALOG_TOKENS), Some(expected.to_string().as_str()));
+    assert!(expected > 50, "seven tools with schemas: {expected}");
+}
