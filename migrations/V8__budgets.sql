@@ -39,14 +39,14 @@ CREATE UNIQUE INDEX archon_budgets_one_per_scope_and_start
 COMMENT ON TABLE archon_budgets IS
     'Monthly cost budgets by scope (all, user = user_key, department, tool, client_type); see archon_budget_status()';
 
--- The sessions a budget of (scope, value) covers; requests are matched on their own user for
--- user and department scopes (a request is never counted for a user it was not made by).
-CREATE FUNCTION archon_budget_spend(p_scope text, p_value text, p_from timestamptz, p_to timestamptz)
-RETURNS TABLE (spend numeric, requests bigint)
+-- The requests a budget of (scope, value) counts between two times. User and department scopes
+-- match a request on its own user (a request is never counted for a user who did not make it).
+CREATE FUNCTION archon_budget_requests(p_scope text, p_value text, p_from timestamptz, p_to timestamptz)
+RETURNS SETOF archon_mcp_requests
 LANGUAGE sql
 STABLE
 AS $fn$
-    SELECT coalesce(sum(r.estimated_cost), 0), count(*)
+    SELECT r.*
       FROM archon_mcp_requests r
       JOIN archon_mcp_sessions s ON s.session_id = r.session_id
      WHERE r."timestamp" >= p_from AND r."timestamp" < p_to
@@ -57,6 +57,14 @@ AS $fn$
              WHEN 'tool' THEN r.tool_name = p_value
              WHEN 'client_type' THEN s.client_type = p_value
            END
+$fn$;
+
+CREATE FUNCTION archon_budget_spend(p_scope text, p_value text, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (spend numeric, requests bigint)
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT coalesce(sum(r.estimated_cost), 0), count(*) FROM archon_budget_requests(p_scope, p_value, p_from, p_to) r
 $fn$;
 
 CREATE FUNCTION archon_budget_status(p_at timestamptz DEFAULT now())

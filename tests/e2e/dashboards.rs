@@ -34,7 +34,7 @@ fn root() -> &'static Path {
 
 fn dashboards() -> Vec<(String, Value)> {
     let out = load_dashboards(&root().join("dashboards/json")).expect("dashboards/json");
-    assert_eq!(out.len(), 3, "usage, users and cost, sessions");
+    assert_eq!(out.len(), 4, "usage, users and cost, sessions, budgets");
     out
 }
 
@@ -140,13 +140,22 @@ async fn seed(db: &TestDb) -> String {
         with_usage(ada.call("search", t0, 40), "gpt-4o", 1000, 100),
         ada.call("summarize", t0 + 10 * SEC, 900).with_attribute("archon.cost.amount", 0.25),
         tool_error(ada.call("create_task", t0 + 20 * SEC, 5), "exists"),
-        ada.end(t0, t0 + 60 * SEC, "client_disconnect"),
+        ada.end(t0, t0 + 60 * SEC, "client_disconnect").with_attribute("archon.session.catalog_tokens", 2_000_i64),
         with_estimate(obrien.call("search", t0 + 30 * SEC, 20), 400, 0),
         rpc_error(obrien.call("create_task", t0 + 40 * SEC, 1), -32602, "missing title"),
         anon.call("search", t0 + 50 * SEC, 10),
     ];
     let outcome = db.store(StoreConfig::default()).write(&map_spans(&spans)).await.unwrap();
     assert_eq!(outcome.requests_inserted, 6);
+    // A budget for everyone ($100, far from used) and one Research has overspent ($0.20).
+    db.client()
+        .await
+        .batch_execute(
+            "INSERT INTO archon_budgets (scope, scope_value, monthly_amount, effective_from)
+             VALUES ('all', NULL, 100, date_trunc('month', now())), ('department', 'Research', 0.20, date_trunc('month', now()))",
+        )
+        .await
+        .unwrap();
     ada_session.to_owned()
 }
 
@@ -287,6 +296,24 @@ async fn every_panel_query_runs_read_only_and_adds_up() {
         .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
         .collect();
     assert_eq!(reasons, BTreeMap::from([("client_disconnect".into(), "1".into()), ("open".into(), "2".into())]));
+
+    // Budgets.
+    let budgets: BTreeMap<_, _> = results[&("mcp-budgets.json".to_owned(), "Budgets this month".to_owned(), "all")]
+        .1
+        .iter()
+        .map(|r| (r[0].clone().unwrap(), (r[2].clone().unwrap(), r[5].clone().unwrap())))
+        .collect();
+    assert_eq!(
+        budgets,
+        BTreeMap::from([
+            ("all".into(), ("0.25".into(), "ok".into())),
+            ("department:Research".into(), ("0.25".into(), "over".into()))
+        ])
+    );
+    let contributors = &results[&("mcp-budgets.json".to_owned(), "Top contributors of each budget".to_owned(), "all")].1;
+    assert_eq!(contributors[0][1].as_deref(), Some("Ada Lovelace"));
+    let catalog = value("mcp-budgets.json", "Tool catalog in the context", "all");
+    assert_eq!((catalog[2].as_deref(), catalog[3].as_deref(), catalog[4].as_deref()), (Some("1"), Some("2000"), Some("64.5")));
 
     // Read-only.
     for write in [
