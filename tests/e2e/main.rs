@@ -2,6 +2,7 @@
 //! (rotel), `archon-mcp-exporter serve` and PostgreSQL. One binary, so the heavy parts start once
 //! per test.
 
+mod alerts;
 mod budgets;
 mod collector;
 mod corpus;
