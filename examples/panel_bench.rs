@@ -87,9 +87,23 @@ async fn main() -> anyhow::Result<()> {
     client.execute(SEED, &[&(sessions as i32)]).await?;
     client.execute(SEED_REQUESTS, &[&args.rows, &sessions]).await?;
     client.batch_execute("ANALYZE archon_mcp_sessions; ANALYZE archon_mcp_requests;").await?;
+    // Budgets of every scope, for the budgets dashboard and the alert rules.
+    client
+        .batch_execute(
+            "UPDATE archon_mcp_sessions SET catalog_tokens = 1500 + (hashtext(session_id::text) & 4095);
+             INSERT INTO archon_budgets (scope, scope_value, monthly_amount, effective_from) VALUES
+                ('all', NULL, 5000, date_trunc('month', now())),
+                ('department', 'Research', 100, date_trunc('month', now())),
+                ('department', 'Sales', 2000, date_trunc('month', now())),
+                ('user', 'user-7', 50, date_trunc('month', now())),
+                ('tool', 'summarize_document', 1000, date_trunc('month', now())),
+                ('client_type', 'Cursor', 500, date_trunc('month', now()));",
+        )
+        .await?;
     eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
 
-    client.batch_execute("SET ROLE archon_grafana").await?;
+    // As the recommended Grafana login (dashboards/grafana-role.sql) runs: read-only, no JIT.
+    client.batch_execute("SET ROLE archon_grafana; SET jit = off").await?;
     let vars: BTreeMap<&str, Vec<String>> =
         [("user", "__all"), ("department", "__all"), ("client_type", "__all"), ("tool", "__all"), ("session", "")]
             .into_iter()
@@ -117,7 +131,8 @@ async fn main() -> anyhow::Result<()> {
             .into_iter()
             .flatten()
             .flat_map(|p| panel_queries(p).into_iter().map(|q| (p["title"].as_str().unwrap_or("").to_owned(), q)));
-        for (name, sql) in variables.chain(panels) {
+        let alerts = (file == "mcp-budgets.json").then(alert_queries).into_iter().flatten();
+        for (name, sql) in variables.chain(panels).chain(alerts) {
             let mut times = Vec::new();
             for range in [&day, &week] {
                 let explain = format!("EXPLAIN (ANALYZE, FORMAT TEXT) {}", expand(&sql, &vars, range));
@@ -156,6 +171,21 @@ async fn main() -> anyhow::Result<()> {
         args.budget_ms
     );
     Ok(())
+}
+
+/// The provisioned alert rules' queries (timed with the budgets dashboard).
+fn alert_queries() -> Vec<(String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/provisioning/alerting/archon-mcp-alerts.json");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default()).unwrap_or_default();
+    doc["groups"][0]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|rule| {
+            let sql = rule["data"][0]["model"]["rawSql"].as_str()?;
+            Some((format!("alert: {}", rule["title"].as_str().unwrap_or("")), sql.to_owned()))
+        })
+        .collect()
 }
 
 fn truncate(s: &str, n: usize) -> String {
