@@ -222,7 +222,32 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoRun> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    step(options.progress, "setting budgets: one department is over its own");
+    set_budgets(&client).await?;
     Ok(DemoRun { database_url, calls, connections, cluster, exporter: Some(exporter) })
+}
+
+/// A budget for everyone, one per department — the department that spent most gets one it has
+/// already crossed (80 % of its spend), the others twice theirs.
+async fn set_budgets(client: &tokio_postgres::Client) -> anyhow::Result<()> {
+    use archon_mcp_exporter::budgets::{self, BudgetSpec, Scope};
+    let spend = client
+        .query(
+            "SELECT s.user_department, sum(r.estimated_cost)::float8
+               FROM archon_mcp_requests r JOIN archon_mcp_sessions s USING (session_id)
+              WHERE s.user_department IS NOT NULL AND r.user_id = s.user_id
+              GROUP BY 1 ORDER BY 2 DESC",
+            &[],
+        )
+        .await?;
+    let total: f64 = spend.iter().map(|r| r.get::<_, f64>(1)).sum();
+    budgets::set(client, &BudgetSpec::monthly(Scope::All, (total * 10.0).max(1.0))).await?;
+    for (i, row) in spend.iter().enumerate() {
+        let (department, spent): (String, f64) = (row.get(0), row.get(1));
+        let amount = if i == 0 { spent * 0.8 } else { spent * 2.0 };
+        budgets::set(client, &BudgetSpec::monthly(Scope::Department(department), amount.max(0.01))).await?;
+    }
+    Ok(())
 }
 
 impl DemoRun {

@@ -106,6 +106,15 @@ impl Report {
             .await?,
             table(
                 client,
+                "Budgets (archon_budget_status)",
+                &["budget", "monthly $", "spent $", "forecast $", "used", "state"],
+                "SELECT scope || coalesce(':' || scope_value, ''), round(monthly_amount, 2)::text,
+                        round(spend_mtd, 4)::text, round(forecast, 4)::text, round(percent_used, 1)::text || ' %', state
+                   FROM archon_budget_status() ORDER BY percent_used DESC",
+            )
+            .await?,
+            table(
+                client,
                 "Sessions by client and disconnect reason",
                 &["client", "reason", "sessions", "avg s"],
                 "SELECT client_type::text, coalesce(disconnect_reason::text, '(open)'), count(*)::text,

@@ -45,7 +45,11 @@ async fn the_demo_pipeline_reports_what_the_database_holds() {
     let tools = &report.tables[2];
     let tool_requests: i64 = tools.rows.iter().map(|r| r[1].parse::<i64>().unwrap()).sum();
     assert_eq!(tool_requests, 36);
-    let clients = &report.tables[3];
+    let budgets = &report.tables[3];
+    let states: Vec<&str> = budgets.rows.iter().map(|r| r[5].as_str()).collect();
+    assert_eq!(states.iter().filter(|s| **s == "over").count(), 1, "one department crossed its budget: {budgets:?}");
+    assert!(budgets.rows.iter().any(|r| r[0] == "all"));
+    let clients = &report.tables[4];
     assert!(clients.rows.iter().all(|r| r[1] == "client_disconnect"), "{clients:?}");
     run.finish().await;
 }
