@@ -11,6 +11,7 @@ mod common;
 
 use std::time::Instant;
 
+use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, Exceeded};
 use archon_mcp_instrument::{TracedConfig, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
 use opentelemetry::global::BoxedTracer;
@@ -64,25 +65,35 @@ fn main() {
         .build();
     tracing_subscriber::registry().with(archon_mcp_instrument::layer(&provider)).init();
     let config = TracedConfig::builder().tracer(BoxedTracer::new(Box::new(provider.tracer("bench")))).build();
+    // The same, enforcing budgets: a fresh reading with 20 budgets over (none of them this caller's).
+    let gate = BudgetGate::new(std::time::Duration::from_secs(3600));
+    gate.update((0..20).map(|i| Exceeded::new(BudgetScope::Department(format!("dept-{i}")), 10.0, 11.0)).collect());
+    let enforcing = TracedConfig::builder()
+        .tracer(BoxedTracer::new(Box::new(provider.tracer("bench"))))
+        .enforce_budgets(gate)
+        .build();
 
-    let (bare, traced) = runtime.block_on(async {
+    let (bare, traced, budgeted) = runtime.block_on(async {
         let bare_client = connect(KnowledgeServer::new()).await;
         let traced_client = connect(KnowledgeServer::new().traced(config)).await;
-        let (mut bare, mut traced) = (Vec::new(), Vec::new());
-        // Warm up, then alternate rounds so drift hits both alike.
+        let budgeted_client = connect(KnowledgeServer::new().traced(enforcing)).await;
+        let (mut bare, mut traced, mut budgeted) = (Vec::new(), Vec::new(), Vec::new());
+        // Warm up, then alternate rounds so drift hits all alike.
         time_calls(&bare_client, 200, &mut Vec::new()).await;
         time_calls(&traced_client, 200, &mut Vec::new()).await;
+        time_calls(&budgeted_client, 200, &mut Vec::new()).await;
         for _ in 0..rounds {
             time_calls(&bare_client, per_round, &mut bare).await;
             time_calls(&traced_client, per_round, &mut traced).await;
+            time_calls(&budgeted_client, per_round, &mut budgeted).await;
         }
-        (bare, traced)
+        (bare, traced, budgeted)
     });
     let sorted = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v
     };
-    let (bare, traced) = (sorted(bare), sorted(traced));
+    let (bare, traced, budgeted) = (sorted(bare), sorted(traced), sorted(budgeted));
     println!(
         "instrumentation overhead ({} calls each, current-thread runtime{})",
         bare.len(),
@@ -101,5 +112,8 @@ fn main() {
     common::figure("added per call, median", t50 - b50, "µs", Some("≤ 2 µs"));
     common::figure("added per call, p99", t99 - b99, "µs", Some("≤ 10 µs"));
     common::figure("traced / bare, median", t50 / b50, "×", None);
+    let e50 = common::quantile(&budgeted, 0.5);
+    common::figure("traced + budget enforcement, median", e50, "µs", None);
+    common::figure("budget check added, median", e50 - t50, "µs", None);
     std::mem::forget(provider);
 }
