@@ -24,17 +24,26 @@ async fn tool_server_stops_on_sigint_with_clients_connected_and_ends_their_sessi
     let mut server = tokio::process::Command::new(tool_server_binary())
         .args(["--transport", "http", "--listen", &addr.to_string(), "--database-url", &db.url, "--jwt-secret", secret])
         .stdin(Stdio::null())
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Its warnings and errors in the output of a failing test.
+        .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    for _ in 0..200 {
+    // It migrates first; on a busy 2-core machine a debug build takes its time.
+    let mut up = false;
+    for _ in 0..1200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            up = true;
             break;
+        }
+        if let Some(status) = server.try_wait().unwrap() {
+            panic!("tool_server exited before listening: {status}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(up, "tool_server did not listen on {addr} within 60 s");
 
     // Two clients connected (each with its event stream open), one call each.
     let ada = connect(addr, "claude-code", "ada", "Research").await;
