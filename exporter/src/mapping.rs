@@ -1,4 +1,4 @@
-//! Spans → rows: a pure function, no IO (DESIGN §3, §6).
+//! Spans → rows: a pure function, no IO (docs/span-contract.md).
 //!
 //! An MCP request span (it has `mcp.method.name` and `session.id`) becomes one
 //! [`RequestRow`] and a [`SessionUpsert`] of what it knows about its session; the

@@ -1,4 +1,4 @@
-//! The reaper (DESIGN §6): sessions without activity become `idle`, then `disconnected` with
+//! The reaper: sessions without activity become `idle`, then `disconnected` with
 //! reason `timeout` (ended at their last activity, so `total_duration` is the time they were in
 //! use). It also keeps the coming months' request partitions in place. Safe with several
 //! replicas: one transaction-scoped advisory lock per round, and idempotent updates.

@@ -1,4 +1,4 @@
-//! Writes mapped batches to PostgreSQL: one transaction per batch, idempotent (DESIGN §6).
+//! Writes mapped batches to PostgreSQL: one transaction per batch, idempotent.
 //!
 //! Sessions are upserted first (earliest start, latest activity, first known client and user,
 //! an end once set is kept — a late request never reopens a session), then requests are

@@ -1,4 +1,4 @@
-//! The span contract between the instrumentation and the exporter (DESIGN §3).
+//! The span contract between the instrumentation and the exporter (docs/span-contract.md says what each becomes in a row).
 //!
 //! Every attribute name and fixed value either side reads or writes is defined here, once.
 //! Names follow the OpenTelemetry MCP, GenAI, user and error conventions where one exists;

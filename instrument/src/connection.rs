@@ -224,7 +224,7 @@ impl Connections {
 }
 
 /// The client, user and protocol attributes of a connection, built once with reference-counted
-/// values: later requests of the same connection clone them without allocating (DESIGN §8).
+/// values: later requests of the same connection clone them without allocating.
 #[derive(Debug)]
 struct Identity {
     client: Option<(String, String)>,

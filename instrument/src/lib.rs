@@ -33,7 +33,7 @@
 //! # let _ = app;
 //! ```
 //!
-//! What each request span carries is the contract in [`attributes`] (DESIGN §3). Spans are built
+//! What each request span carries is the contract in [`attributes`] (and `docs/span-contract.md`). Spans are built
 //! with the OpenTelemetry API, off any `tracing` span of rmcp's, so each request is its own trace
 //! (or a child of `_meta.traceparent`); `tracing` spans of tool code nest under it when the
 //! [`layer`] is installed. Nothing on the request path waits for IO: spans are exported by the

@@ -137,7 +137,7 @@ impl Call {
 
         let id = ctx.id.to_string();
         let in_flight = connection.call_started(&id);
-        // The span starts when the transport delivered the request (DESIGN §9: request received
+        // The span starts when the transport delivered the request (docs/sessions.md: request received
         // → response handed to the transport), else now.
         let arrival = ctx.extensions.get::<Arrival>().copied().unwrap_or_else(Arrival::now);
         let mut attributes = Vec::with_capacity(20);

@@ -71,7 +71,7 @@ impl Default for TelemetryBuilder {
             service_name: None,
             otlp_endpoint: None,
             exporter: None,
-            // The SDK's 2,048 drops spans under bursts (DESIGN §8).
+            // The SDK's 2,048 drops spans under bursts.
             queue_size: 65_536,
             scheduled_delay: Duration::from_secs(1),
             max_batch: 2_048,

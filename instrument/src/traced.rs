@@ -19,7 +19,7 @@ use crate::request::{Call, Target};
 use crate::transport::ObservedTransport;
 use crate::usage::TokenEstimation;
 
-/// An rmcp server whose every request becomes an OpenTelemetry span (DESIGN §3), with the
+/// An rmcp server whose every request becomes an OpenTelemetry span (docs/span-contract.md), with the
 /// analytics session, the client and the user.
 ///
 /// One `Traced` value serves one connection (stdio, or a legacy HTTP session): its analytics

@@ -1,4 +1,4 @@
-//! Who is calling: the [`UserResolver`] trait and its built-ins (DESIGN §4).
+//! Who is calling: the [`UserResolver`] trait and its built-ins.
 //!
 //! A resolver runs on every request, synchronously and without IO. A missing or bad credential
 //! never fails the call: the user is just unknown, and [`UserFailures`] counts why.

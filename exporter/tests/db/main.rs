@@ -1,4 +1,4 @@
-//! Tests against a real PostgreSQL (DESIGN §7): the schema, Archon's SQL API and the store.
+//! Tests against a real PostgreSQL: the schema, Archon's SQL API and the store.
 //! One binary, so the database server is found (or started) once.
 
 mod api;
