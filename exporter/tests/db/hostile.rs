@@ -7,7 +7,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use archon_mcp_exporter::receiver::incoming::ConnectionLimits;
-use archon_mcp_exporter::serve::{ServeConfig, Server};
 use archon_mcp_exporter::testing::{TestDb, otlp_request};
 use axum::body::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -15,6 +14,7 @@ use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::fixtures::*;
+use crate::service::start;
 
 fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
@@ -131,12 +131,10 @@ async fn big_bodies_never_hold_more_memory_than_the_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_limit_or_that_never_finish_are_closed() {
     let db = TestDb::migrated().await;
-    let mut config = ServeConfig::new(db.url());
-    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    config.http_listen = "127.0.0.1:0".parse().unwrap();
-    config.reaper = None;
-    config.connections = ConnectionLimits { max_connections: 64, idle_timeout: Duration::from_secs(1) };
-    let service = Server::bind(config).await.unwrap().spawn();
+    let service = start(db.url(), |c| {
+        c.connections = ConnectionLimits { max_connections: 64, idle_timeout: Duration::from_secs(1) };
+    })
+    .await;
     let addr = service.http_addr();
 
     // 200 sockets: silent, a header that never ends, a body that stalls.
@@ -196,11 +194,7 @@ async fn readyz_works_for_a_login_granted_only_archon_exporter_and_floods_share_
         .unwrap();
     // Later keys win: the same database, as the exporter login.
     let url = format!("{} user={name} password=pw", db.url());
-    let mut config = ServeConfig::new(url);
-    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    config.http_listen = "127.0.0.1:0".parse().unwrap();
-    config.reaper = None;
-    let service = Server::bind(config).await.unwrap().spawn();
+    let service = start(&url, |_| {}).await;
     let ready = format!("http://{}/readyz", service.http_addr());
     let answers = futures::future::join_all((0..200).map(|_| reqwest::get(&ready))).await;
     for answer in answers {
@@ -231,14 +225,12 @@ async fn readyz_works_for_a_login_granted_only_archon_exporter_and_floods_share_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_larger_than_the_pending_budget_is_stored_in_full() {
     let db = TestDb::migrated().await;
-    let mut config = ServeConfig::new(db.url());
-    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    config.http_listen = "127.0.0.1:0".parse().unwrap();
-    config.reaper = None;
-    // Scaled down: an export of 5× the pending budget, 25× a transaction.
-    config.batcher.max_pending_rows = 1_000;
-    config.batcher.max_batch_rows = 200;
-    let service = Server::bind(config).await.unwrap().spawn();
+    let service = start(db.url(), |c| {
+        // Scaled down: an export of 5× the pending budget, 25× a transaction.
+        c.batcher.max_pending_rows = 1_000;
+        c.batcher.max_batch_rows = 200;
+    })
+    .await;
     let t0 = an_hour_ago();
     let mut conns: Vec<Conn> =
         (0..50).map(|i| Conn::new(&format!("0195f3a0-0000-7000-8000-{i:012}"), "Claude Code", Some(ADA))).collect();
@@ -262,11 +254,7 @@ async fn an_export_larger_than_the_pending_budget_is_stored_in_full() {
 #[tokio::test]
 async fn one_span_with_broken_text_does_not_lose_the_export() {
     let db = TestDb::migrated().await;
-    let mut config = ServeConfig::new(db.url());
-    config.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    config.http_listen = "127.0.0.1:0".parse().unwrap();
-    config.reaper = None;
-    let service = Server::bind(config).await.unwrap().spawn();
+    let service = start(db.url(), |_| {}).await;
     let traces = format!("http://{}/v1/traces", service.http_addr());
     let mut conn = Conn::new(SESSION_1, "Claude Code", Some(ADA));
     let t0 = an_hour_ago();

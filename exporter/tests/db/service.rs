@@ -19,7 +19,7 @@ use prost::Message as _;
 use crate::fixtures::*;
 
 /// `serve` in process on free ports, tuned by `tune`.
-async fn start(database_url: &str, tune: impl FnOnce(&mut ServeConfig)) -> Running {
+pub(crate) async fn start(database_url: &str, tune: impl FnOnce(&mut ServeConfig)) -> Running {
     let mut config = ServeConfig::new(database_url);
     config.grpc_listen = "127.0.0.1:0".parse().unwrap();
     config.http_listen = "127.0.0.1:0".parse().unwrap();

@@ -6,35 +6,18 @@ use std::net::SocketAddr;
 
 use archon_mcp_instrument::attributes::{self as attr, DisconnectReason};
 use archon_mcp_instrument::user::{JwtUser, UserFailures};
-use archon_mcp_instrument::{TracedConfig, TracedExt};
+use archon_mcp_instrument::TracedConfig;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{ClientLifecycleMode, RoleClient, RunningService, serve_client_with_lifecycle};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService,
-};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
 async fn serve(config: TracedConfig) -> (SocketAddr, CancellationToken) {
-    let ct = CancellationToken::new();
-    let sessions = config.session_manager();
-    let service = StreamableHttpService::new(
-        move || Ok(Notes.traced(config.clone())),
-        sessions,
-        StreamableHttpServerConfig::default().with_sse_keep_alive(None).with_cancellation_token(ct.child_token()),
-    );
-    let router = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = ct.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled_owned().await }).await;
-    });
-    (addr, ct)
+    serve_http(&config, config.session_manager()).await
 }
 
 async fn client(

@@ -3,14 +3,13 @@
 //! out, or talk stateless. Every end time, reason, duration and status is compared with the
 //! times the test measured on the client side.
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use archon_mcp_instrument::attributes::{self as attr, DisconnectReason};
 use archon_mcp_instrument::user::JwtUser;
-use archon_mcp_instrument::{TracedConfig, TracedExt, TracedSessionManager};
+use archon_mcp_instrument::{TracedConfig, TracedSessionManager};
 use rmcp::ServiceExt as _;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientRequest, Implementation,
@@ -19,10 +18,8 @@ use rmcp::service::{ClientLifecycleMode, PeerRequestOptions, serve_client_with_l
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
@@ -150,25 +147,6 @@ impl ClientProcess {
         self.child.start_kill().unwrap();
         at
     }
-}
-
-async fn serve_http(config: &TracedConfig, sessions: Arc<TracedSessionManager<LocalSessionManager>>) -> (SocketAddr, CancellationToken) {
-    let ct = CancellationToken::new();
-    let factory = config.clone();
-    // No SSE keep-alive pings: a dead client must be seen from its connection closing alone.
-    let service = StreamableHttpService::new(
-        move || Ok(Notes.traced(factory.clone())),
-        sessions,
-        StreamableHttpServerConfig::default().with_sse_keep_alive(None).with_cancellation_token(ct.child_token()),
-    );
-    let router = axum::Router::new().nest_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = ct.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled_owned().await }).await;
-    });
-    (addr, ct)
 }
 
 fn sessions_of(spans: &[Seen]) -> Vec<&Seen> {

@@ -5,7 +5,12 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 use archon_mcp_instrument::usage::{self, Usage};
-use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder};
+use std::net::SocketAddr;
+
+use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder, TracedExt, TracedSessionManager};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -230,4 +235,28 @@ pub fn token(sub: &str, email: &str, department: &str, expired: bool) -> String 
 /// Arguments for a call.
 pub fn args(value: Value) -> JsonObject {
     value.as_object().unwrap().clone()
+}
+
+/// The notes server over streamable HTTP on a free port, its sessions watched by `sessions`;
+/// cancel the token to stop it. No SSE keep-alive pings: a dead client must be seen from its
+/// connection closing alone.
+pub async fn serve_http(
+    config: &TracedConfig,
+    sessions: Arc<TracedSessionManager<LocalSessionManager>>,
+) -> (SocketAddr, CancellationToken) {
+    let ct = CancellationToken::new();
+    let factory = config.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(Notes.traced(factory.clone())),
+        sessions,
+        StreamableHttpServerConfig::default().with_sse_keep_alive(None).with_cancellation_token(ct.child_token()),
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = ct.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled_owned().await }).await;
+    });
+    (addr, ct)
 }
