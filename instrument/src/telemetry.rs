@@ -56,6 +56,9 @@ type AddExporter =
 pub struct TelemetryBuilder {
     service_name: Option<String>,
     otlp_endpoint: Option<String>,
+    otlp_ca_file: Option<std::path::PathBuf>,
+    /// Export over OTLP (else through `exporter`, if any).
+    otlp: bool,
     exporter: Option<AddExporter>,
     queue_size: usize,
     scheduled_delay: Duration,
@@ -70,6 +73,8 @@ impl Default for TelemetryBuilder {
         Self {
             service_name: None,
             otlp_endpoint: None,
+            otlp_ca_file: None,
+            otlp: false,
             exporter: None,
             // The SDK's 2,048 drops spans under bursts.
             queue_size: 65_536,
@@ -95,41 +100,27 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Exports over OTLP: `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, the default, or
-    /// `http/protobuf`), `OTEL_EXPORTER_OTLP_ENDPOINT`, `…_HEADERS`, `…_TIMEOUT` as the
-    /// OpenTelemetry specification says.
+    /// Exports over OTLP as the OpenTelemetry specification says: `OTEL_EXPORTER_OTLP_PROTOCOL`
+    /// (`grpc`, the default, or `http/protobuf`), `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL: the
+    /// signal path `/v1/traces` is appended for `http/protobuf`) or `…_TRACES_ENDPOINT` (used as
+    /// is), `…_HEADERS`, `…_TIMEOUT`, and for `https://` over gRPC the system's roots plus
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE` (a PEM CA file, e.g. a private CA).
     pub fn otlp(mut self) -> Self {
-        let endpoint = self.otlp_endpoint.take();
-        self.exporter = Some(Box::new(move |builder, batch| {
-            use opentelemetry_otlp::WithExportConfig as _;
-            let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-                .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
-                .unwrap_or_else(|_| "grpc".into());
-            use opentelemetry_otlp::{WithHttpConfig as _, WithTonicConfig as _};
-            let otlp = opentelemetry_otlp::SpanExporter::builder();
-            let exporter = match (protocol.as_str(), endpoint) {
-                ("grpc", None) => otlp.with_tonic().with_retry_policy(otlp_retry_policy()).build(),
-                ("grpc", Some(endpoint)) => {
-                    otlp.with_tonic().with_retry_policy(otlp_retry_policy()).with_endpoint(endpoint).build()
-                }
-                ("http/protobuf", None) => otlp.with_http().with_retry_policy(otlp_retry_policy()).build(),
-                ("http/protobuf", Some(endpoint)) => {
-                    otlp.with_http().with_retry_policy(otlp_retry_policy()).with_endpoint(endpoint).build()
-                }
-                (other, _) => {
-                    return Err(TelemetryError::Exporter(format!(
-                        "OTEL_EXPORTER_OTLP_PROTOCOL={other} is not supported; use grpc or http/protobuf"
-                    )));
-                }
-            }
-            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-            Ok(with_batch(builder, exporter, batch))
-        }));
+        // Built in `build_provider`, with the endpoint and CA file as they are by then.
+        self.exporter = None;
+        self.otlp = true;
+        self
+    }
+
+    /// Trusts this PEM CA file for an `https://` collector, besides the system's roots
+    /// (overrides `OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    pub fn otlp_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.otlp_ca_file = Some(path.into());
         self
     }
 
     /// Exports over OTLP to this endpoint (overrides `OTEL_EXPORTER_OTLP_ENDPOINT`; for
-    /// `http/protobuf`, the full `/v1/traces` URL).
+    /// `http/protobuf`, a base URL gets `/v1/traces` appended, a URL with a path is used as is).
     ///
     /// ```no_run
     /// # fn f() -> Result<(), archon_mcp_instrument::TelemetryError> {
@@ -144,6 +135,7 @@ impl TelemetryBuilder {
     /// Exports through any span exporter — for example `archon_mcp_exporter::PgSpanExporter`,
     /// straight to PostgreSQL.
     pub fn exporter<E: SpanExporter + 'static>(mut self, exporter: E) -> Self {
+        self.otlp = false;
         self.exporter = Some(Box::new(move |builder, batch| Ok(with_batch(builder, exporter, batch))));
         self
     }
@@ -191,7 +183,10 @@ impl TelemetryBuilder {
             .with_scheduled_delay(self.scheduled_delay)
             .with_max_export_batch_size(self.max_batch);
         let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
-        if let Some(add) = self.exporter {
+        if self.otlp {
+            let exporter = otlp_exporter(self.otlp_endpoint.clone(), self.otlp_ca_file.clone())?;
+            builder = with_batch(builder, exporter, batch);
+        } else if let Some(add) = self.exporter {
             builder = add(builder, batch)?;
         }
         let provider = builder.build();
@@ -228,6 +223,69 @@ impl TelemetryBuilder {
             .try_init()
             .map_err(|_| TelemetryError::SubscriberInstalled)?;
         Ok(guard)
+    }
+}
+
+/// The OTLP span exporter for `endpoint` (else the environment's), with retries and, for an
+/// `https://` gRPC collector, TLS with the system's roots and `ca_file`.
+fn otlp_exporter(
+    endpoint: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
+) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
+    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let protocol = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_else(|| "grpc".into());
+    let otlp = opentelemetry_otlp::SpanExporter::builder();
+    let exporter = match protocol.as_str() {
+        "grpc" => {
+            let effective = endpoint
+                .clone()
+                .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+                .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
+            let mut tonic = otlp.with_tonic().with_retry_policy(otlp_retry_policy());
+            if effective.as_deref().is_some_and(|e| e.starts_with("https://")) {
+                let ca_file = ca_file
+                    .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE").map(Into::into))
+                    .or_else(|| env("OTEL_EXPORTER_OTLP_CERTIFICATE").map(Into::into));
+                let mut tls = opentelemetry_otlp::tonic_types::transport::ClientTlsConfig::new().with_native_roots();
+                if let Some(path) = ca_file {
+                    let pem = std::fs::read(&path).map_err(|e| {
+                        TelemetryError::Exporter(format!("reading the collector's CA file {}: {e}", path.display()))
+                    })?;
+                    tls = tls.ca_certificate(opentelemetry_otlp::tonic_types::transport::Certificate::from_pem(pem));
+                }
+                tonic = tonic.with_tls_config(tls);
+            }
+            match endpoint {
+                Some(endpoint) => tonic.with_endpoint(endpoint).build(),
+                None => tonic.build(),
+            }
+        }
+        "http/protobuf" => {
+            let http = otlp.with_http().with_retry_policy(otlp_retry_policy());
+            match endpoint {
+                Some(endpoint) => http.with_endpoint(http_traces_url(&endpoint)).build(),
+                None => http.build(),
+            }
+        }
+        other => {
+            return Err(TelemetryError::Exporter(format!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL={other} is not supported: use grpc or http/protobuf"
+            )));
+        }
+    };
+    exporter.map_err(|e| TelemetryError::Exporter(e.to_string()))
+}
+
+/// An OTLP/HTTP traces URL: a base URL (no path) gets the signal path, as the specification
+/// says for `OTEL_EXPORTER_OTLP_ENDPOINT`; a URL with a path is taken as the traces URL.
+fn http_traces_url(endpoint: &str) -> String {
+    let after_scheme = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest);
+    match after_scheme.find('/') {
+        Some(slash) if after_scheme[slash..].trim_end_matches('/') != "" => endpoint.to_owned(),
+        _ => format!("{}/v1/traces", endpoint.trim_end_matches('/')),
     }
 }
 
@@ -317,5 +375,17 @@ impl TelemetryGuard {
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_http_endpoint_gets_the_traces_path() {
+        assert_eq!(http_traces_url("http://collector:4318"), "http://collector:4318/v1/traces");
+        assert_eq!(http_traces_url("http://collector:4318/"), "http://collector:4318/v1/traces");
+        assert_eq!(http_traces_url("https://c.example.com/otlp/v1/traces"), "https://c.example.com/otlp/v1/traces");
     }
 }

@@ -6,6 +6,8 @@ use crate::harness::Database;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_pipeline_reports_what_the_database_holds() {
+    // It installs the global tracer provider and ends every open session at its end.
+    let _turn = crate::harness::ONE_PIPELINE_AT_A_TIME.lock().await;
     let run = demo::run(DemoOptions {
         database_url: None,
         http_users: 3,

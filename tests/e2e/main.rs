@@ -9,6 +9,7 @@ mod corpus;
 mod dashboards;
 mod demo;
 mod faults;
+mod otlp_tls;
 mod harness;
 mod privacy;
 mod shutdown;
