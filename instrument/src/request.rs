@@ -426,7 +426,6 @@ fn resolve_user(shared: &Shared, extensions: &Extensions) -> Option<UserInfo> {
         Resolution::Absent => None,
         Resolution::Invalid(reason) => {
             UserFailures::record(reason);
-            tracing::debug!(reason, "credential rejected; the request proceeds with an unknown user");
             None
         }
     }

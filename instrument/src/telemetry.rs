@@ -94,7 +94,7 @@ impl std::fmt::Debug for TelemetryBuilder {
 }
 
 impl TelemetryBuilder {
-    /// `service.name` (else `OTEL_SERVICE_NAME`, else the SDK default).
+    /// The default `service.name`: `OTEL_SERVICE_NAME`, when set, wins (as the specification says).
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
         self
@@ -174,14 +174,23 @@ impl TelemetryBuilder {
 
     /// Builds the tracer provider and installs it globally, without touching `tracing`.
     pub fn build_provider(self) -> Result<TelemetryGuard, TelemetryError> {
+        // What code sets is a default: the OTEL_* variables, where set, win (as the
+        // specification has it for OTEL_SERVICE_NAME and the OTEL_BSP_* settings).
+        let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
         let mut resource = Resource::builder();
-        if let Some(name) = &self.service_name {
+        if let (Some(name), false) = (&self.service_name, set("OTEL_SERVICE_NAME")) {
             resource = resource.with_service_name(name.clone());
         }
-        let batch = BatchConfigBuilder::default()
-            .with_max_queue_size(self.queue_size)
-            .with_scheduled_delay(self.scheduled_delay)
-            .with_max_export_batch_size(self.max_batch);
+        let mut batch = BatchConfigBuilder::default();
+        if !set("OTEL_BSP_MAX_QUEUE_SIZE") {
+            batch = batch.with_max_queue_size(self.queue_size);
+        }
+        if !set("OTEL_BSP_SCHEDULE_DELAY") {
+            batch = batch.with_scheduled_delay(self.scheduled_delay);
+        }
+        if !set("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
+            batch = batch.with_max_export_batch_size(self.max_batch);
+        }
         let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
         if self.otlp {
             let exporter = otlp_exporter(self.otlp_endpoint.clone(), self.otlp_ca_file.clone())?;
@@ -381,6 +390,55 @@ impl Drop for TelemetryGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records the spans it exports and the resource the provider gives it.
+    #[derive(Debug, Clone, Default)]
+    struct Probe(std::sync::Arc<std::sync::Mutex<(usize, Option<Resource>)>>);
+
+    impl SpanExporter for Probe {
+        async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+            self.0.lock().unwrap().0 += batch.len();
+            Ok(())
+        }
+        fn set_resource(&mut self, resource: &Resource) {
+            self.0.lock().unwrap().1 = Some(resource.clone());
+        }
+    }
+
+    #[test]
+    fn otel_variables_win_over_what_code_sets() {
+        use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+        let probe = Probe::default();
+        // SAFETY: no other test of this crate reads these variables.
+        unsafe {
+            std::env::set_var("OTEL_SERVICE_NAME", "named-by-env");
+            std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "10");
+        }
+        let guard = Telemetry::builder()
+            .service_name("named-by-code")
+            .scheduled_delay(Duration::from_secs(3600))
+            .exporter(probe.clone())
+            .log_to_stderr(false)
+            .build_provider()
+            .unwrap();
+        unsafe {
+            std::env::remove_var("OTEL_SERVICE_NAME");
+            std::env::remove_var("OTEL_BSP_SCHEDULE_DELAY");
+        }
+        drop(guard.provider().tracer("t").start("a span"));
+        // Exported within the environment's 10 ms, not the code's hour.
+        for _ in 0..300 {
+            if probe.0.lock().unwrap().0 > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (exported, resource) = probe.0.lock().unwrap().clone();
+        assert_eq!(exported, 1, "OTEL_BSP_SCHEDULE_DELAY wins over the code's delay");
+        let service = resource.unwrap().get(&opentelemetry::Key::new("service.name")).map(|v| v.to_string());
+        assert_eq!(service.as_deref(), Some("named-by-env"));
+        guard.shutdown();
+    }
 
     #[test]
     fn a_base_http_endpoint_gets_the_traces_path() {

@@ -393,10 +393,23 @@ static FAILURES: [(&str, AtomicU64); 11] = [
 ];
 
 impl UserFailures {
-    /// Counts one failure.
+    /// Counts one failure, and says so in the log at most every 30 s: a wrong secret must not
+    /// fail silently, nor flood the log (the token itself is never logged).
     pub(crate) fn record(reason: &'static str) {
         let slot = FAILURES.iter().find(|(r, _)| *r == reason).unwrap_or(&FAILURES[10]);
         slot.1.fetch_add(1, Ordering::Relaxed);
+        static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let last = LAST_WARNING.load(Ordering::Relaxed);
+        if now >= last + 30 && LAST_WARNING.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            let counts: Vec<String> = Self::snapshot().iter().map(|(r, n)| format!("{r} {n}")).collect();
+            tracing::warn!(
+                reason,
+                totals = %counts.join(", "),
+                "a credential was rejected; its requests are recorded as anonymous. Check the JWT secret or key, \
+                 audience and issuer the server is configured with (counts since start; at most one such warning every 30 s)"
+            );
+        }
     }
 
     /// How many credentials failed for `reason` (`expired`, `bad_signature`, …).

@@ -52,8 +52,13 @@ impl Ingest {
     /// Whether an `Authorization` header value is acceptable (constant-time comparison).
     pub fn authorized(&self, authorization: Option<&[u8]>) -> bool {
         let Some(expected) = &self.auth_token else { return true };
-        let Some(given) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else { return false };
-        constant_time_eq(given, expected.as_bytes())
+        let ok = authorization
+            .and_then(|v| v.strip_prefix(b"Bearer "))
+            .is_some_and(|given| constant_time_eq(given, expected.as_bytes()));
+        if !ok {
+            warn_unauthenticated(authorization.is_some());
+        }
+        ok
     }
 
     /// Decoded request → rows → committed.
@@ -94,6 +99,23 @@ impl Ingest {
         }
         self.metrics.exports.add("ok", 1);
         Outcome::Accepted { rejected, message: reasons.join("; ") }
+    }
+}
+
+/// Says in the log, at most every 30 s, that exports are refused for their token: a collector
+/// with a wrong token loses spans, and only a counter would say so otherwise.
+fn warn_unauthenticated(had_header: bool) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let last = LAST_WARNING.load(Ordering::Relaxed);
+    if now >= last + 30 && LAST_WARNING.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        let what = if had_header { "a wrong bearer token" } else { "no bearer token" };
+        tracing::warn!(
+            "an export with {what} was refused (401 / UNAUTHENTICATED): set the collector's \
+             `Authorization: Bearer …` header to the token given to --auth-token(-file) \
+             (archon_exporter_exports_total{{result=\"unauthenticated\"}} counts them; one warning every 30 s at most)"
+        );
     }
 }
 
