@@ -99,11 +99,11 @@ enum BudgetAction {
 struct Serve {
     #[command(flatten)]
     db: Database,
-    /// OTLP/gRPC listen address.
-    #[arg(long, env = "ARCHON_EXPORTER_GRPC_LISTEN", default_value = "0.0.0.0:4317")]
+    /// OTLP/gRPC listen address, HOST:PORT (a name such as localhost:4317, or an IP).
+    #[arg(long, env = "ARCHON_EXPORTER_GRPC_LISTEN", default_value = "0.0.0.0:4317", value_parser = listen_address)]
     grpc_listen: SocketAddr,
-    /// OTLP/HTTP listen address; also serves /healthz, /readyz and /metrics.
-    #[arg(long, env = "ARCHON_EXPORTER_HTTP_LISTEN", default_value = "0.0.0.0:4318")]
+    /// OTLP/HTTP listen address, HOST:PORT; also serves /healthz, /readyz and /metrics.
+    #[arg(long, env = "ARCHON_EXPORTER_HTTP_LISTEN", default_value = "0.0.0.0:4318", value_parser = listen_address)]
     http_listen: SocketAddr,
     /// Require `Authorization: Bearer <TOKEN>` on exports. Prefer --auth-token-file or the
     /// environment: a flag's value is visible to every user in `ps`.
@@ -284,8 +284,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Retention { db, keep, months_ahead, dry_run } => {
-            let client = connect(&db).await?;
             let keep = interval(&keep)?;
+            let client = connect(&db).await?;
+            let cutoff: String = client
+                .query_one("SELECT (now() - $1::text::interval)::timestamptz(0)::text", &[&keep])
+                .await
+                .with_context(|| format!("--keep {keep:?} is not an interval PostgreSQL reads: use 90d, 12w, 6mo"))?
+                .get(0);
+            println!("keeping {keep}: dropping whole months of requests before {cutoff}");
             let dropped = client
                 .query("SELECT archon_mcp_drop_request_partitions($1::text::interval, $2)", &[&keep, &dry_run])
                 .await
@@ -366,15 +372,29 @@ async fn connect(db: &Database) -> anyhow::Result<tokio_postgres::Client> {
     Ok(client)
 }
 
-/// `90d` → `90 days`, `12w` → `12 weeks`; anything else is passed to PostgreSQL as is.
+/// A listen address: `HOST:PORT`, the host an IP or a name (the first address it resolves to).
+fn listen_address(value: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    value
+        .to_socket_addrs()
+        .map_err(|e| format!("{e}: use HOST:PORT, e.g. 0.0.0.0:4317 or localhost:4317"))?
+        .next()
+        .ok_or_else(|| format!("{value} resolves to no address: use HOST:PORT, e.g. 0.0.0.0:4317"))
+}
+
+/// `90d` → `90 days`, `12w` → `12 weeks`, `6mo` → `6 months`, `1y` → `1 years`; a bare `m` is
+/// refused as ambiguous (PostgreSQL would read minutes); anything else is passed to PostgreSQL.
 fn interval(keep: &str) -> anyhow::Result<String> {
     let keep = keep.trim();
     let (number, unit) = keep.split_at(keep.find(|c: char| !c.is_ascii_digit()).unwrap_or(keep.len()));
-    let unit = match unit {
+    let unit = match unit.trim() {
         "d" => "days",
         "w" => "weeks",
         "h" => "hours",
-        "" => anyhow::bail!("--keep {keep:?} needs a unit: 90d, 12w, or a PostgreSQL interval like '6 months'"),
+        "mo" => "months",
+        "y" => "years",
+        "m" => anyhow::bail!("--keep {keep:?} is ambiguous: write {number}mo for months or '{number} minutes'"),
+        "" => anyhow::bail!("--keep {keep:?} needs a unit: 90d, 12w, 6mo, 1y, or a PostgreSQL interval like '6 months'"),
         _ => return Ok(keep.to_owned()),
     };
     Ok(format!("{number} {unit}"))

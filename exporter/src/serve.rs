@@ -80,8 +80,12 @@ impl ServeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// A listen address is taken or not ours.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} ({port}): {source} — is another process using it? choose another with {flag}")]
     Listen {
+        /// Which port: `OTLP/gRPC` or `OTLP/HTTP`.
+        port: &'static str,
+        /// The flag that sets it.
+        flag: &'static str,
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -130,11 +134,11 @@ impl Server {
                 tracing::info!(version = m.version, name = %m.name, "applied migration");
             }
         }
-        let listen = |addr: SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { addr, source })
+        let listen = |addr: SocketAddr, port: &'static str, flag: &'static str| async move {
+            TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { port, flag, addr, source })
         };
-        let grpc = listen(config.grpc_listen).await?;
-        let http = listen(config.http_listen).await?;
+        let grpc = listen(config.grpc_listen, "OTLP/gRPC", "--grpc-listen").await?;
+        let http = listen(config.http_listen, "OTLP/HTTP", "--http-listen").await?;
         let store = PgStore::connect(&config.database_url, config.store.clone())?;
         Ok(Self { config, grpc, http, store, tls, metrics: Arc::new(Metrics::default()) })
     }

@@ -3,6 +3,7 @@
 
 mod api;
 mod budgets;
+mod cli;
 mod fixtures;
 mod harness;
 mod hostile;

@@ -1,0 +1,46 @@
+//! The command line as a user meets it: errors that say what happened, to what, and what to do.
+
+use archon_mcp_exporter::testing::TestDb;
+
+fn run(args: &[&str], database_url: &str) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_archon-mcp-exporter"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn retention_says_which_interval_it_read_and_refuses_an_ambiguous_one() {
+    let db = TestDb::migrated().await;
+    let (code, _, err) = run(&["retention", "--keep", "3m", "--dry-run"], db.url());
+    assert_eq!(code, Some(1));
+    assert!(err.contains("ambiguous") && err.contains("3mo"), "{err}");
+    let (code, out, err) = run(&["retention", "--keep", "3mo", "--dry-run"], db.url());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("keeping 3 months: dropping whole months of requests before 20"), "{out}");
+    let (code, _, err) = run(&["retention", "--keep", "soon", "--dry-run"], db.url());
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not an interval PostgreSQL reads"), "{err}");
+}
+
+#[tokio::test]
+async fn serve_takes_host_names_and_names_the_flag_of_a_taken_port() {
+    let db = TestDb::migrated().await;
+    // Taken on the address `localhost` resolves to first, which is where serve will bind.
+    use std::net::ToSocketAddrs as _;
+    let localhost = "localhost:0".to_socket_addrs().unwrap().next().unwrap();
+    let taken = std::net::TcpListener::bind(localhost).unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, _, err) = run(
+        &["serve", "--no-reaper", "--grpc-listen", &format!("localhost:{port}"), "--http-listen", "localhost:0"],
+        db.url(),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!(":{port} (OTLP/gRPC)")) && err.contains("--grpc-listen"), "{err}");
+    let (code, _, err) = run(&["serve", "--grpc-listen", "nowhere:"], db.url());
+    assert_eq!(code, Some(2));
+    assert!(err.contains("HOST:PORT"), "{err}");
+}
