@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use clap::Parser;
 use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
@@ -28,10 +29,10 @@ struct Args {
     /// Tool calls per second, in total.
     #[arg(long, env = "LOAD_RATE", default_value_t = 100)]
     rate: u64,
-    /// Connections (each its own client and session).
+    /// Calls in flight at once (each worker calls in turn through its users' connections).
     #[arg(long, env = "LOAD_CONCURRENCY", default_value_t = 4)]
     concurrency: usize,
-    /// Distinct users the connections take turns being.
+    /// Distinct users, each with its own connection (and so its own session).
     #[arg(long, env = "LOAD_USERS", default_value_t = 10)]
     users: usize,
     /// Seconds to run.
@@ -40,7 +41,7 @@ struct Args {
     /// Sign HS256 tokens for the users with this secret.
     #[arg(long, env = "ARCHON_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
-    /// The tool to call (it gets {"query": …}).
+    /// The tool to call, with arguments it accepts (the knowledge server's tools).
     #[arg(long, default_value = "search_knowledge")]
     tool: String,
 }
@@ -67,35 +68,54 @@ async fn main() -> anyhow::Result<()> {
     let end = Instant::now() + Duration::from_secs(args.duration);
     let per_connection = Duration::from_secs_f64(args.concurrency as f64 / args.rate.max(1) as f64);
 
-    let mut tasks = Vec::new();
-    for c in 0..args.concurrency.max(1) {
+    // One connection per user; `concurrency` workers share them out, so every user is seen.
+    let (users, workers) = (args.users.max(1), args.concurrency.max(1));
+    let mut connections: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
+    for user in 0..users.max(workers) {
         let mut config = StreamableHttpClientTransportConfig::with_uri(args.url.clone());
         if let Some(secret) = &args.jwt_secret {
-            config = config.auth_header(token(secret, c % args.users.max(1)));
+            config = config.auth_header(token(secret, user % users));
         }
         let client = ClientConfig::new(
             ClientCapabilities::default(),
-            Implementation::new(["claude-code", "Cursor", "Windsurf"][c % 3], "load"),
+            Implementation::new(["claude-code", "Cursor", "Windsurf"][user % 3], "load"),
         )
         .serve(StreamableHttpClientTransport::from_config(config))
-        .await?;
-        let (ok, failed, latencies, tool) = (ok.clone(), failed.clone(), latencies.clone(), args.tool.clone());
+        .await
+        .with_context(|| format!("connecting to {} (is the server up?)", args.url))?;
+        connections[user % workers].push(client);
+    }
+    let failures = Arc::new(Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
+    let mut tasks = Vec::new();
+    for (c, clients) in connections.into_iter().enumerate() {
+        let (ok, failed, latencies, tool, failures) =
+            (ok.clone(), failed.clone(), latencies.clone(), args.tool.clone(), failures.clone());
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(per_connection);
             let mut n = 0u64;
             while Instant::now() < end {
                 tick.tick().await;
-                let request = CallToolRequestParams::new(tool.clone())
-                    .with_arguments(json!({"query": format!("q{c}-{n}")}).as_object().cloned().unwrap_or_default());
+                let client = &clients[n as usize % clients.len()];
+                let request = CallToolRequestParams::new(tool.clone()).with_arguments(arguments(&tool, c, n));
                 let started = Instant::now();
-                match client.call_tool(request).await {
-                    Ok(result) if result.is_error != Some(true) => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                let why = match client.call_tool(request).await {
+                    Ok(result) if result.is_error != Some(true) => None,
+                    Ok(_) => Some("the tool returned an error result".to_owned()),
+                    Err(e) => Some(e.to_string().chars().take(120).collect()),
+                };
+                match why {
+                    None => ok.fetch_add(1, Ordering::Relaxed),
+                    Some(why) => {
+                        *failures.lock().await.entry(why).or_default() += 1;
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
                 };
                 latencies.lock().await.push(started.elapsed());
                 n += 1;
             }
-            let _ = client.cancel().await;
+            for client in clients {
+                let _ = client.cancel().await;
+            }
         }));
     }
 
@@ -119,6 +139,23 @@ async fn main() -> anyhow::Result<()> {
     for task in tasks {
         task.await?;
     }
-    println!("{} calls, {} failed", ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    println!("{} calls, {} failed, from {users} users", ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    for (why, count) in failures.lock().await.iter() {
+        println!("  {count:>6} × {why}");
+    }
+    if args.jwt_secret.is_none() {
+        println!("no --jwt-secret: the calls were anonymous (no user, no per-user cost)");
+    }
     Ok(())
+}
+
+/// Arguments the knowledge server's tools accept (unknown tools get a query).
+fn arguments(tool: &str, worker: usize, n: u64) -> rmcp::model::JsonObject {
+    let value = match tool {
+        "get_document" | "summarize_document" => json!({"id": format!("doc-{}", n % 5 + 1)}),
+        "create_task" => json!({"title": format!("task {worker}-{n}")}),
+        "list_tasks" => json!({}),
+        _ => json!({"query": format!("q{worker}-{n}")}),
+    };
+    value.as_object().cloned().unwrap_or_default()
 }
