@@ -18,6 +18,7 @@ use archon_mcp_exporter::store::{PgStore, StoreConfig};
 use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolver, UserResolverExt};
 use archon_mcp_instrument::attributes::DisconnectReason;
 use archon_mcp_instrument::budget::BudgetGate;
+use archon_mcp_instrument::usage::TokenEstimation;
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
 use archon_mcp_otel::shutdown;
@@ -58,7 +59,11 @@ struct Args {
     /// database every 30 s (`archon-mcp-exporter budgets set …`); off when not given.
     #[arg(long, env = "ARCHON_BUDGETS_DATABASE_URL", hide_env_values = true)]
     budgets_database_url: Option<String>,
-    /// Read the HS256 secret from this file (surrounding whitespace ignored).
+    /// Do not estimate tokens (characters ÷ 4 of arguments and results) for tools that report
+    /// no usage; estimates are flagged `estimated` and priced by `serve --estimate-model`.
+    #[arg(long, env = "TOOL_SERVER_NO_TOKEN_ESTIMATION")]
+    no_token_estimation: bool,
+        /// Read the HS256 secret from this file (surrounding whitespace ignored).
     #[arg(long, env = "ARCHON_JWT_SECRET_FILE")]
     jwt_secret_file: Option<std::path::PathBuf>,
 }
@@ -93,7 +98,8 @@ async fn main() -> anyhow::Result<()> {
         Some(secret) => Box::new(JwtUser::hs256(secret.as_bytes()).or(EnvUser::from_env())),
         None => Box::new(EnvUser::from_env()),
     };
-    let mut config = TracedConfig::builder().user_resolver(users);
+    let estimation = if args.no_token_estimation { TokenEstimation::Off } else { TokenEstimation::CharsDiv4 };
+    let mut config = TracedConfig::builder().user_resolver(users).token_estimation(estimation);
     if let Some(url) = args.budgets_database_url.clone() {
         let gate = BudgetGate::new(Duration::from_secs(120));
         archon_mcp_otel::budgets::refresh_from_postgres(&gate, url, Duration::from_secs(30));
