@@ -68,3 +68,22 @@ $fn$;
 
 COMMENT ON FUNCTION get_active_mcp_clients() IS
     'Live sessions: not ended — the connection is open (its end is recorded within seconds of the client leaving), or for stateless HTTP sessions, activity within their idle window. status says active (activity within 5 min) or idle (quiet, still connected)';
+
+-- An unknown model is unpriced, not free: NULL, as estimated_cost is for such requests.
+CREATE OR REPLACE FUNCTION calculate_request_cost(
+    model_name_param varchar,
+    provider_param varchar,
+    prompt_tokens_param integer,
+    completion_tokens_param integer
+)
+RETURNS numeric
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT round(coalesce(prompt_tokens_param, 0) / 1000.0 * p.input_price_per_1k
+                 + coalesce(completion_tokens_param, 0) / 1000.0 * p.output_price_per_1k, 6)
+      FROM archon_llm_price_at(model_name_param, now(), provider_param) p
+$fn$;
+
+COMMENT ON FUNCTION calculate_request_cost(varchar, varchar, integer, integer) IS
+    'Cost in USD of a request at the model''s current price; NULL when the model is not priced';
