@@ -176,7 +176,8 @@ async fn main() -> anyhow::Result<()> {
 /// The provisioned alert rules' queries (timed with the budgets dashboard).
 fn alert_queries() -> Vec<(String, String)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/provisioning/alerting/archon-mcp-alerts.json");
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default()).unwrap_or_default();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default()).unwrap_or_default();
     doc["groups"][0]["rules"]
         .as_array()
         .into_iter()

@@ -15,10 +15,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use archon_mcp_exporter::PgSpanExporter;
 use archon_mcp_exporter::store::{PgStore, StoreConfig};
-use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolver, UserResolverExt};
 use archon_mcp_instrument::attributes::DisconnectReason;
 use archon_mcp_instrument::budget::BudgetGate;
 use archon_mcp_instrument::usage::TokenEstimation;
+use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolver, UserResolverExt};
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
 use archon_mcp_otel::shutdown;
@@ -63,7 +63,7 @@ struct Args {
     /// no usage; estimates are flagged `estimated` and priced by `serve --estimate-model`.
     #[arg(long, env = "TOOL_SERVER_NO_TOKEN_ESTIMATION")]
     no_token_estimation: bool,
-        /// Read the HS256 secret from this file (surrounding whitespace ignored).
+    /// Read the HS256 secret from this file (surrounding whitespace ignored).
     #[arg(long, env = "ARCHON_JWT_SECRET_FILE")]
     jwt_secret_file: Option<std::path::PathBuf>,
 }
@@ -83,7 +83,9 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = builder.install()?;
 
     if std::env::args().any(|a| a == "--jwt-secret" || a.starts_with("--jwt-secret=")) {
-        eprintln!("warning: --jwt-secret is visible to every local user (ps): use --jwt-secret-file or ARCHON_JWT_SECRET");
+        eprintln!(
+            "warning: --jwt-secret is visible to every local user (ps): use --jwt-secret-file or ARCHON_JWT_SECRET"
+        );
     }
     let jwt_secret = match &args.jwt_secret_file {
         Some(path) => Some(

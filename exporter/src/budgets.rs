@@ -152,10 +152,9 @@ fn database(e: tokio_postgres::Error) -> BudgetError {
         Some(db) if db.code().code() == "42P01" => {
             BudgetError::Database("no budgets table: run `archon-mcp-exporter migrate` first".into())
         }
-        Some(db) if db.code().code() == "42501" => BudgetError::Database(format!(
-            "{} — managing budgets needs a login granted archon_admin",
-            db.message()
-        )),
+        Some(db) if db.code().code() == "42501" => {
+            BudgetError::Database(format!("{} — managing budgets needs a login granted archon_admin", db.message()))
+        }
         Some(db) => BudgetError::Database(db.message().to_owned()),
         None => BudgetError::Database(e.to_string()),
     }

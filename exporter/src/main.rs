@@ -220,12 +220,17 @@ fn warn_about_secret_flags() {
     for arg in std::env::args() {
         let flag = arg.split('=').next().unwrap_or_default();
         if flag == "--auth-token" {
-            tracing::warn!("--auth-token is visible to every local user (ps): use --auth-token-file or ARCHON_EXPORTER_AUTH_TOKEN");
+            tracing::warn!(
+                "--auth-token is visible to every local user (ps): use --auth-token-file or ARCHON_EXPORTER_AUTH_TOKEN"
+            );
         }
-        if flag == "--database-url" || (flag.starts_with("postgres") && arg.contains('@')) {
-            if arg.split('@').next().is_some_and(|userinfo| userinfo.rsplit("//").next().is_some_and(|u| u.contains(':'))) {
-                tracing::warn!("a password in --database-url is visible to every local user (ps): use DATABASE_URL, PGPASSWORD or ~/.pgpass");
-            }
+        // `--database-url=URL`, or the URL after `--database-url`: a password is `user:pass@`.
+        let url_like = flag == "--database-url" || flag.starts_with("postgres");
+        let userinfo = arg.split('@').next().filter(|_| arg.contains('@')).and_then(|u| u.rsplit("//").next());
+        if url_like && userinfo.is_some_and(|u| u.contains(':')) {
+            tracing::warn!(
+                "a password in --database-url is visible to every local user (ps): use DATABASE_URL, PGPASSWORD or ~/.pgpass"
+            );
         }
     }
 }
@@ -322,18 +327,32 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     }
                     spec.effective_from = from;
                     budgets::set(&client, &spec).await?;
-                    println!("budget for {scope}: {monthly:.2} {} a month, warnings at {:?} %", spec.currency, spec.warn_at);
+                    println!(
+                        "budget for {scope}: {monthly:.2} {} a month, warnings at {:?} %",
+                        spec.currency, spec.warn_at
+                    );
                 }
                 BudgetAction::List => {
                     let all = budgets::status(&client).await?;
                     if all.is_empty() {
-                        println!("no budgets: add one with `archon-mcp-exporter budgets set --scope all --monthly 500`");
+                        println!(
+                            "no budgets: add one with `archon-mcp-exporter budgets set --scope all --monthly 500`"
+                        );
                     } else {
-                        println!("{:<32} {:>12} {:>12} {:>12} {:>7}  state", "scope", "monthly", "spent", "forecast", "used");
+                        println!(
+                            "{:<32} {:>12} {:>12} {:>12} {:>7}  state",
+                            "scope", "monthly", "spent", "forecast", "used"
+                        );
                         for b in all {
                             println!(
                                 "{:<32} {:>8.2} {} {:>12.2} {:>12.2} {:>6.1}%  {}",
-                                b.scope.to_string(), b.monthly_amount, b.currency, b.spend_mtd, b.forecast, b.percent_used, b.state
+                                b.scope.to_string(),
+                                b.monthly_amount,
+                                b.currency,
+                                b.spend_mtd,
+                                b.forecast,
+                                b.percent_used,
+                                b.state
                             );
                         }
                     }
@@ -394,7 +413,9 @@ fn interval(keep: &str) -> anyhow::Result<String> {
         "mo" => "months",
         "y" => "years",
         "m" => anyhow::bail!("--keep {keep:?} is ambiguous: write {number}mo for months or '{number} minutes'"),
-        "" => anyhow::bail!("--keep {keep:?} needs a unit: 90d, 12w, 6mo, 1y, or a PostgreSQL interval like '6 months'"),
+        "" => {
+            anyhow::bail!("--keep {keep:?} needs a unit: 90d, 12w, 6mo, 1y, or a PostgreSQL interval like '6 months'")
+        }
         _ => return Ok(keep.to_owned()),
     };
     Ok(format!("{number} {unit}"))

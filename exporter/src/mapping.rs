@@ -209,7 +209,7 @@ pub fn map_span(span: &Span) -> Result<Mapped, Skipped> {
             format!("ends more than {} s after now", MAX_FUTURE_SKEW.as_secs()),
         ));
     }
-        if let StatusCode::Unknown(code) = span.status.code {
+    if let StatusCode::Unknown(code) = span.status.code {
         return Err(skip(SkipReason::UnknownStatusCode, format!("status code {code} is not 0, 1 or 2")));
     }
 

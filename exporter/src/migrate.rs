@@ -83,11 +83,12 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<MigrationInfo>, MigrateE
 pub async fn pending(client: &mut Client) -> Result<Vec<MigrationInfo>, MigrateError> {
     // Read directly (not through refinery, which would try to create the table): a login
     // granted only `archon_exporter` can read it (V7) but create nothing.
-    let last: i64 = match client.query_one(&format!("SELECT coalesce(max(version), 0)::int8 FROM {HISTORY_TABLE}"), &[]).await {
-        Ok(row) => row.get(0),
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => 0,
-        Err(e) => return Err(e.into()),
-    };
+    let last: i64 =
+        match client.query_one(&format!("SELECT coalesce(max(version), 0)::int8 FROM {HISTORY_TABLE}"), &[]).await {
+            Ok(row) => row.get(0),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => 0,
+            Err(e) => return Err(e.into()),
+        };
     Ok(runner().get_migrations().iter().filter(|m| i64::from(m.version()) > last).map(info).collect())
 }
 

@@ -183,12 +183,18 @@ impl Server {
                         .serve_with_incoming_shutdown(Incoming::tls(grpc, tls.clone(), limits.clone()), grpc_stop),
                 ),
                 tokio::spawn(
-                    axum::serve(Incoming::tls(http, tls, limits), router).with_graceful_shutdown(http_stop).into_future(),
+                    axum::serve(Incoming::tls(http, tls, limits), router)
+                        .with_graceful_shutdown(http_stop)
+                        .into_future(),
                 ),
             ),
             None => (
-                tokio::spawn(grpc_service.serve_with_incoming_shutdown(Incoming::plain(grpc, limits.clone()), grpc_stop)),
-                tokio::spawn(axum::serve(Incoming::plain(http, limits), router).with_graceful_shutdown(http_stop).into_future()),
+                tokio::spawn(
+                    grpc_service.serve_with_incoming_shutdown(Incoming::plain(grpc, limits.clone()), grpc_stop),
+                ),
+                tokio::spawn(
+                    axum::serve(Incoming::plain(http, limits), router).with_graceful_shutdown(http_stop).into_future(),
+                ),
             ),
         };
         let reaper_task = config.reaper.clone().map(|reaper| tokio::spawn(reap_forever(store, reaper, metrics)));

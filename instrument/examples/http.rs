@@ -12,8 +12,8 @@ use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use tokio_util::sync::CancellationToken;
 use rmcp::{ErrorData as McpError, ServerHandler};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 struct Hello;

@@ -125,7 +125,9 @@ impl BudgetGate {
                 tick.tick().await;
                 match fetch().await {
                     Ok(exceeded) => gate.update(exceeded),
-                    Err(e) => tracing::warn!(error = %e, "reading budgets failed; enforcing the last reading until it is stale"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading budgets failed; enforcing the last reading until it is stale")
+                    }
                 }
             }
         })

@@ -379,7 +379,10 @@ mod tests {
         assert_eq!(Cancellation::from_reason(Some("request timeout")), Cancellation::Timeout("request timeout".into()));
         assert!(matches!(Cancellation::from_reason(Some("Request timed out")), Cancellation::Timeout(_)));
         assert_eq!(Cancellation::from_reason(Some(CLIENT_GONE_REASON)), Cancellation::ClientDisconnect);
-        assert_eq!(Cancellation::from_reason(Some("user pressed stop")), Cancellation::Client(Some("user pressed stop".into())));
+        assert_eq!(
+            Cancellation::from_reason(Some("user pressed stop")),
+            Cancellation::Client(Some("user pressed stop".into()))
+        );
         assert_eq!(Cancellation::from_reason(None), Cancellation::Client(None));
     }
 

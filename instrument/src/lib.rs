@@ -60,6 +60,8 @@ mod connection;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 #[cfg(feature = "full")]
+mod propagation;
+#[cfg(feature = "full")]
 mod request;
 #[cfg(feature = "full")]
 pub mod session;
@@ -79,11 +81,11 @@ pub mod user;
 #[cfg(feature = "full")]
 pub use config::{SCOPE, TracedConfig, TracedConfigBuilder};
 #[cfg(feature = "full")]
-pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, layer, otlp_retry_policy};
-#[cfg(feature = "full")]
 pub use connection::CLIENT_GONE_REASON;
 #[cfg(feature = "full")]
 pub use session_manager::TracedSessionManager;
+#[cfg(feature = "full")]
+pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, layer, otlp_retry_policy};
 #[cfg(feature = "full")]
 pub use traced::{Traced, TracedExt};
 #[cfg(feature = "full")]

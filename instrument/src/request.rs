@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures::FutureExt as _;
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use rmcp::ErrorData as McpError;
 use rmcp::model::{CallToolResult, Extensions, JsonObject};
 use rmcp::service::{RequestContext, RoleServer};
@@ -20,6 +18,7 @@ use crate::attributes as attr;
 use crate::capture;
 use crate::config::Shared;
 use crate::connection::{Cancellation, Connection, InFlight};
+use crate::propagation::{parent_context, session_hint};
 use crate::session::{ActiveSession, lock};
 use crate::transport::Arrival;
 use crate::usage::{self, Usage};
@@ -60,9 +59,10 @@ fn budget_refusal(
             shared.metrics().budget_unknown.add(1, &[]);
             None
         }
-        crate::budget::Verdict::Refused(message) => {
-            Some((McpError::new(rmcp::model::ErrorCode(BUDGET_EXCEEDED_CODE), message, None), Some(attr::ERROR_TYPE_BUDGET_EXCEEDED)))
-        }
+        crate::budget::Verdict::Refused(message) => Some((
+            McpError::new(rmcp::model::ErrorCode(BUDGET_EXCEEDED_CODE), message, None),
+            Some(attr::ERROR_TYPE_BUDGET_EXCEEDED),
+        )),
     }
 }
 
@@ -208,7 +208,8 @@ impl Call {
         // A session belongs to one principal: a request with another (or none, or a credential
         // that failed) is anonymous in it — never billed to the session's user — or refused.
         let foreign = session.as_ref().is_some_and(|s| s.principal.as_deref() != user.as_ref().map(|u| u.id.as_str()));
-        let identity = if foreign { connection.identity(client, &None, protocol, shared.hash_emails) } else { identity };
+        let identity =
+            if foreign { connection.identity(client, &None, protocol, shared.hash_emails) } else { identity };
         let refusal = if foreign && shared.refuse_foreign_principals {
             Some((McpError::invalid_request(FOREIGN_PRINCIPAL, None), None))
         } else if let (true, Some(gate), Some((tool, _))) = (is_tool_call, &shared.budgets, &tool) {
@@ -479,59 +480,4 @@ fn session_for(
 
 fn principal(user: &Option<UserInfo>) -> Option<String> {
     user.as_ref().map(|u| u.id.clone())
-}
-
-/// An explicit analytics session named by the client: `_meta["session.id"]`, or `session.id` in
-/// the W3C baggage of `_meta` or the HTTP headers.
-fn session_hint(ctx: &RequestContext<RoleServer>) -> Option<String> {
-    if let Some(id) = ctx.meta.0.get(attr::SESSION_ID).and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
-        return Some(id.to_owned());
-    }
-    let header_baggage = ctx
-        .extensions
-        .get::<http::request::Parts>()
-        .and_then(|p| p.headers.get("baggage"))
-        .and_then(|v| v.to_str().ok());
-    let meta_baggage = ctx.meta.0.get("baggage").and_then(|v| v.as_str());
-    [meta_baggage, header_baggage].into_iter().flatten().find_map(|baggage| {
-        baggage.split(',').find_map(|entry| {
-            let (key, value) = entry.split_once('=')?;
-            let value = value.split(';').next()?.trim();
-            (key.trim() == attr::SESSION_ID && !value.is_empty()).then(|| value.to_owned())
-        })
-    })
-}
-
-/// The parent of a request span: `_meta.traceparent`, else the HTTP `traceparent` header, else
-/// none — a new root, never rmcp's connection span.
-fn parent_context(extensions: &Extensions, meta: &JsonObject) -> Context {
-    struct Meta<'a>(&'a JsonObject);
-    impl Extractor for Meta<'_> {
-        fn get(&self, key: &str) -> Option<&str> {
-            self.0.get(key).and_then(|v| v.as_str())
-        }
-        fn keys(&self) -> Vec<&str> {
-            self.0.keys().map(String::as_str).collect()
-        }
-    }
-    struct Headers<'a>(&'a http::HeaderMap);
-    impl Extractor for Headers<'_> {
-        fn get(&self, key: &str) -> Option<&str> {
-            self.0.get(key).and_then(|v| v.to_str().ok())
-        }
-        fn keys(&self) -> Vec<&str> {
-            self.0.keys().map(http::HeaderName::as_str).collect()
-        }
-    }
-    let propagator = TraceContextPropagator::new();
-    let root = Context::new();
-    if meta.contains_key("traceparent") {
-        return propagator.extract_with_context(&root, &Meta(meta));
-    }
-    match extensions.get::<http::request::Parts>() {
-        Some(parts) if parts.headers.contains_key("traceparent") => {
-            propagator.extract_with_context(&root, &Headers(&parts.headers))
-        }
-        _ => root,
-    }
 }

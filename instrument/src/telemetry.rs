@@ -293,7 +293,7 @@ fn otlp_exporter(
 fn http_traces_url(endpoint: &str) -> String {
     let after_scheme = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest);
     match after_scheme.find('/') {
-        Some(slash) if after_scheme[slash..].trim_end_matches('/') != "" => endpoint.to_owned(),
+        Some(slash) if !after_scheme[slash..].trim_end_matches('/').is_empty() => endpoint.to_owned(),
         _ => format!("{}/v1/traces", endpoint.trim_end_matches('/')),
     }
 }
@@ -396,7 +396,10 @@ mod tests {
     struct Probe(std::sync::Arc<std::sync::Mutex<(usize, Option<Resource>)>>);
 
     impl SpanExporter for Probe {
-        async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        async fn export(
+            &self,
+            batch: Vec<opentelemetry_sdk::trace::SpanData>,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
             self.0.lock().unwrap().0 += batch.len();
             Ok(())
         }

@@ -321,12 +321,21 @@ impl<H: ServerHandler> ServerHandler for Traced<H> {
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ListToolsResult, McpError>> + MaybeSendFuture + '_ {
         let connection = self.connection(&context);
-        let call = Call::begin(&self.shared, connection.clone(), Cow::Borrowed(ListToolsRequestMethod::VALUE), Target::None, None, &context);
+        let call = Call::begin(
+            &self.shared,
+            connection.clone(),
+            Cow::Borrowed(ListToolsRequestMethod::VALUE),
+            Target::None,
+            None,
+            &context,
+        );
         async move {
             let result = call.run(self.inner.list_tools(request, context), no_tool_result).await;
             // The catalog enters the client's model context: its size, estimated as elsewhere.
             if let Ok(list) = &result {
-                if let Some(tokens) = serde_json::to_string(&list.tools).ok().and_then(|t| TokenEstimation::CharsDiv4.estimate(&t)) {
+                if let Some(tokens) =
+                    serde_json::to_string(&list.tools).ok().and_then(|t| TokenEstimation::CharsDiv4.estimate(&t))
+                {
                     connection.catalog_sent(tokens);
                 }
             }

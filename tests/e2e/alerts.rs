@@ -12,10 +12,12 @@ use serde_json::Value;
 
 const SEC: u64 = 1_000_000_000;
 const MIN: u64 = 60 * SEC;
-const RESEARCHER: UserInfo = UserInfo { principal: "rae", email: "rae@example.com", name: "Rae", department: "Research" };
+const RESEARCHER: UserInfo =
+    UserInfo { principal: "rae", email: "rae@example.com", name: "Rae", department: "Research" };
 
 fn rules() -> Vec<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/provisioning/alerting/archon-mcp-alerts.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("dashboards/provisioning/alerting/archon-mcp-alerts.json");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     doc["groups"][0]["rules"].as_array().unwrap().clone()
 }
@@ -68,7 +70,8 @@ async fn seed(db: &TestDb, fire: bool) {
         .await
         .unwrap()
         .get(0);
-    let (research, on_course) = if fire { (spent / 2.0, spent * (1.0 + factor) / 2.0) } else { (spent * 100.0, spent * factor * 10.0) };
+    let (research, on_course) =
+        if fire { (spent / 2.0, spent * (1.0 + factor) / 2.0) } else { (spent * 100.0, spent * factor * 10.0) };
     client
         .execute(
             "INSERT INTO archon_budgets (scope, scope_value, monthly_amount, warn_at, effective_from) VALUES

@@ -42,8 +42,11 @@ async fn over_budget_is_refused_under_is_served_and_an_unreadable_database_lets_
             break;
         }
     }
-    let state = db.rows("SELECT scope || ':' || coalesce(scope_value, ''), spend_mtd::text, state FROM archon_budget_status()").await;
-    let refused = refused.unwrap_or_else(|| panic!("Research's calls are refused once its spend is read back: {state:?}"));
+    let state = db
+        .rows("SELECT scope || ':' || coalesce(scope_value, ''), spend_mtd::text, state FROM archon_budget_status()")
+        .await;
+    let refused =
+        refused.unwrap_or_else(|| panic!("Research's calls are refused once its spend is read back: {state:?}"));
     assert!(refused.contains("department:Research") && refused.contains("budgets set"), "{refused}");
     bob.call_tool(summarize()).await.expect("Sales is under its budget");
 
@@ -57,8 +60,11 @@ async fn over_budget_is_refused_under_is_served_and_an_unreadable_database_lets_
     // The database goes unreadable: the reading goes stale and calls go through again.
     refresh.abort();
     let blind = BudgetGate::new(Duration::from_secs(5));
-    let _blind_refresh =
-        archon_mcp_otel::budgets::refresh_from_postgres(&blind, format!("host=127.0.0.1 port={} user=x dbname=x", free_port()), Duration::from_millis(100));
+    let _blind_refresh = archon_mcp_otel::budgets::refresh_from_postgres(
+        &blind,
+        format!("host=127.0.0.1 port={} user=x dbname=x", free_port()),
+        Duration::from_millis(100),
+    );
     let blind_server = McpServer::start_with(
         PgSpanExporter::new(PgStore::connect(&db.url, StoreConfig::default()).unwrap()),
         |config| config.enforce_budgets(blind.clone()),

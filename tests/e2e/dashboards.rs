@@ -310,10 +310,14 @@ async fn every_panel_query_runs_read_only_and_adds_up() {
             ("department:Research".into(), ("0.25".into(), "over".into()))
         ])
     );
-    let contributors = &results[&("mcp-budgets.json".to_owned(), "Top contributors of each budget".to_owned(), "all")].1;
+    let contributors =
+        &results[&("mcp-budgets.json".to_owned(), "Top contributors of each budget".to_owned(), "all")].1;
     assert_eq!(contributors[0][1].as_deref(), Some("Ada Lovelace"));
     let catalog = value("mcp-budgets.json", "Tool catalog in the context", "all");
-    assert_eq!((catalog[2].as_deref(), catalog[3].as_deref(), catalog[4].as_deref()), (Some("1"), Some("2000"), Some("64.5")));
+    assert_eq!(
+        (catalog[2].as_deref(), catalog[3].as_deref(), catalog[4].as_deref()),
+        (Some("1"), Some("2000"), Some("64.5"))
+    );
 
     // Read-only.
     for write in [

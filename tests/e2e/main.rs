@@ -9,7 +9,7 @@ mod corpus;
 mod dashboards;
 mod demo;
 mod faults;
-mod otlp_tls;
 mod harness;
+mod otlp_tls;
 mod privacy;
 mod shutdown;

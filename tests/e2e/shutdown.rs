@@ -56,7 +56,8 @@ async fn tool_server_stops_on_sigint_with_clients_connected_and_ends_their_sessi
     let sent = Instant::now();
     let status = std::process::Command::new("kill").args(["-INT", &server.id().unwrap().to_string()]).status().unwrap();
     assert!(status.success());
-    let exited = tokio::time::timeout(Duration::from_secs(10), server.wait()).await.expect("tool_server exits").unwrap();
+    let exited =
+        tokio::time::timeout(Duration::from_secs(10), server.wait()).await.expect("tool_server exits").unwrap();
     let took = sent.elapsed();
     assert!(exited.success(), "exit status {exited}");
     assert!(took < Duration::from_secs(2), "tool_server took {took:?} to stop");

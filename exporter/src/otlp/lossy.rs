@@ -147,7 +147,10 @@ impl From<ResourceSpans> for trace::ResourceSpans {
             scope_spans: r
                 .scope_spans
                 .into_iter()
-                .map(|s| trace::ScopeSpans { spans: s.spans.into_iter().map(Into::into).collect(), ..Default::default() })
+                .map(|s| trace::ScopeSpans {
+                    spans: s.spans.into_iter().map(Into::into).collect(),
+                    ..Default::default()
+                })
                 .collect(),
             ..Default::default()
         }
@@ -185,7 +188,9 @@ impl From<AnyValue> for common::AnyValue {
             Any::Bool(b) => V::BoolValue(b),
             Any::Int(i) => V::IntValue(i),
             Any::Double(d) => V::DoubleValue(d),
-            Any::Array(a) => V::ArrayValue(common::ArrayValue { values: a.values.into_iter().map(Into::into).collect() }),
+            Any::Array(a) => {
+                V::ArrayValue(common::ArrayValue { values: a.values.into_iter().map(Into::into).collect() })
+            }
             Any::KvList(l) => {
                 V::KvlistValue(common::KeyValueList { values: l.values.into_iter().map(Into::into).collect() })
             }

@@ -33,7 +33,10 @@ impl tonic::service::Interceptor for Authenticate {
 impl GrpcReceiver {
     /// The tonic service, accepting gzip and messages up to `max_message_bytes` (decompressed),
     /// from clients with the token (checked before the message is read).
-    pub fn service(ingest: Ingest, max_message_bytes: usize) -> InterceptedService<TraceServiceServer<Self>, Authenticate> {
+    pub fn service(
+        ingest: Ingest,
+        max_message_bytes: usize,
+    ) -> InterceptedService<TraceServiceServer<Self>, Authenticate> {
         let server = TraceServiceServer::new(Self { ingest: ingest.clone() })
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)

@@ -226,7 +226,8 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         }
         Err(_) => false,
     };
-    let decoded = decode_body_within(encoding, content_encoding, &body, state.limits.max_decompressed_bytes, &mut reserve);
+    let decoded =
+        decode_body_within(encoding, content_encoding, &body, state.limits.max_decompressed_bytes, &mut reserve);
     drop(body);
     let request = match decoded {
         Ok(request) => request,
@@ -311,7 +312,8 @@ impl Readiness {
 
     async fn ask(store: &PgStore) -> Result<(), String> {
         let mut client = store.pool().get().await.map_err(|e| format!("database unreachable: {e}"))?;
-        let pending = migrate::pending(&mut client).await.map_err(|e| format!("cannot read the schema version: {e}"))?;
+        let pending =
+            migrate::pending(&mut client).await.map_err(|e| format!("cannot read the schema version: {e}"))?;
         if pending.is_empty() {
             Ok(())
         } else {

@@ -79,7 +79,8 @@ async fn every_state_and_the_forecast_to_the_cent() {
         .unwrap();
     let table: Vec<(String, String, String, String, String, i64)> =
         rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect();
-    let row = |scope: &str| table.iter().find(|r| r.0 == scope).unwrap_or_else(|| panic!("{scope} in {table:#?}")).clone();
+    let row =
+        |scope: &str| table.iter().find(|r| r.0 == scope).unwrap_or_else(|| panic!("{scope} in {table:#?}")).clone();
     let expect = |scope: &str, spend: &str, forecast: &str, percent: &str, state: &str, requests: i64| {
         assert_eq!(
             row(scope),
@@ -114,7 +115,8 @@ async fn every_state_and_the_forecast_to_the_cent() {
         budgets::remove(&client, &"tool:search".parse().unwrap()).await,
         Err(budgets::BudgetError::NotFound(_))
     ));
-    let bad = budgets::set(&client, &BudgetSpec { currency: "EUR".into(), ..BudgetSpec::monthly(Scope::All, 1.0) }).await;
+    let bad =
+        budgets::set(&client, &BudgetSpec { currency: "EUR".into(), ..BudgetSpec::monthly(Scope::All, 1.0) }).await;
     assert!(bad.unwrap_err().to_string().contains("currency USD"));
     // Today's state (December: nothing spent yet) through the library.
     let now = budgets::status(&client).await.unwrap();
@@ -127,10 +129,15 @@ async fn readers_see_the_budgets_that_cover_their_rows_and_only_their_spend() {
     seed(&db).await;
     let admin = db.client().await;
     let ada_scope = format!("user:{}", ADA.principal);
-    for (scope, amount) in [("all", 100.0), (ada_scope.as_str(), 25.0), ("user:bob@corp", 10.0), ("department:Sales", 9.0)] {
+    for (scope, amount) in
+        [("all", 100.0), (ada_scope.as_str(), 25.0), ("user:bob@corp", 10.0), ("department:Sales", 9.0)]
+    {
         set(&admin, scope, amount, &[80], Some("2026-01-01")).await;
     }
-    let name = format!("budget_reader_{}", admin.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0));
+    let name = format!(
+        "budget_reader_{}",
+        admin.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0)
+    );
     admin
         .batch_execute(&format!(
             "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD 'pw'; GRANT archon_reader TO {name};
@@ -143,16 +150,24 @@ async fn readers_see_the_budgets_that_cover_their_rows_and_only_their_spend() {
         tokio_postgres::connect(&format!("{} user={name} password=pw", db.url()), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let rows = reader
-        .query(&format!("SELECT scope || coalesce(':' || scope_value, ''), spend_mtd::float8 FROM archon_budget_status('{AT}')"), &[])
+        .query(
+            &format!(
+                "SELECT scope || coalesce(':' || scope_value, ''), spend_mtd::float8 FROM archon_budget_status('{AT}')"
+            ),
+            &[],
+        )
         .await
         .unwrap();
     let seen: Vec<(String, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     // Ada sees the overall budget (over her own rows only) and her own; not Bob's, not Sales'.
     assert_eq!(seen, [("all".to_owned(), 20.0), (ada_scope.clone(), 20.0)]);
-    assert!(reader.execute("DELETE FROM archon_budgets", &[]).await.is_err() || {
-        let left: i64 = admin.query_one("SELECT count(*) FROM archon_budgets", &[]).await.unwrap().get(0);
-        left == 4
-    }, "readers manage nothing");
+    assert!(
+        reader.execute("DELETE FROM archon_budgets", &[]).await.is_err() || {
+            let left: i64 = admin.query_one("SELECT count(*) FROM archon_budgets", &[]).await.unwrap().get(0);
+            left == 4
+        },
+        "readers manage nothing"
+    );
     drop(reader);
     admin.batch_execute(&format!("DROP OWNED BY {name}; DROP ROLE {name}")).await.unwrap();
 }
@@ -168,12 +183,17 @@ async fn the_budgets_command() {
             .env("DATABASE_URL", db.url())
             .output()
             .unwrap();
-        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     };
     let (code, out, _) = run(&["list"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("no budgets"), "{out}");
-    let (code, out, err) = run(&["set", "--scope", "department:Research", "--monthly", "500", "--currency", "USD", "--warn-at", "80"]);
+    let (code, out, err) =
+        run(&["set", "--scope", "department:Research", "--monthly", "500", "--currency", "USD", "--warn-at", "80"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("department:Research: 500.00 USD a month, warnings at [80] %"), "{out}");
     let (_, out, _) = run(&["list"]);

@@ -9,7 +9,11 @@ fn run(args: &[&str], database_url: &str) -> (Option<i32>, String, String) {
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[tokio::test]

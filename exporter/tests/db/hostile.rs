@@ -101,7 +101,9 @@ async fn big_bodies_never_hold_more_memory_than_the_budget() {
     assert!(statuses.iter().all(|s| matches!(s, 400 | 429 | 0)), "{statuses:?}");
     assert!(statuses.contains(&429), "some were over the budget: {statuses:?}");
     let peak = peak_mib(pid);
-    println!("serve peak RSS: {baseline} MiB idle, {after_unauthenticated} MiB after 200 × 15 MB unauthenticated, {peak} MiB after 100 × 15 MB authenticated");
+    println!(
+        "serve peak RSS: {baseline} MiB idle, {after_unauthenticated} MiB after 200 × 15 MB unauthenticated, {peak} MiB after 100 × 15 MB authenticated"
+    );
     assert!(after_unauthenticated < baseline + 40, "unauthenticated bodies were held: {after_unauthenticated} MiB");
     assert!(peak < 150, "peak RSS {peak} MiB");
 
@@ -185,7 +187,8 @@ async fn connections_beyond_the_limit_or_that_never_finish_are_closed() {
 async fn readyz_works_for_a_login_granted_only_archon_exporter_and_floods_share_one_check() {
     let db = TestDb::migrated().await;
     let admin = db.client().await;
-    let name = format!("exporter_{}", admin.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0));
+    let name =
+        format!("exporter_{}", admin.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0));
     admin
         .batch_execute(&format!(
             "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD 'pw'; GRANT archon_exporter TO {name};"
@@ -262,7 +265,8 @@ async fn one_span_with_broken_text_does_not_lose_the_export() {
 
     // Protobuf: one tool name with a byte that is not UTF-8.
     let mut body = request.encode_to_vec();
-    let places: Vec<usize> = body.windows(9).enumerate().filter(|(_, w)| *w == b"bad_toolQ").map(|(i, _)| i + 8).collect();
+    let places: Vec<usize> =
+        body.windows(9).enumerate().filter(|(_, w)| *w == b"bad_toolQ").map(|(i, _)| i + 8).collect();
     assert!(!places.is_empty());
     for at in places {
         body[at] = 0xff;

@@ -72,7 +72,8 @@ struct Login {
 
 impl Login {
     async fn create(db: &TestDb, admin: &tokio_postgres::Client, what: &str, grant: &str) -> Self {
-        let name = format!("{what}_{}", admin.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0));
+        let name =
+            format!("{what}_{}", admin.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0));
         admin
             .batch_execute(&format!(
                 "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD 'pw-{name}'; GRANT {grant} TO {name};"
@@ -87,7 +88,11 @@ impl Login {
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        self.client.query_one(&format!("SELECT count(*) FROM ({sql}) t"), &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+        self.client
+            .query_one(&format!("SELECT count(*) FROM ({sql}) t"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
     }
 
     /// Rows this login sees through the tables, both views and every SQL API function.
@@ -117,7 +122,10 @@ async fn a_reader_login_sees_its_own_rows_whatever_it_sets() {
 
     // Ada's login, mapped by an admin; it tries to be Bob every way it can.
     let ada = Login::create(&db, &admin, "ada_reader", "archon_reader").await;
-    admin.execute("INSERT INTO archon_reader_logins (login, user_key) VALUES ($1, $2)", &[&ada.name, &ADA.principal]).await.unwrap();
+    admin
+        .execute("INSERT INTO archon_reader_logins (login, user_key) VALUES ($1, $2)", &[&ada.name, &ADA.principal])
+        .await
+        .unwrap();
     let own = ada.visible(&BOB).await;
     assert_eq!(own[..3], [2, 4, 1], "Ada's 2 sessions, 4 requests, 1 user row");
     let bob_id = archon_mcp_exporter::ids::user_id(BOB.principal);
@@ -131,19 +139,31 @@ async fn a_reader_login_sees_its_own_rows_whatever_it_sets() {
         ada.client.batch_execute(&attempt).await.unwrap();
         assert_eq!(ada.visible(&BOB).await, own, "after {attempt}");
     }
-    let probe = ada.client.query_one("SELECT archon_current_user_id()", &[]).await.unwrap().get::<_, Option<uuid::Uuid>>(0);
+    let probe =
+        ada.client.query_one("SELECT archon_current_user_id()", &[]).await.unwrap().get::<_, Option<uuid::Uuid>>(0);
     assert_eq!(probe, Some(archon_mcp_exporter::ids::user_id(ADA.principal)), "its own id, never another's");
 
     // A reader login nobody mapped sees nothing, whatever it sets.
     let stranger = Login::create(&db, &admin, "stranger_reader", "archon_reader").await;
-    stranger.client.batch_execute(&format!(r#"SET archon.user_id = '{bob_id}'; SET request.jwt.claims = '{{"sub": "bob@corp"}}'"#)).await.unwrap();
+    stranger
+        .client
+        .batch_execute(&format!(r#"SET archon.user_id = '{bob_id}'; SET request.jwt.claims = '{{"sub": "bob@corp"}}'"#))
+        .await
+        .unwrap();
     assert_eq!(stranger.visible(&BOB).await[..3], [0, 0, 0]);
 
     // PostgREST/Supabase: a registered authenticator switches into a NOLOGIN role granted
     // archon_reader and sets the verified claims.
     let authenticator = Login::create(&db, &admin, "authenticator", "archon_reader").await;
-    admin.execute("INSERT INTO archon_trusted_authenticators (login) VALUES ($1)", &[&authenticator.name]).await.unwrap();
-    authenticator.client.batch_execute(r#"SET ROLE archon_reader; SET request.jwt.claims = '{"sub": "bob@corp"}'"#).await.unwrap();
+    admin
+        .execute("INSERT INTO archon_trusted_authenticators (login) VALUES ($1)", &[&authenticator.name])
+        .await
+        .unwrap();
+    authenticator
+        .client
+        .batch_execute(r#"SET ROLE archon_reader; SET request.jwt.claims = '{"sub": "bob@corp"}'"#)
+        .await
+        .unwrap();
     assert_eq!(authenticator.visible(&ADA).await[..3], [1, 2, 1], "Bob's session, 2 requests, 1 user row");
     authenticator.client.batch_execute("SET request.jwt.claims = 'not json'").await.unwrap();
     assert_eq!(authenticator.visible(&ADA).await[..3], [0, 0, 0], "a malformed claim sees nothing");
@@ -153,7 +173,10 @@ async fn a_reader_login_sees_its_own_rows_whatever_it_sets() {
     let denied = grafana.client.query_one("SELECT archon_current_user_id()", &[]).await;
     assert!(denied.is_err(), "archon_current_user_id is not executable by PUBLIC");
     assert_eq!(grafana.count("SELECT * FROM archon_mcp_sessions").await, 3, "grafana reads every row");
-    assert!(grafana.client.batch_execute("UPDATE archon_mcp_sessions SET client_type = 'x'").await.is_err(), "grafana is read-only");
+    assert!(
+        grafana.client.batch_execute("UPDATE archon_mcp_sessions SET client_type = 'x'").await.is_err(),
+        "grafana is read-only"
+    );
     assert!(grafana.client.batch_execute("SELECT * FROM archon_reader_logins").await.is_err(), "nor reads the mapping");
 
     for login in [ada, stranger, authenticator, grafana] {

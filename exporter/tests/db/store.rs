@@ -388,7 +388,10 @@ async fn a_request_without_its_sessions_user_is_billed_to_nobody() {
     assert_eq!(session_user, Some(ada));
     let (requests, cost): (i64, f64) = {
         let row = client
-            .query_one("SELECT total_requests::int8, total_cost::float8 FROM archon_mcp_user_stats WHERE user_id = $1", &[&ada])
+            .query_one(
+                "SELECT total_requests::int8, total_cost::float8 FROM archon_mcp_user_stats WHERE user_id = $1",
+                &[&ada],
+            )
             .await
             .unwrap();
         (row.get(0), row.get(1))

@@ -227,7 +227,8 @@ async fn the_tool_catalog_a_session_received_is_on_its_span() {
 
     // What the client's model carries: the serialized catalog, at 4 characters a token.
     let expected = serde_json::to_string(&tools).unwrap().chars().count().div_ceil(4);
-    let spans = capture.wait_for("the session span", |s| summary(s).iter().any(|s| s.name == attr::SESSION_SPAN_NAME)).await;
+    let spans =
+        capture.wait_for("the session span", |s| summary(s).iter().any(|s| s.name == attr::SESSION_SPAN_NAME)).await;
     let session = summary(&spans).into_iter().find(|s| s.name == attr::SESSION_SPAN_NAME).unwrap();
     assert_eq!(session.attr(attr::ARCHON_SESSION_CATALOG_TOKENS), Some(expected.to_string().as_str()));
     assert!(expected > 50, "seven tools with schemas: {expected}");

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
+use archon_mcp_instrument::TracedConfig;
 use archon_mcp_instrument::attributes::{self as attr, DisconnectReason};
 use archon_mcp_instrument::user::{JwtUser, UserFailures};
-use archon_mcp_instrument::TracedConfig;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{ClientLifecycleMode, RoleClient, RunningService, serve_client_with_lifecycle};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -233,10 +233,14 @@ async fn a_stolen_session_id_bills_nobody_and_can_be_refused() {
         let alice_token = token("alice", "alice@example.com", "Research", false);
         let alice = client(addr, "claude-code", Some(&alice_token), ClientLifecycleMode::Initialize).await;
         alice.call_tool(search("mine")).await.unwrap();
-        let spans = summary(&capture.wait_for("alice's call", |s| !summary(s).iter().all(|s| s.attr(attr::USER_ID).is_none())).await);
+        let spans = summary(
+            &capture.wait_for("alice's call", |s| !summary(s).iter().all(|s| s.attr(attr::USER_ID).is_none())).await,
+        );
         let alice_call = spans.iter().find(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).unwrap();
-        let (session_id, analytics) =
-            (alice_call.attr(attr::MCP_SESSION_ID).unwrap().to_owned(), alice_call.attr(attr::SESSION_ID).unwrap().to_owned());
+        let (session_id, analytics) = (
+            alice_call.attr(attr::MCP_SESSION_ID).unwrap().to_owned(),
+            alice_call.attr(attr::SESSION_ID).unwrap().to_owned(),
+        );
 
         // The session id (visible to anyone who reads the sessions table) with no token, a
         // forged one, an expired one, and alg "none".
@@ -248,10 +252,16 @@ async fn a_stolen_session_id_bills_nobody_and_can_be_refused() {
             assert_eq!(answer.contains("credentials are not those"), refuse, "{answer}");
         }
         let spans = summary(
-            &capture.wait_for("the four stolen calls", |s| summary(s).iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).count() == 5).await,
+            &capture
+                .wait_for("the four stolen calls", |s| {
+                    summary(s).iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).count() == 5
+                })
+                .await,
         );
-        let stolen: Vec<&Seen> =
-            spans.iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some() && s.attr(attr::JSONRPC_REQUEST_ID) == Some("99")).collect();
+        let stolen: Vec<&Seen> = spans
+            .iter()
+            .filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some() && s.attr(attr::JSONRPC_REQUEST_ID) == Some("99"))
+            .collect();
         assert_eq!(stolen.len(), 4);
         for call in stolen {
             assert_eq!(call.attr(attr::SESSION_ID), Some(analytics.as_str()), "in Alice's session…");
@@ -269,10 +279,19 @@ async fn calls_over_budget_are_refused_and_unknown_state_lets_them_through() {
     use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, Exceeded};
     let capture = Capture::new();
     let gate = BudgetGate::new(std::time::Duration::from_secs(60));
-    let config = capture.config(TracedConfig::builder().user_resolver(JwtUser::hs256(JWT_SECRET)).enforce_budgets(gate.clone()));
+    let config =
+        capture.config(TracedConfig::builder().user_resolver(JwtUser::hs256(JWT_SECRET)).enforce_budgets(gate.clone()));
     let (addr, stop) = serve(config).await;
-    let ada = client(addr, "claude-code", Some(&token("ada", "ada@example.com", "Research", false)), ClientLifecycleMode::Initialize).await;
-    let bob = client(addr, "Cursor", Some(&token("bob", "bob@example.com", "Sales", false)), ClientLifecycleMode::Initialize).await;
+    let ada = client(
+        addr,
+        "claude-code",
+        Some(&token("ada", "ada@example.com", "Research", false)),
+        ClientLifecycleMode::Initialize,
+    )
+    .await;
+    let bob =
+        client(addr, "Cursor", Some(&token("bob", "bob@example.com", "Sales", false)), ClientLifecycleMode::Initialize)
+            .await;
 
     // Nothing read yet (the database unreachable, say): everyone is served.
     ada.call_tool(search("before")).await.expect("unknown state lets the call through");
@@ -286,7 +305,11 @@ async fn calls_over_budget_are_refused_and_unknown_state_lets_them_through() {
     ada.call_tool(search("raised")).await.expect("allowed again once the budget is raised");
 
     let spans = summary(
-        &capture.wait_for("four calls", |s| summary(s).iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).count() == 4).await,
+        &capture
+            .wait_for("four calls", |s| {
+                summary(s).iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).count() == 4
+            })
+            .await,
     );
     let refused: Vec<&Seen> =
         spans.iter().filter(|s| s.attr(attr::ERROR_TYPE) == Some(attr::ERROR_TYPE_BUDGET_EXCEEDED)).collect();

@@ -275,7 +275,8 @@ async fn cancelled_and_timed_out_calls_end_when_the_client_gave_up() {
 
     // The client cancels; the tool ignores it and sleeps on.
     let started = now_ns();
-    let handle = client.send_cancellable_request(request("cancel-ignore"), PeerRequestOptions::no_options()).await.unwrap();
+    let handle =
+        client.send_cancellable_request(request("cancel-ignore"), PeerRequestOptions::no_options()).await.unwrap();
     slow_started("cancel-ignore", 1).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let cancelled = now_ns();
@@ -294,9 +295,10 @@ async fn cancelled_and_timed_out_calls_end_when_the_client_gave_up() {
 
     let spans = summary(&capture.wait_for("both calls", |s| calls_of(&summary(s), "slow").len() == 2).await);
     let by_error = |error_type: &str| {
-        *calls_of(&spans, "slow").iter().find(|c| c.attr(attr::ERROR_TYPE) == Some(error_type)).unwrap_or_else(|| {
-            panic!("no {error_type} call among {spans:#?}")
-        })
+        *calls_of(&spans, "slow")
+            .iter()
+            .find(|c| c.attr(attr::ERROR_TYPE) == Some(error_type))
+            .unwrap_or_else(|| panic!("no {error_type} call among {spans:#?}"))
     };
     let cancel = by_error("cancelled");
     assert_eq!(cancel.attr(attr::ERROR_TYPE), Some("cancelled"));
@@ -344,7 +346,8 @@ async fn stateless_sessions_end_at_their_last_activity() {
     config.end_sessions(DisconnectReason::ServerShutdown);
 
     let spans = summary(&capture.wait_for("both sessions", |s| sessions_of(&summary(s)).len() == 2).await);
-    let session = |client: &str| *sessions_of(&spans).iter().find(|s| s.attr(attr::MCP_CLIENT_NAME) == Some(client)).unwrap();
+    let session =
+        |client: &str| *sessions_of(&spans).iter().find(|s| s.attr(attr::MCP_CLIENT_NAME) == Some(client)).unwrap();
     assert_session(session("goose"), "timeout", goose_first, goose_last, Duration::from_millis(100));
     assert_eq!(session("goose").attr(attr::ARCHON_SESSION_REQUEST_COUNT), Some("3"));
     // Stopped with the server, but it ends at its last activity: the wait is not part of it.
@@ -391,11 +394,23 @@ async fn stdio_client_killed_mid_session_and_mid_call() {
     let busy_killed = busy.kill();
 
     let idle_spans = stdio_spans(&idle_file, 1).await;
-    assert_session(sessions_of(&idle_spans)[0], "client_disconnect", idle_first, idle_killed, Duration::from_millis(300));
+    assert_session(
+        sessions_of(&idle_spans)[0],
+        "client_disconnect",
+        idle_first,
+        idle_killed,
+        Duration::from_millis(300),
+    );
     assert_eq!(sessions_of(&idle_spans)[0].attr(attr::ARCHON_SESSION_REQUEST_COUNT), Some("1"));
 
     let busy_spans = stdio_spans(&busy_file, 2).await;
-    assert_session(sessions_of(&busy_spans)[0], "client_disconnect", busy_first, busy_killed, Duration::from_millis(300));
+    assert_session(
+        sessions_of(&busy_spans)[0],
+        "client_disconnect",
+        busy_first,
+        busy_killed,
+        Duration::from_millis(300),
+    );
     let call = calls_of(&busy_spans, "slow")[0];
     assert_eq!(call.attr(attr::ERROR_TYPE), Some("cancelled"), "{call:?}");
     assert_eq!(call.status, "error:client_disconnect");
