@@ -364,7 +364,7 @@ async fn progress_bar(done: Arc<AtomicU64>, total: u64) {
 }
 
 /// Serves the knowledge server on stdio, exporting OTLP to `ARCHON_DEMO_OTLP`; the user comes
-/// from `ARCHON_USER_*`. What the demo's stdio child and `examples/tool_server --transport stdio`
+/// from `ARCHON_USER_*`. What the demo's stdio child and `tool_server --transport stdio`
 /// run.
 pub async fn serve_stdio(otlp_endpoint: &str) -> anyhow::Result<()> {
     let telemetry: TelemetryGuard = Telemetry::builder()

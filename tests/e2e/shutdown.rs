@@ -8,20 +8,13 @@ use serde_json::json;
 
 use crate::harness::*;
 
-fn tool_server_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join("tool_server");
-    assert!(bin.is_file(), "{} is missing: run the tests with `cargo test --workspace --all-targets`", bin.display());
-    bin
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_server_stops_on_sigint_with_clients_connected_and_ends_their_sessions_then() {
     let _turn = ONE_PIPELINE_AT_A_TIME.lock().await;
     let db = Database::start().await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let secret = std::str::from_utf8(JWT_SECRET).unwrap();
-    let mut server = tokio::process::Command::new(tool_server_binary())
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_tool_server"))
         .args(["--transport", "http", "--listen", &addr.to_string(), "--database-url", &db.url, "--jwt-secret", secret])
         .stdin(Stdio::null())
         .env("RUST_LOG", "warn")

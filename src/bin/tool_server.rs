@@ -2,11 +2,11 @@
 //!
 //! ```text
 //! # streamable HTTP at http://127.0.0.1:8000/mcp, spans over OTLP to a collector
-//! cargo run --example tool_server -- --transport http --listen 127.0.0.1:8000 \
+//! cargo run --bin tool_server -- --transport http --listen 127.0.0.1:8000 \
 //!     --otlp-endpoint http://127.0.0.1:4317 --jwt-secret change-me
 //! # stdio (for a desktop client's config), spans straight to PostgreSQL
 //! ARCHON_USER_ID=ada ARCHON_USER_EMAIL=ada@example.com \
-//!     cargo run --example tool_server -- --transport stdio --database-url postgres://…
+//!     cargo run --bin tool_server -- --transport stdio --database-url postgres://…
 //! ```
 
 use std::net::SocketAddr;
