@@ -62,6 +62,18 @@ pub enum SubmitError {
     Closed,
 }
 
+impl SubmitError {
+    /// A stable label, for metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SubmitError::Busy(_) => "busy",
+            SubmitError::Unavailable(_) => "unavailable",
+            SubmitError::Failed(_) => "failed",
+            SubmitError::Closed => "closed",
+        }
+    }
+}
+
 impl From<StoreError> for SubmitError {
     fn from(e: StoreError) -> Self {
         if e.is_retryable() { SubmitError::Unavailable(e.to_string()) } else { SubmitError::Failed(e.to_string()) }
@@ -138,11 +150,6 @@ impl Batcher {
         answer.await.map_err(|_| SubmitError::Closed)?
     }
 
-    /// Rows queued or being written.
-    pub fn pending_rows(&self) -> usize {
-        self.max_pending - self.budget.available_permits()
-    }
-
     /// Stops taking work and waits until everything queued is written.
     pub async fn close(self) {
         let Batcher { tx, writers, .. } = self;
@@ -191,8 +198,8 @@ async fn write_jobs(jobs: Vec<Job>, store: &PgStore, config: &BatcherConfig, met
     match result {
         Ok(outcome) => {
             metrics.batches.add(1);
-            metrics.spans_written.add(outcome.requests_inserted);
-            metrics.spans_duplicate.add(outcome.requests_duplicate);
+            metrics.requests_written.add(outcome.requests_inserted);
+            metrics.requests_duplicate.add(outcome.requests_duplicate);
             metrics.spans_rejected.add("database", outcome.rejected.len() as u64);
             let mut per_job: Vec<Vec<StoreRejection>> = vec![Vec::new(); jobs.len()];
             for rejection in outcome.rejected {

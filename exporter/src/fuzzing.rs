@@ -39,7 +39,7 @@ pub fn otlp_http_body(data: &[u8]) {
         _ => (None, body),
     };
     let Ok(request) = decode_body(encoding, content_encoding, body, MAX_DECOMPRESSED) else { return };
-    let (spans, _invalid) = spans_from_request(request);
+    let (spans, _undecodable) = spans_from_request(request);
     let batch = map_spans(&spans);
     let produced = batch.requests.len() + batch.skipped.len();
     assert!(produced <= spans.len(), "{produced} rows or skips from {} spans", spans.len());

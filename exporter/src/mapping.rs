@@ -47,13 +47,9 @@ pub enum SkipReason {
     EndBeforeStart,
     /// A status code outside the OTLP enum.
     UnknownStatusCode,
-    /// A trace id that is not 16 bytes or a span id that is not 8.
-    InvalidId,
     /// The span ends more than [`MAX_FUTURE_SKEW`] after now: a wrong clock (or a forged date)
     /// that would keep its session active for ever.
     FutureTimestamp,
-    /// The database refused the row (see the store's message).
-    Database,
 }
 
 impl SkipReason {
@@ -65,9 +61,7 @@ impl SkipReason {
             SkipReason::MissingTimestamp => "missing_timestamp",
             SkipReason::EndBeforeStart => "end_before_start",
             SkipReason::UnknownStatusCode => "unknown_status_code",
-            SkipReason::InvalidId => "invalid_id",
             SkipReason::FutureTimestamp => "future_timestamp",
-            SkipReason::Database => "database",
         }
     }
 

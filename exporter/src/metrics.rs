@@ -83,20 +83,21 @@ pub struct Metrics {
     /// Spans received in export requests.
     pub spans_received: Counter,
     /// Request rows committed.
-    pub spans_written: Counter,
+    pub requests_written: Counter,
     /// Request rows already stored (replays), skipped.
-    pub spans_duplicate: Counter,
+    pub requests_duplicate: Counter,
     /// Spans refused, by reason.
     pub spans_rejected: LabeledCounter,
     /// Spans that are not ours to store (not MCP, no session), by reason.
     pub spans_ignored: LabeledCounter,
-    /// Export requests answered, by outcome (`ok`, `unavailable`, `invalid`, `unauthenticated`).
+    /// Export requests answered, by outcome (`ok`; not committed: `busy`, `unavailable`,
+    /// `failed`, `closed`; refused by a receiver: `invalid`, `unauthenticated`, `over_budget`).
     pub exports: LabeledCounter,
     /// Transactions written.
     pub batches: Counter,
     /// Time to write one transaction.
     pub batch_latency: Histogram,
-    /// Failed writes, by kind (`unavailable`, `error`, `busy`).
+    /// Failed transactions, by kind (`unavailable`, `error`).
     pub database_errors: LabeledCounter,
     /// Sessions the reaper changed, by new status (`idle`, `disconnected`).
     pub sessions_reaped: LabeledCounter,
@@ -114,11 +115,11 @@ impl Metrics {
             "Spans received in OTLP export requests.",
             self.spans_received.get(),
         );
-        counter("archon_exporter_spans_written_total", "Request rows committed.", self.spans_written.get());
+        counter("archon_exporter_requests_written_total", "Request rows committed.", self.requests_written.get());
         counter(
-            "archon_exporter_spans_duplicate_total",
+            "archon_exporter_requests_duplicate_total",
             "Request rows already stored (replays).",
-            self.spans_duplicate.get(),
+            self.requests_duplicate.get(),
         );
         counter("archon_exporter_batches_total", "Transactions written.", self.batches.get());
         for (name, help, label, values) in [
@@ -130,7 +131,7 @@ impl Metrics {
                 &self.spans_ignored,
             ),
             ("archon_exporter_exports_total", "Export requests answered, by outcome.", "outcome", &self.exports),
-            ("archon_exporter_database_errors_total", "Failed writes, by kind.", "kind", &self.database_errors),
+            ("archon_exporter_database_errors_total", "Failed transactions, by kind.", "kind", &self.database_errors),
             (
                 "archon_exporter_sessions_reaped_total",
                 "Sessions the reaper marked idle or disconnected.",

@@ -12,7 +12,8 @@
 //! # let _ = provider; Ok(()) }
 //! ```
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
@@ -22,17 +23,23 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tokio::runtime::Handle;
 
-use crate::mapping::map_spans;
+use crate::batcher::BatcherConfig;
+use crate::metrics::Metrics;
 use crate::otlp::spans_from_request;
+use crate::pipeline::{Outcome, Pipeline};
+use crate::retry::{self, Backoff};
 use crate::store::PgStore;
 
-/// Writes SDK spans to PostgreSQL through the same mapping and store as the OTLP service.
+/// Writes SDK spans to PostgreSQL through the same pipeline as the OTLP service: mapping, group
+/// commit and metrics.
 ///
 /// When the database is unavailable it retries with backoff for up to
 /// [`max_retry_time`](Self::with_max_retry_time) (the SDK never retries), then reports the
 /// failure to the SDK; the batch processor's queue keeps the spans that arrive meanwhile.
+/// Spans refused one by one (a bad timestamp, a row the database refuses) are counted in
+/// [`metrics`](Self::metrics) and reported to the SDK as an export error; the rest are written.
 pub struct PgSpanExporter {
-    store: PgStore,
+    pipeline: Pipeline,
     runtime: Handle,
     resource: ResourceAttributesWithSchema,
     max_retry_time: Duration,
@@ -53,8 +60,12 @@ impl PgSpanExporter {
 
     /// An exporter whose database IO runs on `runtime`.
     pub fn with_runtime(store: PgStore, runtime: Handle) -> Self {
+        let pipeline = {
+            let _inside = runtime.enter();
+            Pipeline::start(store, BatcherConfig::default(), Arc::new(Metrics::default()))
+        };
         Self {
-            store,
+            pipeline,
             runtime,
             resource: ResourceAttributesWithSchema::from(&Resource::builder_empty().build()),
             max_retry_time: Duration::from_secs(30),
@@ -66,6 +77,11 @@ impl PgSpanExporter {
         self.max_retry_time = max;
         self
     }
+
+    /// What this exporter has received, written and refused, as `serve` counts it.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.pipeline.metrics()
+    }
 }
 
 impl SpanExporter for PgSpanExporter {
@@ -73,29 +89,25 @@ impl SpanExporter for PgSpanExporter {
         // One conversion path for both entry points: SDK spans → OTLP → the neutral model.
         let request =
             ExportTraceServiceRequest { resource_spans: group_spans_by_resource_and_scope(batch, &self.resource) };
-        let (spans, _invalid) = spans_from_request(request);
-        let mapped = map_spans(&spans);
-        let store = self.store.clone();
-        let max_retry_time = self.max_retry_time;
+        let (spans, undecodable) = spans_from_request(request);
+        let pipeline = self.pipeline.clone();
+        let mut backoff = Backoff::new(self.max_retry_time);
         // The SDK calls us from its own thread; the database IO belongs on the Tokio runtime.
         let write = self.runtime.spawn(async move {
-            let started = Instant::now();
-            let mut backoff = Duration::from_millis(100);
+            let mut undecodable = Some(undecodable);
             loop {
-                match store.write(&mapped).await {
-                    Ok(outcome) if outcome.rejected.is_empty() => return Ok(()),
-                    Ok(outcome) => {
+                // Decode rejects are counted on the first try only.
+                match pipeline.export(&spans, undecodable.take().unwrap_or_default()).await {
+                    Outcome::Accepted { rejected: 0, .. } => return Ok(()),
+                    Outcome::Accepted { rejected, message } => {
                         return Err(OTelSdkError::InternalFailure(format!(
-                            "{} rows refused by the database, the rest written: {}",
-                            outcome.rejected.len(),
-                            outcome.rejected[0].reason
+                            "{rejected} spans refused, the rest written: {message}"
                         )));
                     }
-                    Err(e) if e.is_retryable() && started.elapsed() + backoff < max_retry_time => {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
-                    Err(e) => return Err(OTelSdkError::InternalFailure(e.to_string())),
+                    Outcome::NotCommitted(e) => match backoff.next_wait() {
+                        Some(wait) if retry::sdk_retries(&e) => tokio::time::sleep(wait).await,
+                        _ => return Err(OTelSdkError::InternalFailure(e.to_string())),
+                    },
                 }
             }
         });

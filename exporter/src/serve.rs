@@ -17,9 +17,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::batcher::{Batcher, BatcherConfig};
+use crate::batcher::BatcherConfig;
 use crate::metrics::Metrics;
 use crate::migrate;
+use crate::pipeline::Pipeline;
 use crate::reaper::{self, ReaperConfig};
 use crate::receiver::Ingest;
 use crate::receiver::grpc::GrpcReceiver;
@@ -162,8 +163,8 @@ impl Server {
     /// their writes, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let Server { config, grpc, http, store, tls, metrics } = self;
-        let batcher = Batcher::start(store.clone(), config.batcher.clone(), metrics.clone());
-        let ingest = Ingest::new(batcher.clone(), config.auth_token.clone(), metrics.clone());
+        let pipeline = Pipeline::start(store.clone(), config.batcher.clone(), metrics.clone());
+        let ingest = Ingest::new(pipeline.clone(), config.auth_token.clone());
         let stop = CancellationToken::new();
 
         // HTTP/2 pings find dead collectors; a live one answering them is not idle.
@@ -208,7 +209,7 @@ impl Server {
         if let Some(task) = reaper_task {
             task.abort();
         }
-        batcher.close().await;
+        pipeline.close().await;
         let joined = |e: tokio::task::JoinError| ServeError::Serve("receiver", e.to_string());
         grpc_result.map_err(joined)?.map_err(grpc_error)?;
         http_result.map_err(joined)?.map_err(http_error)?;

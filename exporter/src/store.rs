@@ -30,6 +30,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::mapping::MappedBatch;
+use crate::retry::PgFailure;
 use crate::rows::{RequestRow, SessionUpsert, TokenSource};
 
 /// How the store prices and connects.
@@ -90,17 +91,10 @@ impl StoreError {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        let transient = match e.code() {
-            // No SQLSTATE: the connection broke or could not be made.
-            None => true,
-            Some(code) => {
-                let class = &code.code()[..2];
-                // 08 connection, 53 insufficient resources, 57 operator intervention
-                // (shutdown, restart), 40 serialization failure / deadlock.
-                matches!(class, "08" | "53" | "57" | "40") || *code == SqlState::LOCK_NOT_AVAILABLE
-            }
-        };
-        if transient { StoreError::Unavailable(e.to_string()) } else { StoreError::Database(e) }
+        match PgFailure::of(e.code()) {
+            PgFailure::Transient => StoreError::Unavailable(e.to_string()),
+            PgFailure::RefusedData | PgFailure::Permanent => StoreError::Database(e),
+        }
     }
 }
 
@@ -293,11 +287,9 @@ impl PgStore {
     }
 }
 
-/// Whether PostgreSQL refused the data itself (rather than being unreachable or misconfigured):
-/// data exceptions (22), integrity violations (23), program limits such as an oversized index
-/// row (54).
+/// Whether PostgreSQL refused the data itself rather than being unreachable or misconfigured.
 fn is_refused_data(e: &tokio_postgres::Error) -> bool {
-    e.code().is_some_and(|c| matches!(&c.code()[..2], "22" | "23" | "54"))
+    PgFailure::of(e.code()) == PgFailure::RefusedData
 }
 
 const UPSERT_SESSIONS: &str = r#"

@@ -4,8 +4,8 @@
 //! use archon_mcp_exporter::otlp::spans_from_request;
 //! use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 //!
-//! let (spans, invalid) = spans_from_request(ExportTraceServiceRequest::default());
-//! assert!(spans.is_empty() && invalid.is_empty());
+//! let (spans, undecodable) = spans_from_request(ExportTraceServiceRequest::default());
+//! assert!(spans.is_empty() && undecodable.is_empty());
 //! ```
 
 mod lossy;
@@ -19,12 +19,25 @@ use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span as ProtoSpan, Status as ProtoStatus, span, status,
 };
 
-use crate::mapping::{SkipReason, Skipped};
 use crate::span::{Attributes, Span, SpanKind, SpanRef, Status, StatusCode, Value};
+
+/// A span the decoder refused: its trace id is not 16 bytes or its span id not 8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable {
+    /// The span, its ids truncated or zero-padded to size.
+    pub span: SpanRef,
+    /// What was wrong, for a person reading a log.
+    pub detail: String,
+}
+
+impl Undecodable {
+    /// The label of decode rejects in metrics and partial-success messages.
+    pub const REASON: &'static str = "invalid_id";
+}
 
 /// Every span of an OTLP export request, with its resource's attributes; spans whose ids are
 /// not 16 and 8 bytes are refused.
-pub fn spans_from_request(request: ExportTraceServiceRequest) -> (Vec<Span>, Vec<Skipped>) {
+pub fn spans_from_request(request: ExportTraceServiceRequest) -> (Vec<Span>, Vec<Undecodable>) {
     let mut spans = Vec::new();
     let mut invalid = Vec::new();
     for resource_spans in request.resource_spans {
@@ -41,12 +54,7 @@ pub fn spans_from_request(request: ExportTraceServiceRequest) -> (Vec<Span>, Vec
     (spans, invalid)
 }
 
-/// How many spans an export request holds.
-pub fn span_count(request: &ExportTraceServiceRequest) -> usize {
-    request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
-}
-
-fn convert(proto: opentelemetry_proto::tonic::trace::v1::Span, resource: &Attributes) -> Result<Span, Skipped> {
+fn convert(proto: opentelemetry_proto::tonic::trace::v1::Span, resource: &Attributes) -> Result<Span, Undecodable> {
     let ids = (<[u8; 16]>::try_from(proto.trace_id.as_slice()), <[u8; 8]>::try_from(proto.span_id.as_slice()));
     let (Ok(trace_id), Ok(span_id)) = ids else {
         let mut trace_id = [0u8; 16];
@@ -55,9 +63,8 @@ fn convert(proto: opentelemetry_proto::tonic::trace::v1::Span, resource: &Attrib
         trace_id[..n].copy_from_slice(&proto.trace_id[..n]);
         let n = proto.span_id.len().min(8);
         span_id[..n].copy_from_slice(&proto.span_id[..n]);
-        return Err(Skipped {
+        return Err(Undecodable {
             span: SpanRef { trace_id, span_id },
-            reason: SkipReason::InvalidId,
             detail: format!("trace id of {} bytes, span id of {} bytes", proto.trace_id.len(), proto.span_id.len()),
         });
     };
@@ -245,7 +252,6 @@ mod tests {
             ],
             ..Default::default()
         };
-        assert_eq!(span_count(&request(vec![proto.clone()])), 1);
         let (spans, invalid) = spans_from_request(request(vec![proto]));
         assert!(invalid.is_empty());
         let span = &spans[0];
@@ -272,7 +278,7 @@ mod tests {
         };
         let (spans, invalid) = spans_from_request(request(vec![bad, odd]));
         assert_eq!(invalid.len(), 1);
-        assert_eq!(invalid[0].reason, SkipReason::InvalidId);
+        assert_eq!(invalid[0].detail, "trace id of 3 bytes, span id of 8 bytes");
         assert_eq!(spans[0].status.code, StatusCode::Unknown(9));
     }
 }

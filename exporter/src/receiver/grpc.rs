@@ -4,10 +4,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use tonic::codec::CompressionEncoding;
 use tonic::service::interceptor::InterceptedService;
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt as _};
+use tonic::{Request, Response, Status};
 
-use super::{Ingest, Outcome, RETRY_AFTER, export_response};
+use super::{Ingest, export_response};
+use crate::pipeline::Outcome;
+use crate::retry;
 
 /// The gRPC trace service.
 #[derive(Debug, Clone)]
@@ -24,7 +25,6 @@ impl tonic::service::Interceptor for Authenticate {
         if self.0.authorized(request.metadata().get("authorization").map(|v| v.as_bytes())) {
             Ok(request)
         } else {
-            self.0.metrics().exports.add("unauthenticated", 1);
             Err(Status::unauthenticated("a valid bearer token is required"))
         }
     }
@@ -53,12 +53,7 @@ impl TraceService for GrpcReceiver {
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         match self.ingest.export(request.into_inner()).await {
             Outcome::Accepted { rejected, message } => Ok(Response::new(export_response(rejected, message))),
-            // The collector retries UNAVAILABLE, after RetryInfo's delay.
-            Outcome::Unavailable(message) => Err(Status::with_error_details(
-                Code::Unavailable,
-                message,
-                ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
-            )),
+            Outcome::NotCommitted(e) => Err(retry::grpc_status(&e)),
         }
     }
 }

@@ -14,9 +14,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 use tokio::sync::Semaphore;
 
-use super::{Ingest, Outcome, RETRY_AFTER, export_response};
+use super::{Ingest, export_response};
 use crate::migrate;
 use crate::otlp;
+use crate::pipeline::Outcome;
+use crate::retry::{self, RETRY_AFTER};
 use crate::store::PgStore;
 
 /// Body limits of `/v1/traces`.
@@ -198,7 +200,6 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     // Nothing of the body is read before the token is checked.
     let ingest = &state.ingest;
     if !ingest.authorized(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes)) {
-        ingest.metrics().exports.add("unauthenticated", 1);
         return error(encoding, StatusCode::UNAUTHORIZED, 16, "a valid bearer token is required".into());
     }
     let limit = state.limits.max_body_bytes;
@@ -247,8 +248,8 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
             };
             (StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
         }
-        Outcome::Unavailable(message) => {
-            let mut response = error(encoding, StatusCode::SERVICE_UNAVAILABLE, 14, message);
+        Outcome::NotCommitted(e) => {
+            let mut response = error(encoding, retry::http_status(&e), 14, e.to_string());
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
             response
         }

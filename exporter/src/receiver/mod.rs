@@ -7,46 +7,30 @@ pub mod incoming;
 pub mod tls;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
-use crate::batcher::{Batcher, SubmitError};
-use crate::mapping::map_spans;
 use crate::metrics::Metrics;
-use crate::otlp::spans_from_request;
+use crate::pipeline::{Outcome, Pipeline};
 
-/// How long senders are told to wait before retrying when the database is unavailable.
-pub const RETRY_AFTER: Duration = Duration::from_secs(2);
-
-/// What the receivers share.
+/// What the receivers share: the pipeline, behind the bearer token.
 #[derive(Debug, Clone)]
 pub struct Ingest {
-    batcher: Batcher,
+    pipeline: Pipeline,
     auth_token: Option<Arc<str>>,
-    metrics: Arc<Metrics>,
-}
-
-/// The result of one export request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Committed; `rejected` spans were refused individually (partial success).
-    Accepted { rejected: u64, message: String },
-    /// Nothing committed; the sender should retry after a while.
-    Unavailable(String),
 }
 
 impl Ingest {
-    /// Receivers writing through `batcher`, requiring `Bearer <auth_token>` when one is given.
-    pub fn new(batcher: Batcher, auth_token: Option<String>, metrics: Arc<Metrics>) -> Self {
-        Self { batcher, auth_token: auth_token.filter(|t| !t.is_empty()).map(Into::into), metrics }
+    /// Receivers exporting through `pipeline`, requiring `Bearer <auth_token>` when one is given.
+    pub fn new(pipeline: Pipeline, auth_token: Option<String>) -> Self {
+        Self { pipeline, auth_token: auth_token.filter(|t| !t.is_empty()).map(Into::into) }
     }
 
     /// The service metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
+        self.pipeline.metrics()
     }
 
     /// Whether an `Authorization` header value is acceptable (constant-time comparison).
@@ -56,6 +40,7 @@ impl Ingest {
             .and_then(|v| v.strip_prefix(b"Bearer "))
             .is_some_and(|given| constant_time_eq(given, expected.as_bytes()));
         if !ok {
+            self.metrics().exports.add("unauthenticated", 1);
             warn_unauthenticated(authorization.is_some());
         }
         ok
@@ -63,42 +48,7 @@ impl Ingest {
 
     /// Decoded request → rows → committed.
     pub async fn export(&self, request: ExportTraceServiceRequest) -> Outcome {
-        let (spans, invalid) = spans_from_request(request);
-        self.metrics.spans_received.add((spans.len() + invalid.len()) as u64);
-        let mut batch = map_spans(&spans);
-        batch.skipped.extend(invalid);
-        for (reason, count) in batch.skipped_by_reason() {
-            let counter =
-                if reason.is_rejection() { &self.metrics.spans_rejected } else { &self.metrics.spans_ignored };
-            counter.add(reason.as_str(), count as u64);
-        }
-        let mut rejected = batch.rejected() as u64;
-        let mut reasons: Vec<String> = batch
-            .skipped
-            .iter()
-            .filter(|s| s.reason.is_rejection())
-            .take(3)
-            .map(|s| format!("{}: {}", s.reason, s.detail))
-            .collect();
-        if !batch.requests.is_empty() || !batch.sessions.is_empty() {
-            match self.batcher.submit(batch).await {
-                Ok(refused) => {
-                    rejected += refused.len() as u64;
-                    reasons.extend(refused.iter().take(3).map(|r| format!("database: {}", r.reason)));
-                }
-                Err(e) => {
-                    if matches!(e, SubmitError::Busy(_)) {
-                        self.metrics.database_errors.add("busy", 1);
-                    }
-                    // Every failure to commit is worth a retry: telling the collector to drop
-                    // the data (a permanent error) would lose it while an operator fixes things.
-                    self.metrics.exports.add("unavailable", 1);
-                    return Outcome::Unavailable(e.to_string());
-                }
-            }
-        }
-        self.metrics.exports.add("ok", 1);
-        Outcome::Accepted { rejected, message: reasons.join("; ") }
+        self.pipeline.export_request(request).await
     }
 }
 
@@ -114,7 +64,7 @@ fn warn_unauthenticated(had_header: bool) {
         tracing::warn!(
             "an export with {what} was refused (401 / UNAUTHENTICATED): set the collector's \
              `Authorization: Bearer …` header to the token given to --auth-token(-file) \
-             (archon_exporter_exports_total{{result=\"unauthenticated\"}} counts them; one warning every 30 s at most)"
+             (archon_exporter_exports_total{{outcome=\"unauthenticated\"}} counts them; one warning every 30 s at most)"
         );
     }
 }

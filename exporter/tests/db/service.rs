@@ -134,7 +134,7 @@ async fn otlp_http_protobuf_json_gzip_and_bad_input() {
     assert_eq!(http().get(url(&service, "/healthz")).send().await.unwrap().status(), 200);
     assert_eq!(http().get(url(&service, "/readyz")).send().await.unwrap().status(), 200);
     let metrics = http().get(url(&service, "/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("archon_exporter_spans_written_total 7"), "{metrics}");
+    assert!(metrics.contains("archon_exporter_requests_written_total 7"), "{metrics}");
     assert!(metrics.contains("archon_exporter_spans_rejected_total{reason=\"end_before_start\"} 1"));
     assert!(metrics.contains("archon_exporter_exports_total{outcome=\"invalid\"}"));
     service.stop().await.unwrap();

@@ -1,0 +1,152 @@
+//! Every "may this be tried again, and how is that said" decision of the exporter: which
+//! PostgreSQL failures are transient, and how an export that was not committed is answered over
+//! OTLP/gRPC, over OTLP/HTTP and to the OpenTelemetry SDK.
+//!
+//! The policy: a sender is told to retry whatever kept its export from being committed, even
+//! a failure only an operator can fix (no schema, no permission). Telling a collector the data
+//! is bad would make it drop spans that are fine while the operator works; its retry queue holds
+//! them instead. Only spans that are bad in themselves are refused, as a partial success. The
+//! in-process exporter retries only what may pass without an operator (the SDK never retries, and
+//! its queue keeps filling meanwhile).
+
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+
+use crate::batcher::SubmitError;
+
+/// How long senders are told to wait before retrying (gRPC `RetryInfo`, HTTP `Retry-After`).
+pub const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// What a PostgreSQL error says about the write that met it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgFailure {
+    /// The connection broke, the server is restarting or out of resources, a deadlock: the same
+    /// write may succeed later.
+    Transient,
+    /// The data itself was refused (a data exception, an integrity violation, a program limit
+    /// such as an oversized index row): this row never goes in, the others may.
+    RefusedData,
+    /// Anything else (no schema, no permission): it takes an operator.
+    Permanent,
+}
+
+impl PgFailure {
+    /// Classifies a SQLSTATE; `None` (no SQLSTATE: the connection broke or could not be made) is
+    /// transient.
+    ///
+    /// ```
+    /// use archon_mcp_exporter::retry::PgFailure;
+    /// use tokio_postgres::error::SqlState;
+    /// assert_eq!(PgFailure::of(Some(&SqlState::ADMIN_SHUTDOWN)), PgFailure::Transient);
+    /// assert_eq!(PgFailure::of(Some(&SqlState::CHECK_VIOLATION)), PgFailure::RefusedData);
+    /// assert_eq!(PgFailure::of(Some(&SqlState::UNDEFINED_TABLE)), PgFailure::Permanent);
+    /// ```
+    pub fn of(code: Option<&SqlState>) -> Self {
+        let Some(code) = code else { return PgFailure::Transient };
+        match &code.code()[..2] {
+            // 08 connection, 53 insufficient resources, 57 operator intervention (shutdown,
+            // restart), 40 serialization failure / deadlock.
+            "08" | "53" | "57" | "40" => PgFailure::Transient,
+            _ if *code == SqlState::LOCK_NOT_AVAILABLE => PgFailure::Transient,
+            "22" | "23" | "54" => PgFailure::RefusedData,
+            _ => PgFailure::Permanent,
+        }
+    }
+}
+
+/// The OTLP/gRPC answer to an export that was not committed: `UNAVAILABLE` with a `RetryInfo`
+/// delay, which collectors retry.
+pub(crate) fn grpc_status(error: &SubmitError) -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    tonic::Status::with_error_details(
+        tonic::Code::Unavailable,
+        error.to_string(),
+        ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+    )
+}
+
+/// The OTLP/HTTP status of an export that was not committed, sent with `Retry-After`:
+/// 503, which collectors retry. (429, also retried, is the receiver's own body budget.)
+pub(crate) fn http_status(_error: &SubmitError) -> axum::http::StatusCode {
+    axum::http::StatusCode::SERVICE_UNAVAILABLE
+}
+
+/// Whether the in-process exporter tries the export again itself.
+pub(crate) fn sdk_retries(error: &SubmitError) -> bool {
+    match error {
+        SubmitError::Busy(_) | SubmitError::Unavailable(_) => true,
+        SubmitError::Failed(_) | SubmitError::Closed => false,
+    }
+}
+
+/// The in-process exporter's waits between tries: doubling from 100 ms to at most 5 s, within
+/// a total of `max_total`.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    next: Duration,
+    left: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(max_total: Duration) -> Self {
+        Self { next: Duration::from_millis(100), left: max_total }
+    }
+
+    /// The wait before the next try, or `None` when the time is used up.
+    pub(crate) fn next_wait(&mut self) -> Option<Duration> {
+        let wait = self.next;
+        self.left = self.left.checked_sub(wait)?;
+        self.next = (wait * 2).min(Duration::from_secs(5));
+        Some(wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_failures() {
+        for (code, expected) in [
+            (None, PgFailure::Transient),
+            (Some(SqlState::CONNECTION_FAILURE), PgFailure::Transient),
+            (Some(SqlState::TOO_MANY_CONNECTIONS), PgFailure::Transient),
+            (Some(SqlState::ADMIN_SHUTDOWN), PgFailure::Transient),
+            (Some(SqlState::T_R_DEADLOCK_DETECTED), PgFailure::Transient),
+            (Some(SqlState::LOCK_NOT_AVAILABLE), PgFailure::Transient),
+            (Some(SqlState::NUMERIC_VALUE_OUT_OF_RANGE), PgFailure::RefusedData),
+            (Some(SqlState::CHECK_VIOLATION), PgFailure::RefusedData),
+            (Some(SqlState::PROGRAM_LIMIT_EXCEEDED), PgFailure::RefusedData),
+            (Some(SqlState::UNDEFINED_TABLE), PgFailure::Permanent),
+            (Some(SqlState::INSUFFICIENT_PRIVILEGE), PgFailure::Permanent),
+            (Some(SqlState::READ_ONLY_SQL_TRANSACTION), PgFailure::Permanent),
+        ] {
+            assert_eq!(PgFailure::of(code.as_ref()), expected, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn what_senders_are_told() {
+        let cases = [
+            (SubmitError::Busy(10), true),
+            (SubmitError::Unavailable("down".into()), true),
+            (SubmitError::Failed("no schema".into()), false),
+            (SubmitError::Closed, false),
+        ];
+        for (error, sdk) in cases {
+            // Collectors retry every failure to commit.
+            assert_eq!(grpc_status(&error).code(), tonic::Code::Unavailable, "{error}");
+            assert_eq!(http_status(&error), axum::http::StatusCode::SERVICE_UNAVAILABLE, "{error}");
+            assert_eq!(sdk_retries(&error), sdk, "{error}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_five_seconds_within_the_total() {
+        let mut backoff = Backoff::new(Duration::from_secs(12));
+        let waits: Vec<_> = std::iter::from_fn(|| backoff.next_wait()).map(|d| d.as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000]);
+        assert_eq!(Backoff::new(Duration::ZERO).next_wait(), None);
+    }
+}
