@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use archon_mcp_exporter::PgSpanExporter;
-use archon_mcp_exporter::mapping::map_spans;
-use archon_mcp_exporter::otlp::spans_from_request;
-use archon_mcp_exporter::store::{PgStore, StoreConfig};
+use archon_mcp_exporter::map_spans;
+use archon_mcp_exporter::spans_from_request;
 use archon_mcp_exporter::testing::{Connection, LocalCluster, otlp_request, with_estimate, with_usage};
+use archon_mcp_exporter::{PgStore, StoreConfig};
 use archon_mcp_otel::serve_process::{ServeProcess, status_kib};
 use common::USERS;
 use opentelemetry::KeyValue;
@@ -185,10 +185,7 @@ async fn run(spans: u64, requests: u64, quick: bool) {
     for s in sessions {
         merged.add(s);
     }
-    store
-        .write(&archon_mcp_exporter::mapping::MappedBatch { sessions: merged.into_vec(), ..Default::default() })
-        .await
-        .unwrap();
+    store.write(&archon_mcp_exporter::MappedBatch { sessions: merged.into_vec(), ..Default::default() }).await.unwrap();
     let sink = client
         .copy_in(
             "COPY archon_mcp_requests (request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source, model, \

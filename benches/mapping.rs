@@ -9,8 +9,8 @@ mod common;
 
 use std::time::Instant;
 
-use archon_mcp_exporter::mapping::map_spans;
-use archon_mcp_exporter::otlp::spans_from_request;
+use archon_mcp_exporter::map_spans;
+use archon_mcp_exporter::spans_from_request;
 use archon_mcp_exporter::testing::{Connection, otlp_request, with_estimate, with_usage};
 use common::USERS;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use archon_mcp_exporter::budgets::{self, Scope};
-use archon_mcp_exporter::store::{PgStore, StoreConfig};
+use archon_mcp_exporter::{PgStore, StoreConfig};
 use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, Exceeded};
 
 /// The budgets over their amount now (client-type budgets are not enforced: the server does

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use archon_mcp_exporter::serve::{ServeConfig, Server};
 use archon_mcp_exporter::testing::LocalCluster;
+use archon_mcp_exporter::{ServeConfig, Server};
 use archon_mcp_instrument::usage::TokenEstimation;
 use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolverExt};
 use archon_mcp_instrument::{Telemetry, TelemetryGuard, TracedConfig, TracedExt};
@@ -101,7 +101,7 @@ pub struct DemoRun {
     /// Connections made (= sessions expected).
     pub connections: u64,
     cluster: Option<LocalCluster>,
-    exporter: Option<archon_mcp_exporter::serve::Running>,
+    exporter: Option<archon_mcp_exporter::Running>,
 }
 
 fn step(progress: bool, message: &str) {

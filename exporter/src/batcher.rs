@@ -1,18 +1,6 @@
 //! Group commit: concurrent exports are queued, and each writer takes everything queued (up to
 //! a row limit) into one transaction. Memory is bounded by a row budget; an export that does not
 //! fit is refused at once as busy, which the receivers turn into "retry later".
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use archon_mcp_exporter::batcher::{Batcher, BatcherConfig};
-//! use archon_mcp_exporter::{mapping::map_spans, metrics::Metrics, store::{PgStore, StoreConfig}};
-//! # async fn run(spans: Vec<archon_mcp_exporter::span::Span>) -> anyhow::Result<()> {
-//! let store = PgStore::connect("postgres://postgres@127.0.0.1/archon", StoreConfig::default())?;
-//! let batcher = Batcher::start(store, BatcherConfig::default(), Arc::new(Metrics::default()));
-//! let rejected = batcher.submit(map_spans(&spans)).await?; // returns once committed
-//! batcher.close().await;
-//! # Ok(()) }
-//! ```
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,9 +32,21 @@ impl Default for BatcherConfig {
     }
 }
 
+impl BatcherConfig {
+    /// Brought into range: at least one writer, row and second, and a transaction never larger
+    /// than half the pending budget (so a part always fits).
+    pub(crate) fn normalized(mut self) -> Self {
+        self.writers = self.writers.max(1);
+        self.max_pending_rows = self.max_pending_rows.max(1);
+        self.max_batch_rows = self.max_batch_rows.clamp(1, (self.max_pending_rows / 2).max(1));
+        self.write_timeout = self.write_timeout.max(Duration::from_secs(1));
+        self
+    }
+}
+
 /// Why an export was not committed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum SubmitError {
+pub(crate) enum SubmitError {
     /// Too much is queued already; retry later.
     #[error("the exporter is busy ({0} rows queued); retry later")]
     Busy(usize),
@@ -64,7 +64,7 @@ pub enum SubmitError {
 
 impl SubmitError {
     /// A stable label, for metrics.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             SubmitError::Busy(_) => "busy",
             SubmitError::Unavailable(_) => "unavailable",
@@ -88,7 +88,7 @@ struct Job {
 
 /// The queue in front of the store. Cheap to clone.
 #[derive(Clone)]
-pub struct Batcher {
+pub(crate) struct Batcher {
     tx: mpsc::UnboundedSender<Job>,
     budget: Arc<Semaphore>,
     max_pending: usize,
@@ -104,19 +104,19 @@ impl std::fmt::Debug for Batcher {
 
 impl Batcher {
     /// Starts the writers.
-    pub fn start(store: PgStore, config: BatcherConfig, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn start(store: PgStore, config: BatcherConfig, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let rx = Arc::new(Mutex::new(rx));
         let mut writers = JoinSet::new();
-        for _ in 0..config.writers.max(1) {
+        let config = config.normalized();
+        for _ in 0..config.writers {
             writers.spawn(write_loop(rx.clone(), store.clone(), config.clone(), metrics.clone()));
         }
         Self {
             tx,
             budget: Arc::new(Semaphore::new(config.max_pending_rows)),
             max_pending: config.max_pending_rows,
-            // A part never exceeds the pending budget, whatever the two are set to.
-            max_batch_rows: config.max_batch_rows.clamp(1, (config.max_pending_rows / 2).max(1)),
+            max_batch_rows: config.max_batch_rows,
             writers: Arc::new(Mutex::new(writers)),
         }
     }
@@ -127,7 +127,7 @@ impl Batcher {
     /// the write timeout and the pending budget: an export of any size can succeed. If a part
     /// fails the export is retried whole, and the parts already written are duplicates, which
     /// the store ignores.
-    pub async fn submit(&self, batch: MappedBatch) -> Result<Vec<StoreRejection>, SubmitError> {
+    pub(crate) async fn submit(&self, batch: MappedBatch) -> Result<Vec<StoreRejection>, SubmitError> {
         let mut refused = Vec::new();
         for part in batch.split(self.max_batch_rows) {
             refused.extend(self.submit_part(part).await?);
@@ -151,7 +151,7 @@ impl Batcher {
     }
 
     /// Stops taking work and waits until everything queued is written.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         let Batcher { tx, writers, .. } = self;
         drop(tx);
         let mut writers = writers.lock().await;

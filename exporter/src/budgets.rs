@@ -155,8 +155,7 @@ fn database(e: tokio_postgres::Error) -> BudgetError {
         Some(db) if db.code().code() == "42501" => {
             BudgetError::Database(format!("{} — managing budgets needs a login granted archon_admin", db.message()))
         }
-        Some(db) => BudgetError::Database(db.message().to_owned()),
-        None => BudgetError::Database(e.to_string()),
+        _ => BudgetError::Database(crate::connect::describe(&e)),
     }
 }
 

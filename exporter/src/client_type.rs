@@ -1,7 +1,7 @@
 //! Client type normalisation: the raw MCP client name → one of a fixed set of client types.
 //!
 //! ```
-//! use archon_mcp_exporter::client_type::ClientType;
+//! use archon_mcp_exporter::ClientType;
 //!
 //! assert_eq!(ClientType::from_client_name("claude-code"), ClientType::Claude);
 //! assert_eq!(ClientType::from_client_name("Visual Studio Code"), ClientType::VsCode);

@@ -1,13 +1,6 @@
 //! PostgreSQL connection strings read as libpq reads them, password included: from the string,
 //! else `PGPASSWORD`, else the password file (`PGPASSFILE`, default `~/.pgpass`), so no secret
 //! has to be on a command line.
-//!
-//! ```
-//! use archon_mcp_exporter::connection_string;
-//! let config = connection_string::parse("postgres://app:s3cret@db.internal:5433/archon").unwrap();
-//! assert_eq!(config.get_password(), Some(&b"s3cret"[..]));
-//! assert!(connection_string::parse("postgres://app@db:notaport/x").is_err());
-//! ```
 
 use std::path::PathBuf;
 
@@ -15,7 +8,7 @@ use tokio_postgres::Config;
 use tokio_postgres::config::Host;
 
 /// Parses `url` (`postgres://…` or `key=value …`) and fills in the password libpq would use.
-pub fn parse(url: &str) -> Result<Config, String> {
+pub(crate) fn parse(url: &str) -> Result<Config, String> {
     let mut config: Config = url.parse().map_err(|e| {
         format!("invalid connection string ({e}): expected postgres://user[:password]@host[:port]/database or host=… dbname=… user=…")
     })?;
@@ -89,5 +82,12 @@ mod tests {
         assert_eq!(from_password_file(&other), None);
         unsafe { std::env::remove_var("PGPASSFILE") };
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn parses_urls_with_their_password() {
+        let config = parse("postgres://app:s3cret@db.internal:5433/archon").unwrap();
+        assert_eq!(config.get_password(), Some(&b"s3cret"[..]));
+        assert!(parse("postgres://app@db:notaport/x").is_err());
     }
 }

@@ -1,48 +1,66 @@
 //! PostgreSQL exporter for MCP spans: turns the spans of `archon-mcp-instrument` into
 //! Archon-compatible `archon_mcp_sessions` and `archon_mcp_requests` rows.
 //!
-//! The pieces, from input to database:
-//! - [`span`]: the neutral span model every input is converted to;
-//! - [`mapping`]: spans → [`rows`], pure and unit-tested ([`client_type`], [`ids`]);
-//! - [`store`]: writes a mapped batch in one idempotent transaction;
-//! - [`migrate`]: the embedded schema (`migrations/`), applied under an advisory lock;
-//! - [`otlp`]: OTLP requests → spans; [`sdk`]: [`PgSpanExporter`], the in-process entry point;
-//! - [`batcher`]: group commit; [`receiver`]: OTLP/gRPC and OTLP/HTTP; [`reaper`]; [`serve`]:
-//!   the `serve` command that runs them; [`metrics`]: what `/metrics` shows.
+//! Two ways in, one pipeline behind them (decode → [`map_spans`] → group commit → [`PgStore`]):
+//! - [`PgSpanExporter`]: an OpenTelemetry SDK exporter, in the instrumented process;
+//! - [`Server`]: the `serve` command's OTLP/gRPC and OTLP/HTTP receivers, behind a collector.
+//!
+//! The models are public modules: [`span`] (what every input is converted to) and [`rows`]
+//! (what is written); [`ids`] derives the deterministic row ids; [`migrate`] applies the
+//! embedded schema; [`budgets`] manages spend budgets. `docs/architecture.md` walks through the
+//! private modules.
 //!
 //! ```no_run
-//! use archon_mcp_exporter::{mapping, migrate, store::{PgStore, StoreConfig}};
+//! use archon_mcp_exporter::{PgStore, StoreConfig, map_spans, migrate};
 //! # async fn run(spans: Vec<archon_mcp_exporter::span::Span>) -> anyhow::Result<()> {
 //! let url = "postgres://postgres@127.0.0.1/archon";
 //! migrate::migrate_url(url).await?;
 //! let store = PgStore::connect(url, StoreConfig::default())?;
-//! let outcome = store.write(&mapping::map_spans(&spans)).await?;
+//! let outcome = store.write(&map_spans(&spans)).await?;
 //! println!("{} requests written", outcome.requests_inserted);
 //! # Ok(()) }
 //! ```
+#![warn(unreachable_pub, missing_docs)]
 
-pub mod batcher;
 pub mod budgets;
-pub mod client_type;
-pub mod connection_string;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod ids;
-pub mod mapping;
 pub mod metrics;
 pub mod migrate;
-pub mod otlp;
-pub mod pipeline;
-pub mod reaper;
-pub mod receiver;
-pub mod retry;
+pub mod partitions;
 pub mod rows;
-pub mod sdk;
-pub mod serve;
 pub mod span;
-pub mod store;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod tls;
 
+mod admin;
+mod batcher;
+mod client_type;
+mod connect;
+mod connection_string;
+mod mapping;
+mod otlp;
+mod pipeline;
+mod reaper;
+mod receiver;
+mod retry;
+mod sdk;
+mod serve;
+mod store;
+mod tls;
+
+pub use batcher::BatcherConfig;
+pub use client_type::ClientType;
+pub use connect::{ConnectError, connect};
+pub use mapping::{MappedBatch, SkipReason, Skipped, map_spans};
+pub use otlp::{Undecodable, spans_from_request};
+pub use reaper::{Reaped, ReaperConfig, reap_once};
+pub use receiver::http::BodyLimits;
+pub use receiver::incoming::ConnectionLimits;
+pub use receiver::tls::{ReceiverTls, ReceiverTlsError};
 pub use sdk::PgSpanExporter;
+pub use serve::{Running, ServeConfig, ServeError, Server};
+pub use store::{PgStore, RowRef, StoreConfig, StoreError, StoreRejection, WriteOutcome};
+pub use tls::TlsError;

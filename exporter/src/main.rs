@@ -6,15 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use archon_mcp_exporter::batcher::BatcherConfig;
+use archon_mcp_exporter::BatcherConfig;
+use archon_mcp_exporter::BodyLimits;
+use archon_mcp_exporter::ConnectionLimits;
+use archon_mcp_exporter::ReaperConfig;
+use archon_mcp_exporter::ReceiverTls;
 use archon_mcp_exporter::budgets::{self, BudgetDate, BudgetSpec, Scope};
-use archon_mcp_exporter::migrate;
-use archon_mcp_exporter::reaper::ReaperConfig;
-use archon_mcp_exporter::receiver::http::BodyLimits;
-use archon_mcp_exporter::receiver::incoming::ConnectionLimits;
-use archon_mcp_exporter::receiver::tls::ReceiverTls;
-use archon_mcp_exporter::serve::{ServeConfig, Server};
-use archon_mcp_exporter::store::StoreConfig;
+use archon_mcp_exporter::{ServeConfig, Server};
+use archon_mcp_exporter::{migrate, partitions};
 use clap::{Args, Parser, Subcommand};
 
 /// Turns MCP OpenTelemetry spans into Archon-compatible PostgreSQL rows.
@@ -42,7 +41,7 @@ enum Command {
         #[arg(long, env = "ARCHON_EXPORTER_KEEP")]
         keep: String,
         /// How many months after the current one to create.
-        #[arg(long, env = "ARCHON_EXPORTER_MONTHS_AHEAD", default_value_t = 3)]
+        #[arg(long, env = "ARCHON_EXPORTER_MONTHS_AHEAD", default_value_t = ReaperConfig::default().months_ahead)]
         months_ahead: i32,
         /// Only list what would be dropped.
         #[arg(long)]
@@ -60,7 +59,7 @@ enum Command {
         #[command(flatten)]
         db: Database,
         /// How many months after the current one to create.
-        #[arg(long, env = "ARCHON_EXPORTER_MONTHS_AHEAD", default_value_t = 3)]
+        #[arg(long, env = "ARCHON_EXPORTER_MONTHS_AHEAD", default_value_t = ReaperConfig::default().months_ahead)]
         months_ahead: i32,
     },
 }
@@ -100,10 +99,10 @@ struct Serve {
     #[command(flatten)]
     db: Database,
     /// OTLP/gRPC listen address, HOST:PORT (a name such as localhost:4317, or an IP).
-    #[arg(long, env = "ARCHON_EXPORTER_GRPC_LISTEN", default_value = "0.0.0.0:4317", value_parser = listen_address)]
+    #[arg(long, env = "ARCHON_EXPORTER_GRPC_LISTEN", default_value_t = ServeConfig::DEFAULT_GRPC_LISTEN, value_parser = listen_address)]
     grpc_listen: SocketAddr,
     /// OTLP/HTTP listen address, HOST:PORT; also serves /healthz, /readyz and /metrics.
-    #[arg(long, env = "ARCHON_EXPORTER_HTTP_LISTEN", default_value = "0.0.0.0:4318", value_parser = listen_address)]
+    #[arg(long, env = "ARCHON_EXPORTER_HTTP_LISTEN", default_value_t = ServeConfig::DEFAULT_HTTP_LISTEN, value_parser = listen_address)]
     http_listen: SocketAddr,
     /// Require `Authorization: Bearer <TOKEN>` on exports. Prefer --auth-token-file or the
     /// environment: a flag's value is visible to every user in `ps`.
@@ -122,10 +121,10 @@ struct Serve {
     #[arg(long, env = "ARCHON_EXPORTER_MIGRATE")]
     migrate: bool,
     /// Largest OTLP/HTTP body as sent, in bytes.
-    #[arg(long, env = "ARCHON_EXPORTER_MAX_BODY_BYTES", default_value_t = 16 << 20)]
+    #[arg(long, env = "ARCHON_EXPORTER_MAX_BODY_BYTES", default_value_t = BodyLimits::default().max_body_bytes)]
     max_body_bytes: usize,
     /// Largest export request once decompressed (HTTP and gRPC), in bytes.
-    #[arg(long, env = "ARCHON_EXPORTER_MAX_DECOMPRESSED_BYTES", default_value_t = 64 << 20)]
+    #[arg(long, env = "ARCHON_EXPORTER_MAX_DECOMPRESSED_BYTES", default_value_t = BodyLimits::default().max_decompressed_bytes)]
     max_decompressed_bytes: usize,
     /// OTLP/HTTP body bytes held in memory at once across all requests, compressed and
     /// decompressed; beyond it exports are answered 429 with Retry-After.
@@ -139,28 +138,28 @@ struct Serve {
     #[arg(long, env = "ARCHON_EXPORTER_IDLE_TIMEOUT_SECS", default_value_t = ConnectionLimits::default().idle_timeout.as_secs())]
     idle_timeout_secs: u64,
     /// Concurrent database writers (each holds one connection).
-    #[arg(long, env = "ARCHON_EXPORTER_WRITERS", default_value_t = 2)]
+    #[arg(long, env = "ARCHON_EXPORTER_WRITERS", default_value_t = BatcherConfig::default().writers)]
     writers: usize,
     /// Most rows written in one transaction.
-    #[arg(long, env = "ARCHON_EXPORTER_BATCH_ROWS", default_value_t = 5_000)]
+    #[arg(long, env = "ARCHON_EXPORTER_BATCH_ROWS", default_value_t = BatcherConfig::default().max_batch_rows)]
     batch_rows: usize,
     /// Most rows queued in memory; beyond it exports are refused as busy (retry later).
-    #[arg(long, env = "ARCHON_EXPORTER_MAX_PENDING_ROWS", default_value_t = 200_000)]
+    #[arg(long, env = "ARCHON_EXPORTER_MAX_PENDING_ROWS", default_value_t = BatcherConfig::default().max_pending_rows)]
     max_pending_rows: usize,
     /// Seconds before a database write is abandoned and the export answered "retry later".
-    #[arg(long, env = "ARCHON_EXPORTER_WRITE_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "ARCHON_EXPORTER_WRITE_TIMEOUT_SECS", default_value_t = BatcherConfig::default().write_timeout.as_secs())]
     write_timeout_secs: u64,
     /// Price estimated tokens at this model's price (else they stay unpriced).
     #[arg(long, env = "ARCHON_EXPORTER_ESTIMATE_MODEL")]
     estimate_model: Option<String>,
     /// Seconds without activity before a session is marked idle.
-    #[arg(long, env = "ARCHON_EXPORTER_IDLE_AFTER_SECS", default_value_t = 300)]
+    #[arg(long, env = "ARCHON_EXPORTER_IDLE_AFTER_SECS", default_value_t = ReaperConfig::default().idle_after.as_secs())]
     idle_after_secs: u64,
     /// Seconds without activity before a session is disconnected as `timeout`.
-    #[arg(long, env = "ARCHON_EXPORTER_TIMEOUT_AFTER_SECS", default_value_t = 1800)]
+    #[arg(long, env = "ARCHON_EXPORTER_TIMEOUT_AFTER_SECS", default_value_t = ReaperConfig::default().timeout_after.as_secs())]
     timeout_after_secs: u64,
     /// Seconds between reaper rounds.
-    #[arg(long, env = "ARCHON_EXPORTER_REAP_INTERVAL_SECS", default_value_t = 30)]
+    #[arg(long, env = "ARCHON_EXPORTER_REAP_INTERVAL_SECS", default_value_t = ReaperConfig::default().interval.as_secs())]
     reap_interval_secs: u64,
     /// Do not run the reaper in this process.
     #[arg(long, env = "ARCHON_EXPORTER_NO_REAPER")]
@@ -178,40 +177,38 @@ impl Serve {
             ),
             None => self.auth_token,
         };
-        let batcher = BatcherConfig {
-            max_batch_rows: self.batch_rows.max(1),
-            max_pending_rows: self.max_pending_rows.max(1),
-            writers: self.writers.max(1),
-            write_timeout: Duration::from_secs(self.write_timeout_secs.max(1)),
+        // Out-of-range values (0 writers, an in-flight budget below one body) are brought
+        // into range by `Server::bind`, for this path and the library's alike.
+        let mut config = ServeConfig::new(self.db.database_url);
+        config.grpc_listen = self.grpc_listen;
+        config.http_listen = self.http_listen;
+        config.auth_token = auth_token;
+        config.tls = self.tls_cert.zip(self.tls_key).map(|(cert, key)| ReceiverTls::new(cert, key));
+        config.migrate = self.migrate;
+        config.limits = BodyLimits {
+            max_body_bytes: self.max_body_bytes,
+            max_decompressed_bytes: self.max_decompressed_bytes,
+            max_in_flight_bytes: self.max_in_flight_bytes,
         };
-        let mut store = StoreConfig::default().with_max_connections(batcher.writers + 1);
-        store.estimate_model = self.estimate_model;
-        store.ca_file = self.db.database_ca_file.clone();
-        Ok(ServeConfig {
-            database_url: self.db.database_url,
-            grpc_listen: self.grpc_listen,
-            http_listen: self.http_listen,
-            auth_token,
-            tls: self.tls_cert.zip(self.tls_key).map(|(cert, key)| ReceiverTls::new(cert, key)),
-            migrate: self.migrate,
-            limits: BodyLimits {
-                max_body_bytes: self.max_body_bytes,
-                max_decompressed_bytes: self.max_decompressed_bytes,
-                max_in_flight_bytes: self.max_in_flight_bytes.max(self.max_body_bytes),
-            },
-            connections: ConnectionLimits {
-                max_connections: self.max_connections.max(1),
-                idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
-            },
-            batcher,
-            store,
-            reaper: (!self.no_reaper).then(|| ReaperConfig {
-                idle_after: Duration::from_secs(self.idle_after_secs),
-                timeout_after: Duration::from_secs(self.timeout_after_secs),
-                interval: Duration::from_secs(self.reap_interval_secs.max(1)),
-                ..ReaperConfig::default()
-            }),
-        })
+        config.connections = ConnectionLimits {
+            max_connections: self.max_connections,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+        };
+        config.batcher = BatcherConfig {
+            max_batch_rows: self.batch_rows,
+            max_pending_rows: self.max_pending_rows,
+            writers: self.writers,
+            write_timeout: Duration::from_secs(self.write_timeout_secs),
+        };
+        config.store.estimate_model = self.estimate_model;
+        config.store.ca_file = self.db.database_ca_file;
+        config.reaper = (!self.no_reaper).then(|| ReaperConfig {
+            idle_after: Duration::from_secs(self.idle_after_secs),
+            timeout_after: Duration::from_secs(self.timeout_after_secs),
+            interval: Duration::from_secs(self.reap_interval_secs),
+            ..ReaperConfig::default()
+        });
+        Ok(config)
     }
 }
 
@@ -297,22 +294,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .with_context(|| format!("--keep {keep:?} is not an interval PostgreSQL reads: use 90d, 12w, 6mo"))?
                 .get(0);
             println!("keeping {keep}: dropping whole months of requests before {cutoff}");
-            let dropped = client
-                .query("SELECT archon_mcp_drop_request_partitions($1::text::interval, $2)", &[&keep, &dry_run])
-                .await
-                .context(
-                    "dropping old partitions (has `archon-mcp-exporter migrate` run? is this role archon_admin?)",
-                )?;
+            let dropped = partitions::drop_older_than(&client, &keep, dry_run).await.context(
+                "dropping old partitions (has `archon-mcp-exporter migrate` run? is this role archon_admin?)",
+            )?;
             let verb = if dry_run { "would drop" } else { "dropped" };
             if dropped.is_empty() {
                 println!("no partition ends before now - {keep}");
             }
-            for row in dropped {
-                println!("{verb} {}", row.get::<_, String>(0));
+            for name in dropped {
+                println!("{verb} {name}");
             }
             if !dry_run {
-                for row in client.query("SELECT archon_mcp_create_request_partitions($1)", &[&months_ahead]).await? {
-                    println!("created {}", row.get::<_, String>(0));
+                for name in partitions::create(&client, months_ahead).await? {
+                    println!("created {name}");
                 }
             }
         }
@@ -365,15 +359,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Partitions { db, months_ahead } => {
             let client = connect(&db).await?;
-            let rows = client
-                .query("SELECT archon_mcp_create_request_partitions($1)", &[&months_ahead])
+            let created = partitions::create(&client, months_ahead)
                 .await
                 .context("creating partitions (has `archon-mcp-exporter migrate` run?)")?;
-            if rows.is_empty() {
+            if created.is_empty() {
                 println!("partitions exist through {months_ahead} months ahead");
             }
-            for row in rows {
-                println!("created {}", row.get::<_, String>(0));
+            for name in created {
+                println!("created {name}");
             }
         }
     }
@@ -381,14 +374,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 async fn connect(db: &Database) -> anyhow::Result<tokio_postgres::Client> {
-    let tls = archon_mcp_exporter::tls::connector(db.database_ca_file.as_deref())?;
-    let config = archon_mcp_exporter::connection_string::parse(&db.database_url).map_err(anyhow::Error::msg)?;
-    let (client, connection) = config
-        .connect(tls)
+    archon_mcp_exporter::connect(&db.database_url, db.database_ca_file.as_deref())
         .await
-        .context("connecting (check --database-url / DATABASE_URL and that the server is up)")?;
-    tokio::spawn(connection);
-    Ok(client)
+        .context("check --database-url / DATABASE_URL and that the server is up")
 }
 
 /// A listen address: `HOST:PORT`, the host an IP or a name (the first address it resolves to).

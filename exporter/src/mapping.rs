@@ -6,7 +6,7 @@
 //! is skipped with a counted [`SkipReason`] — never a panic.
 //!
 //! ```
-//! use archon_mcp_exporter::mapping::map_spans;
+//! use archon_mcp_exporter::map_spans;
 //! use archon_mcp_exporter::span::Span;
 //!
 //! let call = Span::new("tools/call search", 1_000_000_000, 1_250_000_000)
@@ -47,7 +47,7 @@ pub enum SkipReason {
     EndBeforeStart,
     /// A status code outside the OTLP enum.
     UnknownStatusCode,
-    /// The span ends more than [`MAX_FUTURE_SKEW`] after now: a wrong clock (or a forged date)
+    /// The span ends more than an hour after now: a wrong clock (or a forged date)
     /// that would keep its session active for ever.
     FutureTimestamp,
 }
@@ -79,7 +79,7 @@ impl std::fmt::Display for SkipReason {
 }
 
 /// How far in the future a span may end (clock skew between hosts); later ones are refused.
-pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_FUTURE_SKEW: Duration = Duration::from_secs(3600);
 
 /// A span that produced no row, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +150,7 @@ impl MappedBatch {
 /// What one span maps to.
 #[allow(clippy::large_enum_variant)] // short-lived: moved straight into a batch
 #[derive(Debug, Clone, PartialEq)]
-pub enum Mapped {
+pub(crate) enum Mapped {
     /// An MCP request.
     Request(RequestRow, SessionUpsert),
     /// A `mcp.session` span.
@@ -176,7 +176,7 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
 }
 
 /// Maps one span.
-pub fn map_span(span: &Span) -> Result<Mapped, Skipped> {
+pub(crate) fn map_span(span: &Span) -> Result<Mapped, Skipped> {
     let skip = |reason: SkipReason, detail: String| Skipped { span: span.span_ref(), reason, detail };
     let attrs = &span.attributes;
     let is_session_span = span.name == attr::SESSION_SPAN_NAME;

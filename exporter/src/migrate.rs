@@ -24,18 +24,15 @@ pub const LOCK_KEY: i64 = 0x6172_6368_6f6e_6d63;
 /// Failure to migrate.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    /// Could not connect or talk to PostgreSQL.
-    #[error("cannot reach PostgreSQL")]
-    Connect(#[from] tokio_postgres::Error),
-    /// A migration failed; the database is left at the last migration that succeeded.
-    #[error("migration failed")]
-    Migration(#[from] refinery::Error),
-    /// The CA file for TLS is unusable.
+    /// Could not connect to PostgreSQL.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-    /// The connection string does not parse.
-    #[error("{0}")]
-    ConnectionString(String),
+    Connect(#[from] crate::ConnectError),
+    /// A statement around the migrations (the advisory lock, the history) failed.
+    #[error("{}", crate::connect::describe(.0))]
+    Database(#[from] tokio_postgres::Error),
+    /// A migration failed; the database is left at the last migration that succeeded.
+    #[error("migration failed: {0}")]
+    Migration(#[from] refinery::Error),
 }
 
 /// A migration this build knows.
@@ -52,19 +49,13 @@ pub async fn migrate_url(url: &str) -> Result<Vec<MigrationInfo>, MigrateError> 
     migrate_url_verified(url, None).await
 }
 
-/// [`migrate_url`], verifying the database's certificate against `ca_file` (see [`crate::tls`]).
+/// [`migrate_url`], verifying the database's certificate against `ca_file` (see [`crate::connect`]).
 pub async fn migrate_url_verified(
     url: &str,
     ca_file: Option<&std::path::Path>,
 ) -> Result<Vec<MigrationInfo>, MigrateError> {
-    let tls = crate::tls::connector(ca_file)?;
-    let config = crate::connection_string::parse(url).map_err(MigrateError::ConnectionString)?;
-    let (mut client, connection) = config.connect(tls).await?;
-    let driver = tokio::spawn(connection);
-    let result = migrate(&mut client).await;
-    drop(client);
-    let _ = driver.await;
-    result
+    let mut client = crate::connect(url, ca_file).await?;
+    migrate(&mut client).await
 }
 
 /// Applies every pending migration on `client`, holding the advisory lock [`LOCK_KEY`] for the

@@ -1,21 +1,6 @@
 //! One export, from decoded spans to an outcome: map → count what was skipped → group commit.
 //! The OTLP receivers and the in-process [`PgSpanExporter`](crate::PgSpanExporter) all run it,
 //! so every path gets the same batching, metrics and counted rejects.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use archon_mcp_exporter::pipeline::{Outcome, Pipeline};
-//! use archon_mcp_exporter::{batcher::BatcherConfig, metrics::Metrics, store::{PgStore, StoreConfig}};
-//! # async fn run(request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest) -> anyhow::Result<()> {
-//! let store = PgStore::connect("postgres://postgres@127.0.0.1/archon", StoreConfig::default())?;
-//! let pipeline = Pipeline::start(store, BatcherConfig::default(), Arc::new(Metrics::default()));
-//! match pipeline.export_request(request).await {
-//!     Outcome::Accepted { rejected, .. } => println!("committed, {rejected} spans refused"),
-//!     Outcome::NotCommitted(e) => println!("retry later: {e}"),
-//! }
-//! pipeline.close().await;
-//! # Ok(()) }
-//! ```
 
 use std::sync::Arc;
 
@@ -33,7 +18,7 @@ const QUOTED_REASONS: usize = 3;
 
 /// The result of one export.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Committed; `rejected` spans were refused individually (an OTLP partial success), the
     /// first reasons in `message`.
     Accepted {
@@ -48,31 +33,31 @@ pub enum Outcome {
 
 /// Decoded spans → rows → committed, with the service metrics. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     batcher: Batcher,
     metrics: Arc<Metrics>,
 }
 
 impl Pipeline {
     /// Starts the group commit's writers on the current Tokio runtime.
-    pub fn start(store: PgStore, config: BatcherConfig, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn start(store: PgStore, config: BatcherConfig, metrics: Arc<Metrics>) -> Self {
         Self { batcher: Batcher::start(store, config, metrics.clone()), metrics }
     }
 
     /// The metrics this pipeline updates.
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
     /// Decodes an OTLP request and exports its spans.
-    pub async fn export_request(&self, request: ExportTraceServiceRequest) -> Outcome {
+    pub(crate) async fn export_request(&self, request: ExportTraceServiceRequest) -> Outcome {
         let (spans, undecodable) = spans_from_request(request);
         self.export(&spans, undecodable).await
     }
 
     /// Exports decoded spans; `undecodable` are the spans the decoder refused, counted with the
     /// rest. Returns once the rows are committed or it is certain they were not.
-    pub async fn export(&self, spans: &[Span], undecodable: Vec<Undecodable>) -> Outcome {
+    pub(crate) async fn export(&self, spans: &[Span], undecodable: Vec<Undecodable>) -> Outcome {
         let metrics = &self.metrics;
         metrics.spans_received.add((spans.len() + undecodable.len()) as u64);
         metrics.spans_rejected.add(Undecodable::REASON, undecodable.len() as u64);
@@ -111,7 +96,7 @@ impl Pipeline {
     }
 
     /// Stops taking exports and waits until everything queued is written.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         self.batcher.close().await;
     }
 }

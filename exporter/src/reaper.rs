@@ -5,9 +5,9 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use archon_mcp_exporter::reaper::ReaperConfig;
+//! use archon_mcp_exporter::ReaperConfig;
 //! # async fn run(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
-//! let reaped = archon_mcp_exporter::reaper::reap_once(client, &ReaperConfig::default()).await?;
+//! let reaped = archon_mcp_exporter::reap_once(client, &ReaperConfig::default()).await?;
 //! println!("{} idle, {} timed out", reaped.idled, reaped.timed_out);
 //! # Ok(()) }
 //! ```
@@ -90,9 +90,4 @@ pub async fn reap_once(client: &Client, config: &ReaperConfig) -> Result<Reaped,
         }
     }
     result
-}
-
-/// Creates the request partitions of the coming months (idempotent, locked in SQL).
-pub async fn ensure_partitions(client: &Client, months_ahead: i32) -> Result<u64, tokio_postgres::Error> {
-    Ok(client.query("SELECT archon_mcp_create_request_partitions($1)", &[&months_ahead]).await?.len() as u64)
 }

@@ -16,11 +16,11 @@ use tokio_postgres::error::SqlState;
 use crate::batcher::SubmitError;
 
 /// How long senders are told to wait before retrying (gRPC `RetryInfo`, HTTP `Retry-After`).
-pub const RETRY_AFTER: Duration = Duration::from_secs(2);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// What a PostgreSQL error says about the write that met it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PgFailure {
+pub(crate) enum PgFailure {
     /// The connection broke, the server is restarting or out of resources, a deadlock: the same
     /// write may succeed later.
     Transient,
@@ -34,15 +34,7 @@ pub enum PgFailure {
 impl PgFailure {
     /// Classifies a SQLSTATE; `None` (no SQLSTATE: the connection broke or could not be made) is
     /// transient.
-    ///
-    /// ```
-    /// use archon_mcp_exporter::retry::PgFailure;
-    /// use tokio_postgres::error::SqlState;
-    /// assert_eq!(PgFailure::of(Some(&SqlState::ADMIN_SHUTDOWN)), PgFailure::Transient);
-    /// assert_eq!(PgFailure::of(Some(&SqlState::CHECK_VIOLATION)), PgFailure::RefusedData);
-    /// assert_eq!(PgFailure::of(Some(&SqlState::UNDEFINED_TABLE)), PgFailure::Permanent);
-    /// ```
-    pub fn of(code: Option<&SqlState>) -> Self {
+    pub(crate) fn of(code: Option<&SqlState>) -> Self {
         let Some(code) = code else { return PgFailure::Transient };
         match &code.code()[..2] {
             // 08 connection, 53 insufficient resources, 57 operator intervention (shutdown,
@@ -148,5 +140,13 @@ mod tests {
         let waits: Vec<_> = std::iter::from_fn(|| backoff.next_wait()).map(|d| d.as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000]);
         assert_eq!(Backoff::new(Duration::ZERO).next_wait(), None);
+    }
+
+    #[test]
+    fn sqlstate_classes() {
+        use tokio_postgres::error::SqlState;
+        assert_eq!(PgFailure::of(Some(&SqlState::ADMIN_SHUTDOWN)), PgFailure::Transient);
+        assert_eq!(PgFailure::of(Some(&SqlState::CHECK_VIOLATION)), PgFailure::RefusedData);
+        assert_eq!(PgFailure::of(Some(&SqlState::UNDEFINED_TABLE)), PgFailure::Permanent);
     }
 }

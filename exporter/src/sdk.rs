@@ -2,7 +2,7 @@
 //! straight to PostgreSQL.
 //!
 //! ```no_run
-//! use archon_mcp_exporter::{PgSpanExporter, store::{PgStore, StoreConfig}};
+//! use archon_mcp_exporter::{PgSpanExporter, PgStore, StoreConfig};
 //! use opentelemetry_sdk::trace::SdkTracerProvider;
 //! # async fn run() -> anyhow::Result<()> {
 //! let store = PgStore::connect("postgres://postgres@127.0.0.1/archon", StoreConfig::default())?;

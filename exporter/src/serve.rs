@@ -2,7 +2,7 @@
 //! started together and stopped gracefully.
 //!
 //! ```no_run
-//! use archon_mcp_exporter::serve::{ServeConfig, Server};
+//! use archon_mcp_exporter::{ServeConfig, Server};
 //! # async fn run() -> anyhow::Result<()> {
 //! let config = ServeConfig::new("postgres://postgres@127.0.0.1/archon");
 //! let server = Server::bind(config).await?;
@@ -11,7 +11,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -57,25 +57,44 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// OTLP/gRPC's standard port, on every interface.
+    pub const DEFAULT_GRPC_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4317));
+    /// OTLP/HTTP's standard port, on every interface.
+    pub const DEFAULT_HTTP_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 4318));
+
     /// Defaults for a database.
     pub fn new(database_url: impl Into<String>) -> Self {
-        let batcher = BatcherConfig::default();
         Self {
             database_url: database_url.into(),
-            grpc_listen: ([0, 0, 0, 0], 4317).into(),
-            http_listen: ([0, 0, 0, 0], 4318).into(),
+            grpc_listen: Self::DEFAULT_GRPC_LISTEN,
+            http_listen: Self::DEFAULT_HTTP_LISTEN,
             auth_token: None,
             tls: None,
             migrate: false,
             limits: BodyLimits::default(),
             connections: ConnectionLimits::default(),
-            // One connection per writer, one for the reaper and readiness checks.
-            store: StoreConfig::default().with_max_connections(batcher.writers + 1),
-            batcher,
+            batcher: BatcherConfig::default(),
+            store: StoreConfig::default(),
             reaper: Some(ReaperConfig::default()),
         }
     }
+
+    /// The configuration with every value brought into range (the batcher's and connection
+    /// limits' own rules apply where they are used): an in-flight budget of at least one body,
+    /// a reaper round of at least a second, and a pool with one connection per writer plus one
+    /// for the reaper and readiness checks.
+    fn normalized(mut self) -> Self {
+        self.batcher = self.batcher.normalized();
+        self.store.max_connections = self.store.max_connections.max(self.batcher.writers + 1);
+        self.limits.max_in_flight_bytes = self.limits.max_in_flight_bytes.max(self.limits.max_body_bytes);
+        if let Some(reaper) = &mut self.reaper {
+            reaper.interval = reaper.interval.max(SECOND);
+        }
+        self
+    }
 }
+
+const SECOND: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +147,7 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Migrates (when asked) and binds both ports.
     pub async fn bind(config: ServeConfig) -> Result<Self, ServeError> {
+        let config = config.normalized();
         // A bad certificate is found before anything else is touched.
         let tls = config.tls.as_ref().map(ReceiverTls::load).transpose()?;
         if config.migrate {
@@ -172,7 +192,7 @@ impl Server {
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .add_service(GrpcReceiver::service(ingest.clone(), config.limits.max_decompressed_bytes));
-        let router = http::router(ingest, store.clone(), config.limits);
+        let router = http::router(ingest, config.limits).merge(crate::admin::router(store.clone(), metrics.clone()));
         let (grpc_stop, http_stop) = (stop.clone().cancelled_owned(), stop.clone().cancelled_owned());
         let grpc_error = |e: tonic::transport::Error| ServeError::Serve("gRPC", e.to_string());
         let http_error = |e: std::io::Error| ServeError::Serve("HTTP", e.to_string());
@@ -258,7 +278,7 @@ impl Server {
     ///
     /// ```no_run
     /// # async fn run() -> anyhow::Result<()> {
-    /// use archon_mcp_exporter::serve::{ServeConfig, Server};
+    /// use archon_mcp_exporter::{ServeConfig, Server};
     /// let mut config = ServeConfig::new("postgres://postgres@127.0.0.1/archon");
     /// config.grpc_listen = "127.0.0.1:0".parse()?;
     /// config.http_listen = "127.0.0.1:0".parse()?;
@@ -283,8 +303,8 @@ async fn reap_forever(store: PgStore, config: ReaperConfig, metrics: Arc<Metrics
         match store.pool().get().await {
             Ok(client) => {
                 // Partitions at start and then about hourly.
-                if rounds % (3600 / config.interval.as_secs().max(1)).max(1) == 0 {
-                    if let Err(e) = reaper::ensure_partitions(&client, config.months_ahead).await {
+                if rounds % (3600 / config.interval.as_secs()).max(1) == 0 {
+                    if let Err(e) = crate::partitions::create(&**client, config.months_ahead).await {
                         tracing::warn!(error = %e, "could not create the coming request partitions");
                     }
                 }

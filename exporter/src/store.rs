@@ -11,8 +11,8 @@
 //! database's reason and the rest commit.
 //!
 //! ```no_run
-//! use archon_mcp_exporter::{mapping::map_spans, store::{PgStore, StoreConfig}};
-//! # async fn run(spans: Vec<archon_mcp_exporter::span::Span>) -> Result<(), archon_mcp_exporter::store::StoreError> {
+//! use archon_mcp_exporter::{PgStore, StoreConfig, map_spans};
+//! # async fn run(spans: Vec<archon_mcp_exporter::span::Span>) -> Result<(), archon_mcp_exporter::StoreError> {
 //! let store = PgStore::connect(
 //!     "postgres://archon_exporter@db/archon",
 //!     StoreConfig::default().with_estimate_model("claude-sonnet-4-5"),
@@ -75,7 +75,7 @@ pub enum StoreError {
     #[error("database unavailable, retry later: {0}")]
     Unavailable(String),
     /// Any other failure (no schema, no permission, …): retrying will not help.
-    #[error("database error: {0}{hint}", hint = hint(.0))]
+    #[error("database error: {}{hint}", crate::connect::describe(.0), hint = hint(.0))]
     Database(tokio_postgres::Error),
     /// The connection string or pool settings are wrong.
     #[error("invalid database configuration: {0}")]
@@ -92,7 +92,7 @@ impl StoreError {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         match PgFailure::of(e.code()) {
-            PgFailure::Transient => StoreError::Unavailable(e.to_string()),
+            PgFailure::Transient => StoreError::Unavailable(crate::connect::describe(&e)),
             PgFailure::RefusedData | PgFailure::Permanent => StoreError::Database(e),
         }
     }

@@ -2,14 +2,6 @@
 //! default) and `require` encrypt without verifying the server's certificate; give a CA file
 //! (`--database-ca-file`) to verify the server against it. Managed databases (Supabase, RDS,
 //! Cloud SQL) ask for `sslmode=require`.
-//!
-//! ```no_run
-//! # async fn run() -> anyhow::Result<()> {
-//! let tls = archon_mcp_exporter::tls::connector(None)?;
-//! let (client, connection) = tokio_postgres::connect("postgres://u@db/archon?sslmode=require", tls).await?;
-//! tokio::spawn(connection);
-//! # drop(client); Ok(()) }
-//! ```
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,7 +28,7 @@ pub enum TlsError {
 
 /// The TLS connector for PostgreSQL: verifying against `ca_file` when given, else encrypting
 /// without verification (libpq's `sslmode=require`).
-pub fn connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, TlsError> {
+pub(crate) fn connector(ca_file: Option<&Path>) -> Result<MakeRustlsConnect, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use archon_mcp_exporter::PgSpanExporter;
-use archon_mcp_exporter::store::{PgStore, StoreConfig};
+use archon_mcp_exporter::{PgStore, StoreConfig};
 use archon_mcp_instrument::attributes::DisconnectReason;
 use archon_mcp_instrument::budget::BudgetGate;
 use archon_mcp_instrument::usage::TokenEstimation;

@@ -4,9 +4,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use archon_mcp_exporter::mapping::map_spans;
+use archon_mcp_exporter::StoreConfig;
+use archon_mcp_exporter::map_spans;
 use archon_mcp_exporter::span::Span;
-use archon_mcp_exporter::store::StoreConfig;
 use archon_mcp_exporter::testing::{Connection, TestDb, UserInfo, tool_error};
 use serde_json::Value;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use archon_mcp_exporter::PgSpanExporter;
 use archon_mcp_exporter::budgets::{self, BudgetSpec};
-use archon_mcp_exporter::store::{PgStore, StoreConfig};
+use archon_mcp_exporter::{PgStore, StoreConfig};
 use archon_mcp_instrument::budget::BudgetGate;
 use serde_json::json;
 

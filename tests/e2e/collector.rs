@@ -160,7 +160,7 @@ async fn a_collector_delivers_over_tls_with_a_bearer_token() {
     let db = Database::start().await;
     let certs = archon_mcp_exporter::testing::TestCertificates::generate().expect("test certificates");
     let exporter = Exporter::start_with(&db.url, |c| {
-        c.tls = Some(archon_mcp_exporter::receiver::tls::ReceiverTls::new(&certs.cert, &certs.key));
+        c.tls = Some(archon_mcp_exporter::ReceiverTls::new(&certs.cert, &certs.key));
         c.auth_token = Some("collector-s3cret".into());
     })
     .await;

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use archon_mcp_exporter::mapping::map_spans;
-use archon_mcp_exporter::store::StoreConfig;
+use archon_mcp_exporter::StoreConfig;
+use archon_mcp_exporter::map_spans;
 use archon_mcp_exporter::testing::{Connection, TestDb, UserInfo, rpc_error, tool_error, with_estimate, with_usage};
 use archon_mcp_otel::grafana::{TimeRange, expand, load_dashboards, panel_queries, referenced_variables, rfc3339};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use archon_mcp_exporter::PgSpanExporter;
-use archon_mcp_exporter::store::{PgStore, StoreConfig};
+use archon_mcp_exporter::{PgStore, StoreConfig};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};

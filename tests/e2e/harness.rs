@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use archon_mcp_exporter::serve::{ServeConfig, Server};
 use archon_mcp_exporter::testing::LocalCluster;
+use archon_mcp_exporter::{ServeConfig, Server};
 use archon_mcp_instrument::user::JwtUser;
 use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
@@ -101,7 +101,7 @@ async fn query_i64(url: &str, sql: &str) -> i64 {
 pub struct Exporter {
     pub grpc: SocketAddr,
     pub metrics: std::sync::Arc<archon_mcp_exporter::metrics::Metrics>,
-    running: archon_mcp_exporter::serve::Running,
+    running: archon_mcp_exporter::Running,
 }
 
 impl Exporter {

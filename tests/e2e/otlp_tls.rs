@@ -1,7 +1,7 @@
 //! `Telemetry` exporting to an `https://` collector endpoint (gRPC over TLS): the system's roots
 //! plus a private CA file, as `OTEL_EXPORTER_OTLP_CERTIFICATE` or `.otlp_ca_file(..)` give it.
 
-use archon_mcp_exporter::receiver::tls::ReceiverTls;
+use archon_mcp_exporter::ReceiverTls;
 use archon_mcp_exporter::testing::TestCertificates;
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;

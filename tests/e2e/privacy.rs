@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use archon_mcp_exporter::PgSpanExporter;
-use archon_mcp_exporter::store::{PgStore, StoreConfig};
+use archon_mcp_exporter::{PgStore, StoreConfig};
 use archon_mcp_instrument::capture::CapturePolicy;
 use archon_mcp_instrument::user::hash_email;
 use serde_json::json;

@@ -2,19 +2,6 @@
 //! because a string is not UTF-8: one bad span must not lose the whole export. The strings are
 //! read as bytes and converted with U+FFFD for what is not UTF-8; everything the mapping reads
 //! is kept (events and links, which it does not read, are dropped).
-//!
-//! ```
-//! use archon_mcp_exporter::otlp::decode_lossy;
-//! use prost::Message as _;
-//! // A request whose one span is named with invalid UTF-8 (0xff).
-//! let span = [0x2a, 0x02, b'x', 0xff]; // name (field 5) = "x\xff"
-//! let mut scope = vec![0x12, span.len() as u8]; scope.extend(span);
-//! let mut resource = vec![0x12, scope.len() as u8]; resource.extend(scope);
-//! let mut body = vec![0x0a, resource.len() as u8]; body.extend(resource);
-//! assert!(opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(&body[..]).is_err());
-//! let request = decode_lossy(&body).unwrap();
-//! assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].name, "x\u{fffd}");
-//! ```
 
 use opentelemetry_proto::tonic::collector::trace::v1 as collector;
 use opentelemetry_proto::tonic::common::v1 as common;
@@ -23,7 +10,7 @@ use opentelemetry_proto::tonic::trace::v1 as trace;
 use prost::Message as _;
 
 /// Decodes `body` as an OTLP export with every string read leniently (see the module).
-pub fn decode_lossy(body: &[u8]) -> Result<collector::ExportTraceServiceRequest, prost::DecodeError> {
+pub(crate) fn decode_lossy(body: &[u8]) -> Result<collector::ExportTraceServiceRequest, prost::DecodeError> {
     Ok(Request::decode(body)?.into())
 }
 
@@ -202,13 +189,7 @@ impl From<AnyValue> for common::AnyValue {
 
 /// OTLP/JSON with every lone UTF-16 surrogate escape (`"\ud800"`, which no JSON parser turns
 /// into a string) replaced by `\ufffd`; `None` when there is none.
-///
-/// ```
-/// use archon_mcp_exporter::otlp::repair_json_surrogates;
-/// assert_eq!(repair_json_surrogates(br#"{"a": "x\ud800y"}"#).unwrap(), br#"{"a": "x\ufffdy"}"#);
-/// assert_eq!(repair_json_surrogates(br#"{"a": "\ud83d\ude00 \\ud800"}"#), None, "a pair, and an escaped backslash");
-/// ```
-pub fn repair_json_surrogates(body: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn repair_json_surrogates(body: &[u8]) -> Option<Vec<u8>> {
     let unit = |at: usize| -> Option<u16> {
         let hex = body.get(at..at + 4)?;
         u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
@@ -242,4 +223,37 @@ pub fn repair_json_surrogates(body: &[u8]) -> Option<Vec<u8>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_utf8_in_a_span_name_is_replaced() {
+        use prost::Message as _;
+        // A request whose one span is named with invalid UTF-8 (0xff).
+        let span = [0x2a, 0x02, b'x', 0xff]; // name (field 5) = "x\xff"
+        let mut scope = vec![0x12, span.len() as u8];
+        scope.extend(span);
+        let mut resource = vec![0x12, scope.len() as u8];
+        resource.extend(scope);
+        let mut body = vec![0x0a, resource.len() as u8];
+        body.extend(resource);
+        assert!(
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(&body[..]).is_err()
+        );
+        let request = decode_lossy(&body).unwrap();
+        assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].name, "x\u{fffd}");
+    }
+
+    #[test]
+    fn lone_surrogates_are_replaced() {
+        assert_eq!(repair_json_surrogates(br#"{"a": "x\ud800y"}"#).unwrap(), br#"{"a": "x\ufffdy"}"#);
+        assert_eq!(
+            repair_json_surrogates(br#"{"a": "\ud83d\ude00 \\ud800"}"#),
+            None,
+            "a pair, and an escaped backslash"
+        );
+    }
 }

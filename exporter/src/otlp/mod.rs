@@ -1,23 +1,18 @@
-//! OTLP ↔ the neutral span model: pure conversion, no IO.
-//!
-//! ```
-//! use archon_mcp_exporter::otlp::spans_from_request;
-//! use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-//!
-//! let (spans, undecodable) = spans_from_request(ExportTraceServiceRequest::default());
-//! assert!(spans.is_empty() && undecodable.is_empty());
-//! ```
+//! OTLP → the neutral span model: pure conversion, no IO. The decoder knows only [`crate::span`];
+//! mapping spans to rows is [`crate::mapping`]'s.
 
+#[cfg(any(test, feature = "testing"))]
+mod encode;
 mod lossy;
 
-pub use lossy::{decode_lossy, repair_json_surrogates};
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use encode::request_from_spans;
+
+pub(crate) use lossy::{decode_lossy, repair_json_surrogates};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    ResourceSpans, ScopeSpans, Span as ProtoSpan, Status as ProtoStatus, span, status,
-};
+use opentelemetry_proto::tonic::trace::v1::{span, status};
 
 use crate::span::{Attributes, Span, SpanKind, SpanRef, Status, StatusCode, Value};
 
@@ -37,6 +32,14 @@ impl Undecodable {
 
 /// Every span of an OTLP export request, with its resource's attributes; spans whose ids are
 /// not 16 and 8 bytes are refused.
+///
+/// ```
+/// use archon_mcp_exporter::spans_from_request;
+/// use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+///
+/// let (spans, undecodable) = spans_from_request(ExportTraceServiceRequest::default());
+/// assert!(spans.is_empty() && undecodable.is_empty());
+/// ```
 pub fn spans_from_request(request: ExportTraceServiceRequest) -> (Vec<Span>, Vec<Undecodable>) {
     let mut spans = Vec::new();
     let mut invalid = Vec::new();
@@ -133,76 +136,6 @@ fn json(value: &any_value::Value) -> serde_json::Value {
         ),
         _ => J::Null,
     }
-}
-
-/// The export request a collector would send for `spans`; consecutive spans of the same resource share one
-/// resource entry, as the SDK and collectors group them.
-pub fn request_from_spans(spans: &[Span]) -> ExportTraceServiceRequest {
-    let mut resource_spans: Vec<(Attributes, ResourceSpans)> = Vec::new();
-    for span in spans {
-        match resource_spans.last_mut() {
-            Some((resource, group)) if *resource == span.resource => group.scope_spans[0].spans.push(proto_span(span)),
-            _ => resource_spans.push((
-                span.resource.clone(),
-                ResourceSpans {
-                    resource: Some(Resource { attributes: key_values(&span.resource), ..Default::default() }),
-                    scope_spans: vec![ScopeSpans { spans: vec![proto_span(span)], ..Default::default() }],
-                    ..Default::default()
-                },
-            )),
-        }
-    }
-    ExportTraceServiceRequest { resource_spans: resource_spans.into_iter().map(|(_, group)| group).collect() }
-}
-
-fn proto_span(span: &Span) -> ProtoSpan {
-    ProtoSpan {
-        trace_id: span.trace_id.to_vec(),
-        span_id: span.span_id.to_vec(),
-        parent_span_id: span.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
-        name: span.name.clone(),
-        kind: match span.kind {
-            SpanKind::Unspecified => 0,
-            SpanKind::Internal => 1,
-            SpanKind::Server => 2,
-            SpanKind::Client => 3,
-            SpanKind::Producer => 4,
-            SpanKind::Consumer => 5,
-        },
-        start_time_unix_nano: span.start_time_unix_nano,
-        end_time_unix_nano: span.end_time_unix_nano,
-        attributes: key_values(&span.attributes),
-        status: Some(ProtoStatus {
-            code: match span.status.code {
-                StatusCode::Unset => 0,
-                StatusCode::Ok => 1,
-                StatusCode::Error => 2,
-                StatusCode::Unknown(code) => code,
-            },
-            message: span.status.message.clone(),
-        }),
-        ..Default::default()
-    }
-}
-
-fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
-    attributes
-        .0
-        .iter()
-        .map(|(key, value)| KeyValue {
-            key: key.clone(),
-            value: Some(AnyValue {
-                value: Some(match value {
-                    Value::Str(s) => any_value::Value::StringValue(s.clone()),
-                    Value::Bytes(b) => any_value::Value::BytesValue(b.clone()),
-                    Value::Bool(b) => any_value::Value::BoolValue(*b),
-                    Value::I64(i) => any_value::Value::IntValue(*i),
-                    Value::F64(f) => any_value::Value::DoubleValue(*f),
-                }),
-            }),
-            ..Default::default()
-        })
-        .collect()
 }
 
 #[cfg(test)]

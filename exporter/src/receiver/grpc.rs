@@ -12,13 +12,13 @@ use crate::retry;
 
 /// The gRPC trace service.
 #[derive(Debug, Clone)]
-pub struct GrpcReceiver {
+pub(crate) struct GrpcReceiver {
     ingest: Ingest,
 }
 
 /// The token check, run on the request's metadata before its message is read or decoded.
 #[derive(Debug, Clone)]
-pub struct Authenticate(Ingest);
+pub(crate) struct Authenticate(Ingest);
 
 impl tonic::service::Interceptor for Authenticate {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
@@ -33,7 +33,7 @@ impl tonic::service::Interceptor for Authenticate {
 impl GrpcReceiver {
     /// The tonic service, accepting gzip and messages up to `max_message_bytes` (decompressed),
     /// from clients with the token (checked before the message is read).
-    pub fn service(
+    pub(crate) fn service(
         ingest: Ingest,
         max_message_bytes: usize,
     ) -> InterceptedService<TraceServiceServer<Self>, Authenticate> {

@@ -1,5 +1,5 @@
-//! OTLP/HTTP on one port: `POST /v1/traces` (protobuf or JSON, optionally gzip), and the
-//! service endpoints `/healthz`, `/readyz`, `/metrics`.
+//! OTLP/HTTP: `POST /v1/traces` (protobuf or JSON, optionally gzip). The port also serves the
+//! admin routes of [`crate::admin`].
 
 use std::io::Read as _;
 use std::sync::Arc;
@@ -9,17 +9,15 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 use tokio::sync::Semaphore;
 
 use super::{Ingest, export_response};
-use crate::migrate;
 use crate::otlp;
 use crate::pipeline::Outcome;
 use crate::retry::{self, RETRY_AFTER};
-use crate::store::PgStore;
 
 /// Body limits of `/v1/traces`.
 #[derive(Debug, Clone, Copy)]
@@ -41,23 +39,18 @@ impl Default for BodyLimits {
 
 struct AppState {
     ingest: Ingest,
-    store: PgStore,
     limits: BodyLimits,
     /// The in-flight body budget, in KiB.
     in_flight: Arc<Semaphore>,
-    readiness: Readiness,
 }
 
-/// The router of the HTTP port.
-pub fn router(ingest: Ingest, store: PgStore, limits: BodyLimits) -> Router {
+/// The OTLP/HTTP route.
+pub(crate) fn router(ingest: Ingest, limits: BodyLimits) -> Router {
     let in_flight = Arc::new(Semaphore::new(kib(limits.max_in_flight_bytes) as usize));
     Router::new()
         .route("/v1/traces", post(traces))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .with_state(Arc::new(AppState { ingest, store, limits, in_flight, readiness: Readiness::default() }))
+        .with_state(Arc::new(AppState { ingest, limits, in_flight }))
 }
 
 /// Bytes as permits of the in-flight budget (KiB, rounded up).
@@ -67,7 +60,7 @@ fn kib(bytes: usize) -> u32 {
 
 /// The encodings of an OTLP/HTTP body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// `application/x-protobuf`.
     Protobuf,
     /// `application/json` (OTLP/JSON: hex ids, int64s as strings or numbers).
@@ -76,13 +69,7 @@ pub enum Encoding {
 
 impl Encoding {
     /// The encoding a `Content-Type` value names (parameters ignored), if OTLP has it.
-    ///
-    /// ```
-    /// use archon_mcp_exporter::receiver::http::Encoding;
-    /// assert_eq!(Encoding::from_content_type("application/json; charset=utf-8"), Some(Encoding::Json));
-    /// assert_eq!(Encoding::from_content_type("text/plain"), None);
-    /// ```
-    pub fn from_content_type(value: &str) -> Option<Self> {
+    pub(crate) fn from_content_type(value: &str) -> Option<Self> {
         match value.split(';').next().unwrap_or("").trim() {
             "application/x-protobuf" | "application/protobuf" => Some(Encoding::Protobuf),
             "application/json" => Some(Encoding::Json),
@@ -117,7 +104,7 @@ fn error(encoding: Encoding, status: StatusCode, grpc_code: i32, message: String
 
 /// Why an OTLP/HTTP body could not be decoded.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// Decompression passed the limit (a gzip bomb, or simply too much).
     #[error("the body is larger than {0} bytes once decompressed")]
     TooLarge(usize),
@@ -138,15 +125,8 @@ pub enum BodyError {
 /// Decodes a `/v1/traces` body as the receiver does: `content_encoding` (`gzip`, `identity` or
 /// none) with decompression stopped at `max_decompressed_bytes`, then protobuf or JSON. Pure;
 /// the fuzz target `otlp_http_body` drives it.
-///
-/// ```
-/// use archon_mcp_exporter::receiver::http::{BodyError, Encoding, decode_body};
-/// let request = decode_body(Encoding::Json, None, br#"{"resourceSpans": []}"#, 1 << 20).unwrap();
-/// assert!(request.resource_spans.is_empty());
-/// let garbage = decode_body(Encoding::Protobuf, Some("gzip"), b"not gzip", 1 << 20);
-/// assert!(matches!(garbage, Err(BodyError::Gzip(_))));
-/// ```
-pub fn decode_body(
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn decode_body(
     encoding: Encoding,
     content_encoding: Option<&str>,
     body: &[u8],
@@ -290,48 +270,21 @@ fn gunzip(body: &[u8], limit: usize, reserve: &mut dyn FnMut(usize) -> bool) -> 
     }
 }
 
-/// The last readiness check, kept for [`READINESS_TTL`]: a flood of `/readyz` (it needs no
-/// token) costs one database round trip per period, never the writers' connections.
-#[derive(Default)]
-struct Readiness(tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// How long a readiness answer is reused.
-const READINESS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
-
-impl Readiness {
-    async fn check(&self, store: &PgStore) -> Result<(), String> {
-        let mut last = self.0.lock().await;
-        if let Some((at, result)) = &*last {
-            if at.elapsed() < READINESS_TTL {
-                return result.clone();
-            }
-        }
-        let result = Self::ask(store).await;
-        *last = Some((std::time::Instant::now(), result.clone()));
-        result
+    #[test]
+    fn content_types() {
+        assert_eq!(Encoding::from_content_type("application/json; charset=utf-8"), Some(Encoding::Json));
+        assert_eq!(Encoding::from_content_type("text/plain"), None);
     }
 
-    async fn ask(store: &PgStore) -> Result<(), String> {
-        let mut client = store.pool().get().await.map_err(|e| format!("database unreachable: {e}"))?;
-        let pending =
-            migrate::pending(&mut client).await.map_err(|e| format!("cannot read the schema version: {e}"))?;
-        if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{} migrations pending: run `archon-mcp-exporter migrate` or serve --migrate", pending.len()))
-        }
+    #[test]
+    fn bodies_decode_or_say_why() {
+        let request = decode_body(Encoding::Json, None, br#"{"resourceSpans": []}"#, 1 << 20).unwrap();
+        assert!(request.resource_spans.is_empty());
+        let garbage = decode_body(Encoding::Protobuf, Some("gzip"), b"not gzip", 1 << 20);
+        assert!(matches!(garbage, Err(BodyError::Gzip(_))));
     }
-}
-
-/// Ready when the database answers and its schema is current.
-async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    match state.readiness.check(&state.store).await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
-    }
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.ingest.metrics().render())
-        .into_response()
 }

@@ -3,15 +3,6 @@
 //! `idle_timeout` — a header that never ends, a body that stalls, an idle keep-alive or an idle
 //! TLS session. TLS handshakes run in their own tasks with their own deadline, so a stalled
 //! client blocks no one.
-//!
-//! ```no_run
-//! # async fn run(router: axum::Router) -> std::io::Result<()> {
-//! use archon_mcp_exporter::receiver::incoming::{ConnectionLimits, Incoming};
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4318").await?;
-//! let incoming = Incoming::plain(listener, ConnectionLimits::default().shared());
-//! axum::serve(incoming, router).await?;
-//! # Ok(()) }
-//! ```
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -48,7 +39,11 @@ impl Default for ConnectionLimits {
 impl ConnectionLimits {
     /// The limits with one connection budget, to share between the ports.
     pub fn shared(self) -> SharedLimits {
-        SharedLimits { slots: Arc::new(Semaphore::new(self.max_connections.max(1))), idle_timeout: self.idle_timeout }
+        // At least one connection and one second: zero would refuse or close everything.
+        SharedLimits {
+            slots: Arc::new(Semaphore::new(self.max_connections.max(1))),
+            idle_timeout: self.idle_timeout.max(Duration::from_secs(1)),
+        }
     }
 }
 
@@ -62,7 +57,7 @@ pub struct SharedLimits {
 /// A bounded connection: it holds one of the budget's slots until it is dropped, and fails
 /// with `TimedOut` once nothing has moved on it for the idle timeout.
 #[derive(Debug)]
-pub struct Bounded<Io> {
+pub(crate) struct Bounded<Io> {
     io: Io,
     idle_timeout: Duration,
     deadline: Pin<Box<Sleep>>,
@@ -135,7 +130,7 @@ impl<Io: tonic::transport::server::Connected> tonic::transport::server::Connecte
 /// A listener's accepted connections, bounded by [`SharedLimits`]: an [`axum::serve::Listener`]
 /// for the HTTP port and a stream of connections for tonic's `serve_with_incoming`.
 #[derive(Debug)]
-pub struct Incoming<Io> {
+pub(crate) struct Incoming<Io> {
     local_addr: SocketAddr,
     connections: mpsc::Receiver<(Bounded<Io>, SocketAddr)>,
     accept_loop: tokio::task::JoinHandle<()>,
@@ -143,7 +138,7 @@ pub struct Incoming<Io> {
 
 impl Incoming<TcpStream> {
     /// Plain-text connections of `listener` (starts accepting on the current Tokio runtime).
-    pub fn plain(listener: TcpListener, limits: SharedLimits) -> Self {
+    pub(crate) fn plain(listener: TcpListener, limits: SharedLimits) -> Self {
         Self::start(listener, limits, |tcp| async move { Some(tcp) })
     }
 }
@@ -151,7 +146,7 @@ impl Incoming<TcpStream> {
 impl Incoming<TlsStream<TcpStream>> {
     /// Connections of `listener` through their TLS handshake (at most
     /// [`HANDSHAKE_TIMEOUT`](super::tls::HANDSHAKE_TIMEOUT) each).
-    pub fn tls(listener: TcpListener, config: Arc<ServerConfig>, limits: SharedLimits) -> Self {
+    pub(crate) fn tls(listener: TcpListener, config: Arc<ServerConfig>, limits: SharedLimits) -> Self {
         let acceptor = TlsAcceptor::from(config);
         Self::start(listener, limits, move |tcp| {
             let acceptor = acceptor.clone();

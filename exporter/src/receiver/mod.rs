@@ -1,10 +1,10 @@
 //! The OTLP receivers (gRPC and HTTP) and what they share: authentication, and one export
 //! request → decode → map → group commit → an outcome each transport spells its own way.
 
-pub mod grpc;
-pub mod http;
-pub mod incoming;
-pub mod tls;
+pub(crate) mod grpc;
+pub(crate) mod http;
+pub(crate) mod incoming;
+pub(crate) mod tls;
 
 use std::sync::Arc;
 
@@ -17,24 +17,24 @@ use crate::pipeline::{Outcome, Pipeline};
 
 /// What the receivers share: the pipeline, behind the bearer token.
 #[derive(Debug, Clone)]
-pub struct Ingest {
+pub(crate) struct Ingest {
     pipeline: Pipeline,
     auth_token: Option<Arc<str>>,
 }
 
 impl Ingest {
     /// Receivers exporting through `pipeline`, requiring `Bearer <auth_token>` when one is given.
-    pub fn new(pipeline: Pipeline, auth_token: Option<String>) -> Self {
+    pub(crate) fn new(pipeline: Pipeline, auth_token: Option<String>) -> Self {
         Self { pipeline, auth_token: auth_token.filter(|t| !t.is_empty()).map(Into::into) }
     }
 
     /// The service metrics.
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         self.pipeline.metrics()
     }
 
     /// Whether an `Authorization` header value is acceptable (constant-time comparison).
-    pub fn authorized(&self, authorization: Option<&[u8]>) -> bool {
+    pub(crate) fn authorized(&self, authorization: Option<&[u8]>) -> bool {
         let Some(expected) = &self.auth_token else { return true };
         let ok = authorization
             .and_then(|v| v.strip_prefix(b"Bearer "))
@@ -47,7 +47,7 @@ impl Ingest {
     }
 
     /// Decoded request → rows → committed.
-    pub async fn export(&self, request: ExportTraceServiceRequest) -> Outcome {
+    pub(crate) async fn export(&self, request: ExportTraceServiceRequest) -> Outcome {
         self.pipeline.export_request(request).await
     }
 }

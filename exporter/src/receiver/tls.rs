@@ -3,13 +3,11 @@
 //! [`Incoming::tls`](super::incoming::Incoming::tls), each under [`HANDSHAKE_TIMEOUT`].
 //!
 //! ```no_run
+//! use archon_mcp_exporter::{ReceiverTls, ServeConfig, Server};
 //! # async fn run() -> anyhow::Result<()> {
-//! use archon_mcp_exporter::receiver::incoming::{ConnectionLimits, Incoming};
-//! use archon_mcp_exporter::receiver::tls::ReceiverTls;
-//! let tls = ReceiverTls::new("/etc/archon/tls.crt", "/etc/archon/tls.key").load()?;
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4318").await?;
-//! let router = axum::Router::new().route("/", axum::routing::get(|| async { "over TLS" }));
-//! axum::serve(Incoming::tls(listener, tls, ConnectionLimits::default().shared()), router).await?;
+//! let mut config = ServeConfig::new("postgres://postgres@127.0.0.1/archon");
+//! config.tls = Some(ReceiverTls::new("/etc/archon/tls.crt", "/etc/archon/tls.key"));
+//! Server::bind(config).await?.run(std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
 
@@ -22,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// How long a client has to finish its handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the receivers' certificate chain and private key are (PEM files).
 #[derive(Debug, Clone, PartialEq, Eq)]

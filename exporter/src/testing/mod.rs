@@ -25,13 +25,20 @@ mod certificates;
 mod cluster;
 mod spans;
 
-pub use crate::otlp::request_from_spans as otlp_request;
 pub use certificates::TestCertificates;
 pub use cluster::LocalCluster;
 pub use spans::{Connection, UserInfo, rpc_error, tool_error, with_estimate, with_usage};
 
 use crate::migrate;
 use crate::store::{PgStore, StoreConfig};
+
+/// The OTLP export request a collector would send for `spans`, consecutive spans of one
+/// resource grouped as the SDK groups them.
+pub fn otlp_request(
+    spans: &[crate::span::Span],
+) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+    crate::otlp::request_from_spans(spans)
+}
 
 /// What to install when there is no PostgreSQL at all.
 pub const INSTALL_HINT: &str = "PostgreSQL is needed: set DATABASE_URL, start a server on 127.0.0.1:5432, \

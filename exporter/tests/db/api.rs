@@ -1,7 +1,7 @@
 //! Archon's views and functions on the known data set (fixtures::dataset): every figure checked.
 
+use archon_mcp_exporter::StoreConfig;
 use archon_mcp_exporter::ids;
-use archon_mcp_exporter::store::StoreConfig;
 use archon_mcp_exporter::testing::TestDb;
 use tokio_postgres::Client;
 use uuid::Uuid;

@@ -1,9 +1,9 @@
 //! Budgets: every state, the forecast arithmetic to the cent, the CLI's library calls and
 //! row-level rules, against seeded November 2026 spend.
 
+use archon_mcp_exporter::StoreConfig;
 use archon_mcp_exporter::budgets::{self, BudgetSpec, Scope};
 use archon_mcp_exporter::span::Span;
-use archon_mcp_exporter::store::StoreConfig;
 use archon_mcp_exporter::testing::TestDb;
 use archon_mcp_instrument::attributes as attr;
 

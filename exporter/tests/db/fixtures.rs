@@ -3,9 +3,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use archon_mcp_exporter::mapping::map_spans;
+use archon_mcp_exporter::map_spans;
 use archon_mcp_exporter::span::Span;
-use archon_mcp_exporter::store::{PgStore, WriteOutcome};
+use archon_mcp_exporter::{PgStore, WriteOutcome};
 use archon_mcp_instrument::attributes as attr;
 use tokio_postgres::Client;
 

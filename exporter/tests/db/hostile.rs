@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use archon_mcp_exporter::receiver::incoming::ConnectionLimits;
+use archon_mcp_exporter::ConnectionLimits;
 use archon_mcp_exporter::testing::{TestDb, otlp_request};
 use axum::body::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;

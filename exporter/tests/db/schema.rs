@@ -1,7 +1,7 @@
-use archon_mcp_exporter::mapping::{SkipReason, map_spans};
+use archon_mcp_exporter::StoreConfig;
 use archon_mcp_exporter::migrate;
-use archon_mcp_exporter::store::StoreConfig;
 use archon_mcp_exporter::testing::TestDb;
+use archon_mcp_exporter::{SkipReason, map_spans};
 
 use crate::fixtures::*;
 

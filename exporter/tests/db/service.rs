@@ -5,13 +5,13 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use archon_mcp_exporter::BodyLimits;
 use archon_mcp_exporter::PgSpanExporter;
-use archon_mcp_exporter::reaper::{self, ReaperConfig};
-use archon_mcp_exporter::receiver::http::BodyLimits;
-use archon_mcp_exporter::receiver::tls::ReceiverTls;
-use archon_mcp_exporter::serve::{Running, ServeConfig, Server};
-use archon_mcp_exporter::store::{PgStore, StoreConfig};
+use archon_mcp_exporter::ReaperConfig;
+use archon_mcp_exporter::ReceiverTls;
 use archon_mcp_exporter::testing::{TestDb, otlp_request};
+use archon_mcp_exporter::{PgStore, StoreConfig};
+use archon_mcp_exporter::{Running, ServeConfig, Server};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message as _;
@@ -295,9 +295,10 @@ async fn the_reaper_idles_then_times_out_and_replicas_do_not_collide() {
 
     let config = ReaperConfig::default();
     let (c1, c2) = (db.client().await, db.client().await);
-    let (r1, r2) = tokio::join!(reaper::reap_once(&c1, &config), reaper::reap_once(&c2, &config));
+    let (r1, r2) =
+        tokio::join!(archon_mcp_exporter::reap_once(&c1, &config), archon_mcp_exporter::reap_once(&c2, &config));
     let rounds = [r1.unwrap(), r2.unwrap()];
-    let total = |f: fn(&reaper::Reaped) -> u64| rounds.iter().map(f).sum::<u64>();
+    let total = |f: fn(&archon_mcp_exporter::Reaped) -> u64| rounds.iter().map(f).sum::<u64>();
     assert_eq!((total(|r| r.idled), total(|r| r.timed_out)), (1, 1));
     let rows: Vec<(String, String, Option<String>, Option<i32>)> = c1
         .query("SELECT session_id::text, status::text, disconnect_reason::text, total_duration FROM archon_mcp_sessions ORDER BY session_id", &[])

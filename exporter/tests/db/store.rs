@@ -3,11 +3,11 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use archon_mcp_exporter::ids;
-use archon_mcp_exporter::mapping::{SkipReason, map_spans};
 use archon_mcp_exporter::rows::{RequestRow, RequestStatus, TokenSource};
 use archon_mcp_exporter::span::{StatusCode, Value};
-use archon_mcp_exporter::store::{PgStore, RowRef, StoreConfig, StoreError};
 use archon_mcp_exporter::testing::TestDb;
+use archon_mcp_exporter::{PgStore, RowRef, StoreConfig, StoreError};
+use archon_mcp_exporter::{SkipReason, map_spans};
 use archon_mcp_instrument::attributes as attr;
 use uuid::Uuid;
 
