@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use archon_mcp_exporter::testing::{Connection, LocalCluster, UserInfo, otlp_request, with_usage};
+use archon_mcp_exporter::testing::{Connection, LocalCluster, TestUser, otlp_request, with_usage};
 use archon_mcp_otel::serve_process::{ServeProcess, status_kib};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -35,9 +35,9 @@ fn arg(name: &str, default: f64) -> f64 {
 fn export(k: u64) -> ExportTraceServiceRequest {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
     let users = [
-        UserInfo { principal: "alice", email: "alice@example.com", name: "Alice", department: "Research" },
-        UserInfo { principal: "bob", email: "bob@example.com", name: "Bob", department: "Sales" },
-        UserInfo { principal: "carol", email: "carol@example.com", name: "Carol", department: "Support" },
+        TestUser { principal: "alice", email: "alice@example.com", name: "Alice", department: "Research" },
+        TestUser { principal: "bob", email: "bob@example.com", name: "Bob", department: "Sales" },
+        TestUser { principal: "carol", email: "carol@example.com", name: "Carol", department: "Support" },
     ];
     let mut spans = Vec::with_capacity(SPANS_PER_EXPORT as usize);
     for s in 0..10 {

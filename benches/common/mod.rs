@@ -2,18 +2,18 @@
 
 #![allow(dead_code)]
 
-use archon_mcp_exporter::testing::UserInfo;
+use archon_mcp_exporter::testing::TestUser;
 
 /// The users of the benchmarks' spans.
-pub const USERS: [UserInfo; 3] = [
-    UserInfo {
+pub const USERS: [TestUser; 3] = [
+    TestUser {
         principal: "5b0e6a6e-3c1f-4b8e-9a51-0d4c3c1f2a01",
         email: "ada@example.com",
         name: "Ada Lovelace",
         department: "Research",
     },
-    UserInfo { principal: "github|583231", email: "linus@example.com", name: "Linus Torvalds", department: "Platform" },
-    UserInfo { principal: "okta|00u1a2b3", email: "ken@example.com", name: "Ken Thompson", department: "Support" },
+    TestUser { principal: "github|583231", email: "linus@example.com", name: "Linus Torvalds", department: "Platform" },
+    TestUser { principal: "okta|00u1a2b3", email: "ken@example.com", name: "Ken Thompson", department: "Support" },
 ];
 
 /// `cargo bench` passes `--bench`; `cargo test --all-targets` does not: then the bench runs a

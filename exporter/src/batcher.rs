@@ -83,7 +83,27 @@ impl From<StoreError> for SubmitError {
 struct Job {
     batch: MappedBatch,
     reply: oneshot::Sender<Result<Vec<StoreRejection>, SubmitError>>,
+    _pending: Pending,
+}
+
+/// A part's share of the pending budget, shown in the `pending_rows` gauge until it is answered.
+struct Pending {
     _permit: OwnedSemaphorePermit,
+    rows: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Pending {
+    fn new(permit: OwnedSemaphorePermit, rows: usize, metrics: Arc<Metrics>) -> Self {
+        metrics.pending_rows.add(rows);
+        Self { _permit: permit, rows, metrics }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.metrics.pending_rows.sub(self.rows);
+    }
 }
 
 /// The queue in front of the store. Cheap to clone.
@@ -94,6 +114,7 @@ pub(crate) struct Batcher {
     max_pending: usize,
     max_batch_rows: usize,
     writers: Arc<Mutex<JoinSet<()>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -118,6 +139,7 @@ impl Batcher {
             max_pending: config.max_pending_rows,
             max_batch_rows: config.max_batch_rows,
             writers: Arc::new(Mutex::new(writers)),
+            metrics,
         }
     }
 
@@ -145,8 +167,9 @@ impl Batcher {
             .clone()
             .try_acquire_many_owned(rows as u32)
             .map_err(|_| SubmitError::Busy(self.max_pending - self.budget.available_permits()))?;
+        let pending = Pending::new(permit, rows, self.metrics.clone());
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Job { batch, reply, _permit: permit }).map_err(|_| SubmitError::Closed)?;
+        self.tx.send(Job { batch, reply, _pending: pending }).map_err(|_| SubmitError::Closed)?;
         answer.await.map_err(|_| SubmitError::Closed)?
     }
 
@@ -239,4 +262,19 @@ fn merge(jobs: &[Job]) -> (MappedBatch, HashMap<RowRef, Vec<usize>>) {
     }
     merged.sessions = sessions.into_vec();
     (merged, owners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_rows_are_shown_until_the_part_is_answered() {
+        let metrics = Arc::new(Metrics::default());
+        let permit = Arc::new(Semaphore::new(10)).try_acquire_many_owned(5).unwrap();
+        let pending = Pending::new(permit, 5, metrics.clone());
+        assert_eq!(metrics.pending_rows.get(), 5);
+        drop(pending);
+        assert_eq!(metrics.pending_rows.get(), 0);
+    }
 }

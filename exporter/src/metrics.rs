@@ -30,6 +30,27 @@ impl Counter {
     }
 }
 
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Adds `n`.
+    pub fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Subtracts `n`.
+    pub fn sub(&self, n: usize) {
+        self.0.fetch_sub(n as u64, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Counts by a label value.
 #[derive(Debug, Default)]
 pub struct LabeledCounter(Mutex<BTreeMap<String, u64>>);
@@ -101,6 +122,8 @@ pub struct Metrics {
     pub database_errors: LabeledCounter,
     /// Sessions the reaper changed, by new status (`idle`, `disconnected`).
     pub sessions_reaped: LabeledCounter,
+    /// Rows queued or being written now, against `--max-pending-rows`.
+    pub pending_rows: Gauge,
 }
 
 impl Metrics {
@@ -144,6 +167,12 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
             }
         }
+        let name = "archon_exporter_pending_rows";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Rows queued or being written; exports are refused as busy at --max-pending-rows.\n# TYPE {name} gauge\n{name} {}",
+            self.pending_rows.get()
+        );
         let name = "archon_exporter_batch_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Time to write one transaction.\n# TYPE {name} histogram");
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.batch_latency.buckets) {

@@ -1,19 +1,15 @@
 //! Configuration of [`Traced`](crate::Traced), shared by every server instance it wraps.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::global::{self, BoxedTracer};
-use opentelemetry::metrics::Histogram;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::global::BoxedTracer;
 
 use crate::capture::CapturePolicy;
+use crate::runtime::{Settings, Shared};
 use crate::session::StatelessSessions;
 use crate::usage::TokenEstimation;
 use crate::user::{EnvUser, ExtensionUser, UserResolver, UserResolverExt};
-
-/// The instrumentation scope name of our spans and metrics.
-pub const SCOPE: &str = "archon-mcp-instrument";
 
 /// How [`Traced`](crate::Traced) observes a server. Cheap to clone; clones share state (the
 /// stateless-session map), so hand the same config to every instance a factory creates.
@@ -51,14 +47,14 @@ impl TracedConfig {
     /// shutdown of one server among several in a process; [`TelemetryGuard`](crate::TelemetryGuard)
     /// ends all of them).
     pub fn end_sessions(&self, reason: crate::attributes::DisconnectReason) {
-        for session in crate::session::open(|s| s.belongs_to(&self.shared)) {
+        for session in crate::session::open(|s| s.belongs_to(&self.shared.owner)) {
             session.end_for_shutdown(reason.clone());
         }
     }
 
     /// How many analytics sessions of this configuration are open.
     pub fn open_sessions(&self) -> usize {
-        crate::session::open(|s| s.belongs_to(&self.shared)).len()
+        crate::session::open(|s| s.belongs_to(&self.shared.owner)).len()
     }
 }
 
@@ -168,112 +164,16 @@ impl TracedConfigBuilder {
 
     /// Finishes the configuration.
     pub fn build(self) -> TracedConfig {
-        let tracer = OnceLock::new();
-        if let Some(given) = self.tracer {
-            let _ = tracer.set(given);
-        }
-        TracedConfig {
-            shared: Arc::new(Shared {
-                user_resolver: self.user_resolver,
-                hash_emails: self.hash_emails,
-                record_all_methods: self.record_all_methods,
-                refuse_foreign_principals: self.refuse_foreign_principals,
-                budgets: self.budgets,
-                estimation: self.estimation,
-                capture: self.capture,
-                stateless: StatelessSessions::new(self.stateless_idle, self.stateless_capacity),
-                tracer,
-                metrics: OnceLock::new(),
-                tool_names: Default::default(),
-                connections: Default::default(),
-            }),
-        }
-    }
-}
-
-/// What every instance of one configuration shares.
-pub(crate) struct Shared {
-    pub(crate) user_resolver: Box<dyn UserResolver>,
-    pub(crate) hash_emails: bool,
-    pub(crate) record_all_methods: bool,
-    pub(crate) refuse_foreign_principals: bool,
-    pub(crate) budgets: Option<crate::budget::BudgetGate>,
-    pub(crate) estimation: TokenEstimation,
-    pub(crate) capture: CapturePolicy,
-    pub(crate) stateless: StatelessSessions,
-    tracer: OnceLock<BoxedTracer>,
-    metrics: OnceLock<Metrics>,
-    /// Streamable-HTTP sessions watched by a [`TracedSessionManager`](crate::TracedSessionManager).
-    pub(crate) connections: crate::connection::Connections,
-    /// Interned names of the server's tools: (tool, span name).
-    tool_names: std::sync::RwLock<std::collections::HashMap<String, (&'static str, &'static str)>>,
-}
-
-/// The most tool names interned; a server with more (generated tools) pays an allocation.
-const MAX_INTERNED_TOOLS: usize = 1024;
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    pub(crate) fn tracer(&self) -> &BoxedTracer {
-        self.tracer.get_or_init(|| global::tracer_provider().tracer(SCOPE))
-    }
-
-    pub(crate) fn metrics(&self) -> &Metrics {
-        self.metrics.get_or_init(Metrics::new)
-    }
-
-    /// The interned tool name and `tools/call {tool}` span name of a tool the server knows.
-    /// The set is bounded (the server's tools, at most [`MAX_INTERNED_TOOLS`]), so leaking the
-    /// strings costs a fixed amount once.
-    pub(crate) fn tool_names(&self, tool: &str) -> Option<(&'static str, &'static str)> {
-        if let Some(names) = self.tool_names.read().unwrap_or_else(|p| p.into_inner()).get(tool) {
-            return Some(*names);
-        }
-        let mut names = self.tool_names.write().unwrap_or_else(|p| p.into_inner());
-        if names.len() >= MAX_INTERNED_TOOLS {
-            return None;
-        }
-        let interned: &'static str = Box::leak(tool.to_owned().into_boxed_str());
-        let span: &'static str = Box::leak(format!("{} {tool}", crate::attributes::METHOD_TOOLS_CALL).into_boxed_str());
-        Some(*names.entry(tool.to_owned()).or_insert((interned, span)))
-    }
-}
-
-/// The MCP duration metrics of the semantic conventions, recorded through the global meter
-/// provider (a no-op unless one is installed).
-pub(crate) struct Metrics {
-    pub(crate) operation_duration: Histogram<f64>,
-    pub(crate) session_duration: Histogram<f64>,
-    /// Tool calls let through because the budget state was unknown or stale.
-    pub(crate) budget_unknown: opentelemetry::metrics::Counter<u64>,
-}
-
-impl Metrics {
-    fn new() -> Self {
-        let meter = global::meter(SCOPE);
-        Self {
-            operation_duration: meter
-                .f64_histogram("mcp.server.operation.duration")
-                .with_unit("s")
-                .with_description("Duration of MCP requests as seen by the server")
-                .with_boundaries(vec![0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0])
-                .build(),
-            // Sessions last minutes to hours: the conventions' 300 s top bucket is too short.
-            session_duration: meter
-                .f64_histogram("mcp.server.session.duration")
-                .with_unit("s")
-                .with_description("Duration of MCP analytics sessions")
-                .with_boundaries(vec![1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0])
-                .build(),
-            budget_unknown: meter
-                .u64_counter("archon.budget.unknown_state")
-                .with_description("Tool calls let through because the budget state was not known or was stale")
-                .build(),
-        }
+        let settings = Settings {
+            user_resolver: self.user_resolver,
+            hash_emails: self.hash_emails,
+            record_all_methods: self.record_all_methods,
+            refuse_foreign_principals: self.refuse_foreign_principals,
+            budgets: self.budgets,
+            estimation: self.estimation,
+            capture: self.capture,
+        };
+        let stateless = StatelessSessions::new(self.stateless_idle, self.stateless_capacity);
+        TracedConfig { shared: Arc::new(Shared::new(settings, stateless, self.tracer)) }
     }
 }

@@ -49,8 +49,13 @@
 //! [rmcp]: https://docs.rs/rmcp
 
 pub mod attributes;
+
+/// The instrumentation scope name of our spans and metrics.
+pub const SCOPE: &str = "archon-mcp-instrument";
 #[cfg(feature = "full")]
 pub mod budget;
+#[cfg(feature = "full")]
+mod call;
 #[cfg(feature = "full")]
 pub mod capture;
 #[cfg(feature = "full")]
@@ -60,9 +65,15 @@ mod connection;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 #[cfg(feature = "full")]
+mod metrics;
+#[cfg(feature = "full")]
+mod origin;
+#[cfg(feature = "full")]
 mod propagation;
 #[cfg(feature = "full")]
-mod request;
+mod routing;
+#[cfg(feature = "full")]
+mod runtime;
 #[cfg(feature = "full")]
 pub mod session;
 #[cfg(feature = "full")]
@@ -79,7 +90,7 @@ pub mod usage;
 pub mod user;
 
 #[cfg(feature = "full")]
-pub use config::{SCOPE, TracedConfig, TracedConfigBuilder};
+pub use config::{TracedConfig, TracedConfigBuilder};
 #[cfg(feature = "full")]
 pub use connection::CLIENT_GONE_REASON;
 #[cfg(feature = "full")]

@@ -16,8 +16,10 @@ use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
 use opentelemetry::{Context, KeyValue, StringValue};
 use uuid::Uuid;
 
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::metrics::Histogram;
+
 use crate::attributes::{self as attr, DisconnectReason};
-use crate::config::Shared;
 
 /// One open analytics session.
 pub(crate) struct ActiveSession {
@@ -27,12 +29,32 @@ pub(crate) struct ActiveSession {
     pub(crate) principal: Option<String>,
     span: Mutex<Option<BoxedSpan>>,
     started: SystemTime,
-    /// A session of stateless requests: no connection whose end could be seen, so it always
-    /// ends at its last activity.
-    stateless: bool,
+    /// The idle window of a session of stateless requests: there is no connection whose end
+    /// could be seen, so it always ends at its last activity.
+    stateless_idle: Option<Duration>,
     requests: AtomicU64,
     last_activity_nanos: AtomicU64,
-    shared: Arc<Shared>,
+    duration: Histogram<f64>,
+    owner: Owner,
+}
+
+/// Marks the sessions of one configuration, so it can count and end its own.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Owner(Arc<()>);
+
+/// What starting a session needs from its configuration.
+pub(crate) struct SessionStart<'a> {
+    pub(crate) tracer: &'a BoxedTracer,
+    pub(crate) owner: Owner,
+    /// Records the session's duration when it ends.
+    pub(crate) duration: Histogram<f64>,
+    /// `Some(idle window)` for a session of stateless requests.
+    pub(crate) stateless_idle: Option<Duration>,
+    /// The id the client named, if any; else a new UUIDv7.
+    pub(crate) id: Option<String>,
+    pub(crate) principal: Option<String>,
+    /// The client and user attributes of the `mcp.session` span.
+    pub(crate) attributes: Vec<KeyValue>,
 }
 
 impl std::fmt::Debug for ActiveSession {
@@ -50,19 +72,13 @@ fn unix_nanos(t: SystemTime) -> u64 {
 impl ActiveSession {
     /// Starts a session: a new UUIDv7 unless the client named one, and its `mcp.session` span
     /// carrying `attributes` (client, user).
-    pub(crate) fn start(
-        shared: &Arc<Shared>,
-        id: Option<String>,
-        principal: Option<String>,
-        stateless: bool,
-        mut attributes: Vec<KeyValue>,
-    ) -> Arc<Self> {
+    pub(crate) fn start(start: SessionStart<'_>) -> Arc<Self> {
+        let SessionStart { tracer, owner, duration, stateless_idle, id, principal, mut attributes } = start;
         let id: StringValue = id.unwrap_or_else(|| Uuid::now_v7().to_string()).into();
         let now = SystemTime::now();
         attributes.push(KeyValue::new(attr::SESSION_ID, id.clone()));
-        let span = shared.tracer().build_with_context(
-            shared
-                .tracer()
+        let span = tracer.build_with_context(
+            tracer
                 .span_builder(attr::SESSION_SPAN_NAME)
                 .with_kind(SpanKind::Internal)
                 .with_start_time(now)
@@ -74,10 +90,11 @@ impl ActiveSession {
             principal,
             span: Mutex::new(Some(span)),
             started: now,
-            stateless,
+            stateless_idle,
             requests: AtomicU64::new(0),
             last_activity_nanos: AtomicU64::new(unix_nanos(now)),
-            shared: shared.clone(),
+            duration,
+            owner,
         });
         lock(&OPEN).insert(Arc::as_ptr(&session) as usize, Arc::downgrade(&session));
         session
@@ -119,7 +136,7 @@ impl ActiveSession {
         let last_activity = self.last_activity();
         let at = match (&reason, at) {
             (DisconnectReason::Timeout, _) => last_activity,
-            _ if self.stateless => last_activity,
+            _ if self.stateless_idle.is_some() => last_activity,
             (_, Some(at)) => at.max(self.started),
             (_, None) => SystemTime::now(),
         };
@@ -130,13 +147,13 @@ impl ActiveSession {
         ));
         span.end_with_timestamp(at);
         let seconds = at.duration_since(self.started).unwrap_or_default().as_secs_f64();
-        self.shared.metrics().session_duration.record(seconds, &[]);
+        self.duration.record(seconds, &[]);
     }
 
     /// Ends the session because its server stops: a stateless session already past its idle
     /// window timed out.
     pub(crate) fn end_for_shutdown(&self, reason: DisconnectReason) {
-        let idle = self.stateless && self.is_idle(self.shared.stateless.idle, SystemTime::now());
+        let idle = self.stateless_idle.is_some_and(|idle| self.is_idle(idle, SystemTime::now()));
         self.end(if idle { DisconnectReason::Timeout } else { reason });
     }
 
@@ -164,9 +181,9 @@ pub(crate) fn open(filter: impl Fn(&ActiveSession) -> bool) -> Vec<Arc<ActiveSes
 }
 
 impl ActiveSession {
-    /// Whether this session belongs to the configuration `shared`.
-    pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
-        Arc::ptr_eq(&self.shared, shared)
+    /// Whether this session was started by the configuration that holds `owner`.
+    pub(crate) fn belongs_to(&self, owner: &Owner) -> bool {
+        Arc::ptr_eq(&self.owner.0, &owner.0)
     }
 }
 

@@ -20,8 +20,8 @@ use rmcp::transport::streamable_http_server::session::{RestoreOutcome, ServerSse
 
 use crate::TracedConfig;
 use crate::attributes::DisconnectReason;
-use crate::config::Shared;
 use crate::connection::{CLIENT_GONE_REASON, Connection, UnexplainedEnd};
+use crate::runtime::Shared;
 use crate::transport::{Arrival, ObservedTransport};
 
 /// How long a closed event stream may stay closed before its client counts as gone: clients

@@ -14,8 +14,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Registry};
 
+use crate::SCOPE;
 use crate::attributes::DisconnectReason;
-use crate::config::SCOPE;
 use crate::session;
 
 /// Telemetry setup (see [`Telemetry::builder`]).

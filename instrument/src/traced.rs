@@ -13,9 +13,10 @@ use rmcp::service::{
 use rmcp::transport::IntoTransport;
 
 use crate::attributes::DisconnectReason;
-use crate::config::{Shared, TracedConfig};
+use crate::call::{Call, Target};
+use crate::config::TracedConfig;
 use crate::connection::{Connection, UnexplainedEnd};
-use crate::request::{Call, Target};
+use crate::runtime::Shared;
 use crate::transport::ObservedTransport;
 use crate::usage::TokenEstimation;
 

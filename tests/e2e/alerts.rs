@@ -7,13 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use archon_mcp_exporter::StoreConfig;
 use archon_mcp_exporter::map_spans;
 use archon_mcp_exporter::span::Span;
-use archon_mcp_exporter::testing::{Connection, TestDb, UserInfo, tool_error};
+use archon_mcp_exporter::testing::{Connection, TestDb, TestUser, tool_error};
 use serde_json::Value;
 
 const SEC: u64 = 1_000_000_000;
 const MIN: u64 = 60 * SEC;
-const RESEARCHER: UserInfo =
-    UserInfo { principal: "rae", email: "rae@example.com", name: "Rae", department: "Research" };
+const RESEARCHER: TestUser =
+    TestUser { principal: "rae", email: "rae@example.com", name: "Rae", department: "Research" };
 
 fn rules() -> Vec<Value> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

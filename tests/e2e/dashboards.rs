@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use archon_mcp_exporter::StoreConfig;
 use archon_mcp_exporter::map_spans;
-use archon_mcp_exporter::testing::{Connection, TestDb, UserInfo, rpc_error, tool_error, with_estimate, with_usage};
+use archon_mcp_exporter::testing::{Connection, TestDb, TestUser, rpc_error, tool_error, with_estimate, with_usage};
 use archon_mcp_otel::grafana::{TimeRange, expand, load_dashboards, panel_queries, referenced_variables, rfc3339};
 use serde_json::Value;
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -121,10 +121,10 @@ async fn text_rows(
     Ok((columns, rows))
 }
 
-const ADA: UserInfo =
-    UserInfo { principal: "ada", email: "ada@example.com", name: "Ada Lovelace", department: "Research" };
-const OBRIEN: UserInfo =
-    UserInfo { principal: "o'brien", email: "ob@example.com", name: "Pat O'Brien", department: "R&D 'West'" };
+const ADA: TestUser =
+    TestUser { principal: "ada", email: "ada@example.com", name: "Ada Lovelace", department: "Research" };
+const OBRIEN: TestUser =
+    TestUser { principal: "o'brien", email: "ob@example.com", name: "Pat O'Brien", department: "R&D 'West'" };
 
 /// Ada: search with gpt-4o usage (1,000 in / 100 out → $0.0035), a summary reporting $0.25, a
 /// failed create_task; ended by the client. O'Brien: an estimated search (unpriced) and a caller

@@ -13,3 +13,4 @@ mod harness;
 mod otlp_tls;
 mod privacy;
 mod shutdown;
+mod span_shape;

@@ -27,7 +27,7 @@ mod spans;
 
 pub use certificates::TestCertificates;
 pub use cluster::LocalCluster;
-pub use spans::{Connection, UserInfo, rpc_error, tool_error, with_estimate, with_usage};
+pub use spans::{Connection, TestUser, rpc_error, tool_error, with_estimate, with_usage};
 
 use crate::migrate;
 use crate::store::{PgStore, StoreConfig};

@@ -10,7 +10,7 @@ const MS: u64 = 1_000_000;
 
 /// A user as the instrumentation reports one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserInfo {
+pub struct TestUser {
     /// The principal (`user.id`): a UUID, or anything else (then the exporter derives one).
     pub principal: &'static str,
     /// `user.email`.
@@ -35,7 +35,7 @@ pub struct UserInfo {
 pub struct Connection {
     session: String,
     client: String,
-    user: Option<UserInfo>,
+    user: Option<TestUser>,
     service: String,
     trace: [u8; 16],
     next_span: u64,
@@ -43,7 +43,7 @@ pub struct Connection {
 
 impl Connection {
     /// A connection whose analytics session is `session`, from client `client`.
-    pub fn new(session: &str, client: &str, user: Option<UserInfo>) -> Self {
+    pub fn new(session: &str, client: &str, user: Option<TestUser>) -> Self {
         Self {
             session: session.into(),
             client: client.into(),

@@ -17,7 +17,7 @@ pub fn an_hour_ago() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 - 3600 * SEC
 }
 
-pub use archon_mcp_exporter::testing::{Connection as Conn, UserInfo as User, tool_error, with_estimate, with_usage};
+pub use archon_mcp_exporter::testing::{Connection as Conn, TestUser as User, tool_error, with_estimate, with_usage};
 
 pub const ADA: User = User {
     principal: "3f2b8c1e-1d2a-4c5b-9e8f-7a6b5c4d3e2f",

@@ -137,6 +137,7 @@ async fn otlp_http_protobuf_json_gzip_and_bad_input() {
     assert!(metrics.contains("archon_exporter_requests_written_total 7"), "{metrics}");
     assert!(metrics.contains("archon_exporter_spans_rejected_total{reason=\"end_before_start\"} 1"));
     assert!(metrics.contains("archon_exporter_exports_total{outcome=\"invalid\"}"));
+    assert!(metrics.contains("archon_exporter_pending_rows 0"), "every answered export released its rows: {metrics}");
     service.stop().await.unwrap();
 }
 

@@ -309,7 +309,7 @@ async fn sql_looking_strings_are_stored_verbatim() {
     let store = db.store(StoreConfig::default());
     let nasty = "x'); DROP TABLE archon_mcp_requests; --";
     let user =
-        archon_mcp_exporter::testing::UserInfo { principal: nasty, email: nasty, name: nasty, department: nasty };
+        archon_mcp_exporter::testing::TestUser { principal: nasty, email: nasty, name: nasty, department: nasty };
     let mut conn = Conn::new(nasty, nasty, Some(user));
     let span = conn
         .call(nasty, an_hour_ago(), 1)

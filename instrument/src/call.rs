@@ -10,23 +10,21 @@ use futures::FutureExt as _;
 use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use rmcp::ErrorData as McpError;
-use rmcp::model::{CallToolResult, Extensions, JsonObject};
+use rmcp::model::{CallToolResult, JsonObject};
 use rmcp::service::{RequestContext, RoleServer};
 use tokio_util::sync::CancellationToken;
 
 use crate::attributes as attr;
 use crate::capture;
-use crate::config::Shared;
 use crate::connection::{Cancellation, Connection, InFlight};
-use crate::propagation::{parent_context, session_hint};
-use crate::session::{ActiveSession, lock};
+use crate::origin::Origin;
+use crate::propagation::parent_context;
+use crate::routing::session_for;
+use crate::runtime::Shared;
+use crate::session::ActiveSession;
 use crate::transport::Arrival;
 use crate::usage::{self, Usage};
-use crate::user::{Resolution, UserFailures, UserInfo};
-
-/// `_meta` keys of self-contained requests (protocol 2026-07-28), as rmcp spells them.
-const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
-const PROTOCOL_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+use crate::user::UserInfo;
 
 /// What a request names, as far as span names and attributes go.
 pub(crate) enum Target<'a> {
@@ -38,6 +36,44 @@ pub(crate) enum Target<'a> {
     Prompt(&'a str),
     /// A resource.
     Resource(&'a str),
+}
+
+impl Target<'_> {
+    /// The span name, and the tool or prompt the request names; pushes their attributes. Known
+    /// tools have interned names: no allocation for the span name or attribute.
+    // `&Cow`: the method is cloned as it is, so a borrowed name stays borrowed.
+    #[allow(clippy::type_complexity, clippy::ptr_arg)]
+    fn names(
+        self,
+        method: &Cow<'static, str>,
+        shared: &Shared,
+        attributes: &mut Vec<KeyValue>,
+    ) -> (Cow<'static, str>, Option<(Cow<'static, str>, bool)>, Option<String>) {
+        match self {
+            Target::None => (method.clone(), None, None),
+            Target::Tool { name, known } => {
+                let (tool, span_name) = match known.then(|| shared.tool_names(name)).flatten() {
+                    Some((tool, span_name)) => (Cow::Borrowed(tool), Cow::Borrowed(span_name)),
+                    None => {
+                        let target = if known { name } else { attr::TARGET_OTHER };
+                        (Cow::Owned(name.to_owned()), Cow::Owned(format!("{method} {target}")))
+                    }
+                };
+                attributes.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
+                attributes.push(KeyValue::new(attr::GEN_AI_OPERATION_NAME, attr::OPERATION_EXECUTE_TOOL));
+                let allowed = shared.settings.capture.allows(name);
+                (span_name, Some((tool, allowed)), None)
+            }
+            Target::Prompt(name) => {
+                attributes.push(KeyValue::new(attr::GEN_AI_PROMPT_NAME, name.to_owned()));
+                (Cow::Owned(format!("{method} {}", attr::TARGET_OTHER)), None, Some(name.to_owned()))
+            }
+            Target::Resource(uri) => {
+                attributes.push(KeyValue::new(attr::MCP_RESOURCE_URI, uri.to_owned()));
+                (method.clone(), None, None)
+            }
+        }
+    }
 }
 
 /// How long a cancelled request waits for the cancellation's reason: rmcp cancels the request's
@@ -97,7 +133,8 @@ pub(crate) struct Call {
     tool: Option<(Cow<'static, str>, bool)>,
     /// The prompt, on `prompts/get`: named in the span once served.
     prompt: Option<String>,
-    arguments_chars: Option<String>,
+    /// The arguments as JSON text, kept for token estimation.
+    arguments_json: Option<String>,
     ct: CancellationToken,
     started: Instant,
 }
@@ -113,28 +150,7 @@ impl Call {
         ctx: &RequestContext<RoleServer>,
     ) -> Self {
         let is_tool_call = method == attr::METHOD_TOOLS_CALL;
-        let parts = ctx.extensions.get::<http::request::Parts>();
-        let header = |name: &str| parts.and_then(|p| p.headers.get(name)).and_then(|v| v.to_str().ok());
-        let mcp_session_id = header("mcp-session-id");
-        let user = resolve_user(shared, &ctx.extensions);
-        // Client and protocol come from the request's `_meta` (protocol 2026-07-28) or, for a
-        // connection that sent `initialize`, from its peer info — read in place: rmcp's own
-        // accessors parse `_meta` and clone on every call.
-        let peer = ctx.peer.peer_info();
-        let inline = ctx.meta.0.contains_key(CLIENT_INFO_KEY) || ctx.meta.0.contains_key(PROTOCOL_KEY);
-        let inline_client = inline.then(|| ctx.client_info()).flatten();
-        let inline_protocol = inline.then(|| ctx.protocol_version()).flatten();
-        let client = match &inline_client {
-            Some(c) => Some((c.name.as_str(), c.version.as_str())),
-            None if !inline => peer.as_ref().map(|p| (p.client_info.name.as_str(), p.client_info.version.as_str())),
-            None => None,
-        };
-        let protocol = match &inline_protocol {
-            Some(p) => Some(p.as_str()),
-            None if !inline => peer.as_ref().map(|p| p.protocol_version.as_str()),
-            None => None,
-        };
-
+        let origin = Origin::read(ctx, shared);
         let id = ctx.id.to_string();
         let in_flight = connection.call_started(&id);
         // The span starts when the transport delivered the request (docs/sessions.md: request received
@@ -145,79 +161,48 @@ impl Call {
         attributes.push(KeyValue::new(attr::JSONRPC_REQUEST_ID, id.clone()));
         attributes.push(KeyValue::new(
             attr::NETWORK_TRANSPORT,
-            if parts.is_some() { attr::TRANSPORT_TCP } else { attr::TRANSPORT_PIPE },
+            if origin.parts.is_some() { attr::TRANSPORT_TCP } else { attr::TRANSPORT_PIPE },
         ));
-        if let Some(address) =
-            header("x-forwarded-for").and_then(|v| v.split(',').next()).or_else(|| header("x-real-ip"))
-        {
-            attributes.push(KeyValue::new(attr::CLIENT_ADDRESS, address.trim().to_owned()));
+        if let Some(address) = origin.client_address() {
+            attributes.push(KeyValue::new(attr::CLIENT_ADDRESS, address.to_owned()));
         }
-        if let Some(id) = mcp_session_id {
+        if let Some(id) = origin.mcp_session_id() {
             attributes.push(KeyValue::new(attr::MCP_SESSION_ID, id.to_owned()));
         }
-        let identity = connection.identity(client, &user, protocol, shared.hash_emails);
+        let hash_emails = shared.settings.hash_emails;
+        let identity = connection.identity(origin.client(), &origin.user, origin.protocol(), hash_emails);
 
-        let (name, tool, prompt) = match target {
-            Target::None => (method.clone(), None, None),
-            Target::Tool { name, known } => {
-                // Known tools have interned names: no allocation for the span name or attribute.
-                let (tool, span_name) = match known.then(|| shared.tool_names(name)).flatten() {
-                    Some((tool, span_name)) => (Cow::Borrowed(tool), Cow::Borrowed(span_name)),
-                    None => {
-                        let target = if known { name } else { attr::TARGET_OTHER };
-                        (Cow::Owned(name.to_owned()), Cow::Owned(format!("{method} {target}")))
-                    }
-                };
-                attributes.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
-                attributes.push(KeyValue::new(attr::GEN_AI_OPERATION_NAME, attr::OPERATION_EXECUTE_TOOL));
-                let allowed = shared.capture.allows(name);
-                (span_name, Some((tool, allowed)), None)
-            }
-            Target::Prompt(name) => {
-                attributes.push(KeyValue::new(attr::GEN_AI_PROMPT_NAME, name.to_owned()));
-                (Cow::Owned(format!("{method} {}", attr::TARGET_OTHER)), None, Some(name.to_owned()))
-            }
-            Target::Resource(uri) => {
-                attributes.push(KeyValue::new(attr::MCP_RESOURCE_URI, uri.to_owned()));
-                (method.clone(), None, None)
-            }
-        };
+        let (name, tool, prompt) = target.names(&method, shared, &mut attributes);
         let capture_content = tool.as_ref().is_some_and(|(_, allowed)| *allowed);
         if capture_content {
             if let Some(arguments) = arguments {
                 let value = serde_json::Value::Object(arguments.clone());
                 attributes.push(KeyValue::new(
                     attr::GEN_AI_TOOL_CALL_ARGUMENTS,
-                    capture::redact_and_truncate(&value, shared.capture.max_chars),
+                    capture::redact_and_truncate(&value, shared.settings.capture.max_chars),
                 ));
             }
         }
-        let arguments_chars = (is_tool_call && shared.estimation != usage::TokenEstimation::Off)
+        let arguments_json = (is_tool_call && shared.settings.estimation != usage::TokenEstimation::Off)
             .then(|| arguments.map(|a| serde_json::Value::Object(a.clone()).to_string()).unwrap_or_default());
 
-        let session = session_for(
-            shared,
-            &connection,
-            is_tool_call,
-            parts.is_some() && mcp_session_id.is_none(),
-            ctx,
-            &user,
-            client.map(|(name, _)| name),
-            &identity,
-        );
+        let session = session_for(shared, &connection, &origin, is_tool_call, &identity);
         // A session belongs to one principal: a request with another (or none, or a credential
         // that failed) is anonymous in it — never billed to the session's user — or refused.
-        let foreign = session.as_ref().is_some_and(|s| s.principal.as_deref() != user.as_ref().map(|u| u.id.as_str()));
-        let identity =
-            if foreign { connection.identity(client, &None, protocol, shared.hash_emails) } else { identity };
-        let refusal = if foreign && shared.refuse_foreign_principals {
+        let foreign = session.as_ref().is_some_and(|s| s.principal.as_deref() != origin.principal());
+        let identity = if foreign {
+            connection.identity(origin.client(), &None, origin.protocol(), hash_emails)
+        } else {
+            identity
+        };
+        let refusal = if foreign && shared.settings.refuse_foreign_principals {
             Some((McpError::invalid_request(FOREIGN_PRINCIPAL, None), None))
-        } else if let (true, Some(gate), Some((tool, _))) = (is_tool_call, &shared.budgets, &tool) {
-            budget_refusal(gate, if foreign { None } else { user.as_ref() }, tool, shared)
+        } else if let (true, Some(gate), Some((tool, _))) = (is_tool_call, &shared.settings.budgets, &tool) {
+            budget_refusal(gate, if foreign { None } else { origin.user.as_ref() }, tool, shared)
         } else {
             None
         };
-        let recorded = session.is_some() && (is_tool_call || shared.record_all_methods);
+        let recorded = session.is_some() && (is_tool_call || shared.settings.record_all_methods);
         if let (Some(session), true) = (&session, recorded) {
             attributes.push(KeyValue::new(attr::SESSION_ID, session.id.clone()));
         }
@@ -239,14 +224,14 @@ impl Call {
             connection,
             id,
             in_flight,
-            stateless: parts.is_some() && mcp_session_id.is_none(),
+            stateless: origin.stateless(),
             session,
             recorded,
             refusal,
             method,
             tool,
             prompt,
-            arguments_chars,
+            arguments_json,
             ct: ctx.ct.clone(),
             started: arrival.instant,
         }
@@ -377,13 +362,13 @@ impl Call {
         error_type: &mut Option<Cow<'static, str>>,
     ) {
         let captured = self.tool.as_ref().is_some_and(|(_, allowed)| *allowed);
-        let text = (captured || self.arguments_chars.is_some()).then(|| usage::result_text(result));
+        let text = (captured || self.arguments_json.is_some()).then(|| usage::result_text(result));
         if result.is_error == Some(true) {
             *error_type = Some(Cow::Borrowed(attr::ERROR_TYPE_TOOL_ERROR));
             // The result text may hold anything: it becomes the description only when capture
             // of this tool is allowed.
             let description = match (&text, captured) {
-                (Some(text), true) => capture::truncate(text, self.shared.capture.max_chars),
+                (Some(text), true) => capture::truncate(text, self.shared.settings.capture.max_chars),
                 _ => attr::ERROR_TYPE_TOOL_ERROR.to_owned(),
             };
             span.set_status(Status::error(description));
@@ -392,11 +377,11 @@ impl Call {
             let value = serde_json::to_value(result).unwrap_or_default();
             span.set_attribute(KeyValue::new(
                 attr::GEN_AI_TOOL_CALL_RESULT,
-                capture::redact_and_truncate(&value, self.shared.capture.max_chars),
+                capture::redact_and_truncate(&value, self.shared.settings.capture.max_chars),
             ));
         }
-        if let (Some(arguments), Some(text)) = (&self.arguments_chars, &text) {
-            let estimation = self.shared.estimation;
+        if let (Some(arguments), Some(text)) = (&self.arguments_json, &text) {
+            let estimation = self.shared.settings.estimation;
             if let (Some(input), Some(output)) = (estimation.estimate(text), estimation.estimate(arguments)) {
                 span.set_attribute(KeyValue::new(attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS, input as i64));
                 span.set_attribute(KeyValue::new(attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS, output as i64));
@@ -419,65 +404,4 @@ fn record_usage(span: &opentelemetry::trace::SpanRef<'_>, usage: Usage) {
         span.set_attribute(KeyValue::new(attr::ARCHON_COST_AMOUNT, cost));
         span.set_attribute(KeyValue::new(attr::ARCHON_COST_CURRENCY, usage.currency.unwrap_or_else(|| "USD".into())));
     }
-}
-
-fn resolve_user(shared: &Shared, extensions: &Extensions) -> Option<UserInfo> {
-    match shared.user_resolver.resolve(extensions) {
-        Resolution::User(user) => Some(user),
-        Resolution::Absent => None,
-        Resolution::Invalid(reason) => {
-            UserFailures::record(reason);
-            None
-        }
-    }
-}
-
-/// The request's analytics session: the connection's, or for a stateless request the shared
-/// one of its hint or (user, client). Only a tool call creates one.
-#[allow(clippy::too_many_arguments)]
-fn session_for(
-    shared: &Arc<Shared>,
-    connection: &Connection,
-    create: bool,
-    stateless: bool,
-    ctx: &RequestContext<RoleServer>,
-    user: &Option<UserInfo>,
-    client: Option<&str>,
-    identity: &[KeyValue],
-) -> Option<Arc<ActiveSession>> {
-    // The session span carries the client and user, not the protocol version of one request.
-    let identity: Vec<KeyValue> =
-        identity.iter().filter(|kv| kv.key.as_str() != attr::MCP_PROTOCOL_VERSION).cloned().collect();
-    let capabilities = || {
-        ctx.client_capabilities()
-            .and_then(|c| serde_json::to_string(&c).ok())
-            .map(|json| KeyValue::new(attr::ARCHON_CLIENT_CAPABILITIES, json))
-    };
-    if !stateless {
-        let mut slot = lock(&connection.session);
-        if slot.is_none() && create {
-            let mut attributes = identity.clone();
-            attributes.extend(capabilities());
-            attributes.extend(
-                connection.catalog_tokens().map(|n| KeyValue::new(attr::ARCHON_SESSION_CATALOG_TOKENS, n as i64)),
-            );
-            *slot = Some(ActiveSession::start(shared, None, principal(user), false, attributes));
-        }
-        return slot.clone();
-    }
-    let hint = session_hint(ctx);
-    let key = match &hint {
-        Some(hint) => format!("hint\u{0}{hint}"),
-        None => format!("user\u{0}{}\u{0}{}", user.as_ref().map_or("", |u| u.id.as_str()), client.unwrap_or("")),
-    };
-    let start = || {
-        let mut attributes = identity.clone();
-        attributes.extend(capabilities());
-        ActiveSession::start(shared, hint.clone(), principal(user), true, attributes)
-    };
-    shared.stateless.get(&key, create.then_some(&start as &dyn Fn() -> Arc<ActiveSession>))
-}
-
-fn principal(user: &Option<UserInfo>) -> Option<String> {
-    user.as_ref().map(|u| u.id.clone())
 }
