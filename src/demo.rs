@@ -344,8 +344,23 @@ async fn workload(client: &Client, user: usize, calls: usize, done: &AtomicU64) 
     Ok(())
 }
 
+/// A bar redrawn in place on a terminal; elsewhere (a CI log, a file) a line per quarter.
 async fn progress_bar(done: Arc<AtomicU64>, total: u64) {
     const WIDTH: u64 = 30;
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let mut quarter = 0;
+        loop {
+            let n = done.load(Ordering::Relaxed).min(total);
+            if n * 4 >= (quarter + 1) * total {
+                quarter = n * 4 / total.max(1);
+                eprintln!("  tool calls {n}/{total}");
+            }
+            if n >= total {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
     loop {
         let n = done.load(Ordering::Relaxed).min(total);
         let filled = (n * WIDTH).checked_div(total).unwrap_or(WIDTH);

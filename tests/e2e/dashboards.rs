@@ -52,11 +52,18 @@ fn dashboards_are_well_formed() {
         assert!(uids.insert(d["uid"].as_str().unwrap().to_owned()), "{file}: duplicate dashboard uid");
         assert!(d["links"].as_array().is_some_and(|l| !l.is_empty()), "{file}: links to the other dashboards");
         let variables = d["templating"]["list"].as_array().unwrap();
+        // The data source is a variable (so a dashboard imported through the UI can use any
+        // PostgreSQL data source) whose default is the provisioned one.
+        let source = &variables[0];
+        assert_eq!((&source["name"], &source["type"]), (&"datasource".into(), &"datasource".into()), "{file}");
+        assert_eq!(source["query"], "grafana-postgresql-datasource", "{file}");
+        assert_eq!(source["current"]["value"], uid.as_str(), "{file}: defaults to the provisioned data source");
+        let uid = "${datasource}";
         let mut defined = BTreeSet::new();
         for v in variables {
             let name = v["name"].as_str().unwrap().to_owned();
             if v["type"] == "query" {
-                assert_eq!(v["datasource"]["uid"], uid.as_str(), "{file}: variable {name}");
+                assert_eq!(v["datasource"]["uid"], uid, "{file}: variable {name}");
                 assert_eq!(v["allValue"], "__all", "{file}: {name} has a working All");
                 for used in referenced_variables(v["query"].as_str().unwrap()) {
                     assert!(defined.contains(&used), "{file}: variable {name} uses ${used} before it is defined");
@@ -73,7 +80,7 @@ fn dashboards_are_well_formed() {
                 PANEL_TYPES.contains(&p["type"].as_str().unwrap()),
                 "{file}: {title} has a type Grafana does not ship"
             );
-            assert_eq!(p["datasource"]["uid"], uid.as_str(), "{file}: {title}");
+            assert_eq!(p["datasource"]["uid"], uid, "{file}: {title}");
             let g = &p["gridPos"];
             let (x, y, w, h) = (
                 g["x"].as_u64().unwrap(),
@@ -88,7 +95,7 @@ fn dashboards_are_well_formed() {
                 }
             }
             for target in p["targets"].as_array().unwrap() {
-                assert_eq!(target["datasource"]["uid"], uid.as_str(), "{file}: {title}");
+                assert_eq!(target["datasource"]["uid"], uid, "{file}: {title}");
             }
             for sql in panel_queries(p) {
                 for used in referenced_variables(&sql) {
@@ -263,6 +270,20 @@ async fn every_panel_query_runs_read_only_and_adds_up() {
     .await
     .unwrap();
     assert_eq!(users.iter().map(|r| r[..10].to_vec()).collect::<Vec<_>>(), stats, "the table is archon_mcp_user_stats");
+    // The Tool variable applies to the table as to the panels above it: only the users of the
+    // tool, with its requests.
+    let of_tool = &results[&("mcp-users-cost.json".to_owned(), "Users".to_owned(), "one tool")].1;
+    let requests: Vec<i64> = of_tool.iter().map(|r| r[5].as_deref().unwrap().parse().unwrap()).collect();
+    assert!(requests.iter().all(|n| *n > 0), "only users of the tool: {of_tool:?}");
+    let (_, of_users) = text_rows(
+        &client,
+        "SELECT count(*) FROM archon_mcp_requests WHERE tool_name = 'search' AND user_id IS NOT NULL",
+    )
+    .await
+    .unwrap();
+    assert_eq!(requests.iter().sum::<i64>(), of_users[0][0].as_deref().unwrap().parse::<i64>().unwrap());
+    let all_requests: i64 = users.iter().map(|r| r[5].as_deref().unwrap().parse::<i64>().unwrap()).sum();
+    assert!(requests.iter().sum::<i64>() < all_requests, "the filter removes the other tools' requests");
     let by_department: BTreeMap<_, _> = results
         [&("mcp-users-cost.json".to_owned(), "Cost by department".to_owned(), "all")]
         .1

@@ -8,6 +8,7 @@ mod collector;
 mod corpus;
 mod dashboards;
 mod demo;
+mod deployment;
 mod faults;
 mod harness;
 mod otlp_tls;

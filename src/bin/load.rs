@@ -2,7 +2,7 @@
 //! tools at a target rate, and the latency and error figures are printed every second.
 //!
 //! ```text
-//! cargo run --release --example load -- --url http://127.0.0.1:8000/mcp --jwt-secret change-me \
+//! cargo run --release --bin load -- --url http://127.0.0.1:8000/mcp --jwt-secret change-me \
 //!     --rate 200 --concurrency 8 --users 20 --duration 30
 //! ```
 

@@ -1,0 +1,103 @@
+//! The README's "Trying it on your own deployment" path, as a new user runs it: `serve
+//! --estimate-model` → rotel → `tool_server` (the released binary, JWT users) → the `load`
+//! binary. Every simulated user must come out with reported and estimated tokens and a
+//! non-zero cost.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// Starts a binary of this package and waits until it listens on `addr`.
+async fn start_listening(binary: &str, args: &[&str], addr: std::net::SocketAddr) -> tokio::process::Child {
+    let mut child = tokio::process::Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..1200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return child;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{binary} exited before listening: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{binary} did not listen on {addr} within 60 s");
+}
+
+/// Runs `load` against `url` calling `tool`, and returns what it printed.
+async fn load(url: &str, secret: &str, tool: &str) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_load"))
+        .args(["--url", url, "--jwt-secret", secret, "--rate", "40", "--concurrency", "3", "--users", "6"])
+        .args(["--duration", "2", "--tool", tool])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "load failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_deployment_path_bills_every_user() {
+    let _turn = ONE_PIPELINE_AT_A_TIME.lock().await;
+    let db = Database::start().await;
+    let exporter = Exporter::start_with(&db.url, |config| {
+        config.store.estimate_model = Some("claude-sonnet-4-5".into());
+    })
+    .await;
+    let Some(collector) = Collector::start(exporter.grpc).await else { return };
+
+    let secret = "change-me-0123456789";
+    let secret_file = std::env::temp_dir().join(format!("archon-jwt-{}", std::process::id()));
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let otlp = format!("http://{}", collector.grpc);
+    let mut server = start_listening(
+        env!("CARGO_BIN_EXE_tool_server"),
+        &["--transport", "http", "--listen", &addr.to_string(), "--otlp-endpoint", &otlp, "--jwt-secret-file"]
+            .into_iter()
+            .chain([secret_file.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+        addr,
+    )
+    .await;
+
+    let url = format!("http://{addr}/mcp");
+    for tool in ["summarize_document", "search_knowledge"] {
+        let printed = load(&url, secret, tool).await;
+        assert!(printed.contains(" 0 failed, from 6 users"), "{tool}: {printed}");
+    }
+    // SIGINT: tool_server ends its sessions and flushes its spans before it exits.
+    let pid = server.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let exited = tokio::time::timeout(Duration::from_secs(10), server.wait()).await.expect("tool_server exits");
+    assert!(exited.unwrap().success());
+    let _ = std::fs::remove_file(&secret_file);
+
+    let ended = "SELECT count(*) FROM archon_mcp_sessions WHERE status = 'disconnected'";
+    assert!(db.wait_for_count(ended, 12, Duration::from_secs(30)).await >= 12, "each load run's sessions end");
+    let users = db
+        .rows(
+            "SELECT user_key, reported_tokens::text, estimated_tokens::text, total_cost::text
+               FROM archon_mcp_user_stats ORDER BY user_key",
+        )
+        .await;
+    assert_eq!(users.len(), 6, "six users: {users:?}");
+    for row in &users {
+        let number = |i: usize| row[i].as_deref().unwrap_or("0").parse::<f64>().unwrap();
+        assert!(number(1) > 0.0, "reported tokens (summarize_document reports usage): {row:?}");
+        assert!(number(2) > 0.0, "estimated tokens (search_knowledge reports none): {row:?}");
+        assert!(number(3) > 0.0, "a cost: {row:?}");
+    }
+    assert_eq!(db.query_i64("SELECT count(*) FROM archon_mcp_requests WHERE token_source = 'none'").await, 0);
+    drop(collector);
+    exporter.stop().await;
+}
