@@ -24,17 +24,26 @@ pub enum ConnectError {
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     /// The server refused or could not be reached; `target` names host, port, database and user.
-    #[error("cannot connect to PostgreSQL at {target}: {}", describe(.source))]
+    // The driver's error is described in the message, not chained as a source: its own
+    // `Display` ("db error") would only repeat it.
+    #[error("cannot connect to PostgreSQL at {target}: {}", describe(.cause))]
     Postgres {
         /// `user@host:port/database`, without the password.
         target: String,
         /// What the driver reported.
-        #[source]
-        source: tokio_postgres::Error,
+        cause: tokio_postgres::Error,
     },
     /// The connection opened, then a statement failed.
     #[error("{}", describe(.0))]
-    Query(#[from] tokio_postgres::Error),
+    Query(tokio_postgres::Error),
+}
+
+// By hand, not `#[from]`: that would chain the driver's error as the source, and its
+// `Display` would repeat the description.
+impl From<tokio_postgres::Error> for ConnectError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ConnectError::Query(e)
+    }
 }
 
 /// Opens one connection to `url`, verifying the server against `ca_file` when given; the
@@ -43,7 +52,7 @@ pub async fn connect(url: &str, ca_file: Option<&Path>) -> Result<Client, Connec
     let tls = crate::tls::connector(ca_file)?;
     let config = crate::connection_string::parse(url).map_err(ConnectError::ConnectionString)?;
     let (client, connection) =
-        config.connect(tls).await.map_err(|source| ConnectError::Postgres { target: target(&config), source })?;
+        config.connect(tls).await.map_err(|cause| ConnectError::Postgres { target: target(&config), cause })?;
     tokio::spawn(connection);
     Ok(client)
 }

@@ -10,7 +10,10 @@ use tokio_postgres::config::Host;
 /// Parses `url` (`postgres://…` or `key=value …`) and fills in the password libpq would use.
 pub(crate) fn parse(url: &str) -> Result<Config, String> {
     let mut config: Config = url.parse().map_err(|e| {
-        format!("invalid connection string ({e}): expected postgres://user[:password]@host[:port]/database or host=… dbname=… user=…")
+        format!(
+            "{}: expected postgres://user[:password]@host[:port]/database or host=… dbname=… user=…",
+            crate::connect::describe(&e)
+        )
     })?;
     if config.get_password().is_none() {
         if let Some(password) = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()) {

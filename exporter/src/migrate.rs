@@ -18,6 +18,19 @@ mod embedded {
 /// refinery table in a shared database.
 pub const HISTORY_TABLE: &str = "archon_schema_history";
 
+/// The oldest PostgreSQL the schema runs on (`server_version_num`).
+pub const MIN_SERVER_VERSION: i32 = 150_000;
+const MIN_SERVER_VERSION_NAME: &str = "15";
+
+/// Refuses a server older than [`MIN_SERVER_VERSION`] before anything is changed.
+async fn check_server_version(client: &Client) -> Result<(), MigrateError> {
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int, current_setting('server_version')", &[])
+        .await?;
+    let (number, found): (i32, String) = (row.get(0), row.get(1));
+    if number < MIN_SERVER_VERSION { Err(MigrateError::ServerTooOld { found }) } else { Ok(()) }
+}
+
 /// Advisory lock key held while migrating (`'archon-mcp-otel'` in ASCII, truncated).
 pub const LOCK_KEY: i64 = 0x6172_6368_6f6e_6d63;
 
@@ -29,10 +42,26 @@ pub enum MigrateError {
     Connect(#[from] crate::ConnectError),
     /// A statement around the migrations (the advisory lock, the history) failed.
     #[error("{}", crate::connect::describe(.0))]
-    Database(#[from] tokio_postgres::Error),
+    Database(tokio_postgres::Error),
+    /// The server is older than the schema needs.
+    #[error(
+        "PostgreSQL {found} is too old: the schema needs {MIN_SERVER_VERSION_NAME} or later (its views use \
+         security_invoker); upgrade the server, e.g. from the PGDG packages (apt.postgresql.org)"
+    )]
+    ServerTooOld {
+        /// The server's version, as it reports it.
+        found: String,
+    },
     /// A migration failed; the database is left at the last migration that succeeded.
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
+}
+
+// By hand, not `#[from]`: the driver's error is described in the message, not chained.
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        MigrateError::Database(e)
+    }
 }
 
 /// A migration this build knows.
@@ -61,6 +90,7 @@ pub async fn migrate_url_verified(
 /// Applies every pending migration on `client`, holding the advisory lock [`LOCK_KEY`] for the
 /// whole run: a second migrator waits, then finds nothing to do.
 pub async fn migrate(client: &mut Client) -> Result<Vec<MigrationInfo>, MigrateError> {
+    check_server_version(client).await?;
     client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await?;
     let result = runner().run_async(client).await;
     // The lock also ends with the session; unlocking early lets a waiting migrator go on.

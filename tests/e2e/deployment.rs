@@ -3,33 +3,9 @@
 //! binary. Every simulated user must come out with reported and estimated tokens and a
 //! non-zero cost.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::harness::*;
-
-/// Starts a binary of this package and waits until it listens on `addr`.
-async fn start_listening(binary: &str, args: &[&str], addr: std::net::SocketAddr) -> tokio::process::Child {
-    let mut child = tokio::process::Command::new(binary)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    for _ in 0..1200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return child;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("{binary} exited before listening: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{binary} did not listen on {addr} within 60 s");
-}
 
 /// Runs `load` against `url` calling `tool`, and returns what it printed.
 async fn load(url: &str, secret: &str, tool: &str) -> String {
@@ -60,15 +36,11 @@ async fn the_readme_deployment_path_bills_every_user() {
     std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let otlp = format!("http://{}", collector.grpc);
-    let mut server = start_listening(
-        env!("CARGO_BIN_EXE_tool_server"),
-        &["--transport", "http", "--listen", &addr.to_string(), "--otlp-endpoint", &otlp, "--jwt-secret-file"]
-            .into_iter()
-            .chain([secret_file.to_str().unwrap()])
-            .collect::<Vec<_>>(),
-        addr,
-    )
-    .await;
+    let listen = addr.to_string();
+    let args = ["--transport", "http", "--listen", &listen, "--otlp-endpoint", &otlp];
+    let secret_arg = ["--jwt-secret-file", secret_file.to_str().unwrap()];
+    let server =
+        start_listening(env!("CARGO_BIN_EXE_tool_server"), &[&args[..], &secret_arg[..]].concat(), &[], addr).await;
 
     let url = format!("http://{addr}/mcp");
     for tool in ["summarize_document", "search_knowledge"] {
@@ -76,10 +48,7 @@ async fn the_readme_deployment_path_bills_every_user() {
         assert!(printed.contains(" 0 failed, from 6 users"), "{tool}: {printed}");
     }
     // SIGINT: tool_server ends its sessions and flushes its spans before it exits.
-    let pid = server.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let exited = tokio::time::timeout(Duration::from_secs(10), server.wait()).await.expect("tool_server exits");
-    assert!(exited.unwrap().success());
+    interrupt(server).await;
     let _ = std::fs::remove_file(&secret_file);
 
     let ended = "SELECT count(*) FROM archon_mcp_sessions WHERE status = 'disconnected'";

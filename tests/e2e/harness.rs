@@ -100,6 +100,7 @@ async fn query_i64(url: &str, sql: &str) -> i64 {
 /// `archon-mcp-exporter serve`, in process, on real ports.
 pub struct Exporter {
     pub grpc: SocketAddr,
+    pub http: SocketAddr,
     pub metrics: std::sync::Arc<archon_mcp_exporter::metrics::Metrics>,
     running: archon_mcp_exporter::Running,
 }
@@ -117,7 +118,7 @@ impl Exporter {
         config.store.acquire_timeout = Duration::from_secs(2);
         tune(&mut config);
         let running = Server::bind(config).await.expect("bind the exporter").spawn();
-        Self { grpc: running.grpc_addr(), metrics: running.metrics().clone(), running }
+        Self { grpc: running.grpc_addr(), http: running.http_addr(), metrics: running.metrics().clone(), running }
     }
 
     pub async fn stop(self) {
@@ -326,4 +327,43 @@ pub async fn total_calls(callers: Vec<tokio::task::JoinHandle<u64>>) -> u64 {
         total += caller.await.unwrap();
     }
     total
+}
+
+/// Starts a binary of this package (`CARGO_BIN_EXE_…`) with `args` and `env`, and waits until
+/// it listens on `addr`.
+pub async fn start_listening(
+    binary: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    addr: SocketAddr,
+) -> tokio::process::Child {
+    let mut child = tokio::process::Command::new(binary)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // On a busy 2-core machine a debug build takes its time to start.
+    for _ in 0..1200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return child;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{binary} exited before listening: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{binary} did not listen on {addr} within 60 s");
+}
+
+/// Stops a child with SIGINT, as Ctrl-C would, and waits (10 s at most) for a clean exit.
+pub async fn interrupt(mut child: tokio::process::Child) {
+    let pid = child.id().expect("still running").to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("it exits").unwrap();
+    assert!(status.success(), "exit status {status}");
 }

@@ -11,6 +11,7 @@ mod demo;
 mod deployment;
 mod faults;
 mod harness;
+mod otel_env;
 mod otlp_tls;
 mod privacy;
 mod shutdown;

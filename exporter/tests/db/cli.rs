@@ -48,3 +48,23 @@ async fn serve_takes_host_names_and_names_the_flag_of_a_taken_port() {
     assert_eq!(code, Some(2));
     assert!(err.contains("HOST:PORT"), "{err}");
 }
+
+#[tokio::test]
+async fn connection_errors_name_the_server_and_say_what_went_wrong() {
+    let db = TestDb::migrated().await;
+    // A database that does not exist on a server that does: PostgreSQL's own words, and where.
+    // (The test database's string is key=value; a later `dbname` wins.)
+    let missing = format!("{} dbname=archon_no_such_db", db.url());
+    let (code, _, err) = run(&["migrate"], &missing);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("database \"archon_no_such_db\" does not exist") && err.contains("/archon_no_such_db"), "{err}");
+    // Nothing listening: the host and port, and the reason.
+    let (code, _, err) = run(&["budgets", "list"], "postgres://archon@127.0.0.1:1/archon?connect_timeout=2");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("archon@127.0.0.1:1/archon") && err.contains("refused"), "{err}");
+    assert!(err.contains("--database-url"), "what to check next: {err}");
+    // A string that does not parse: what the forms are.
+    let (code, _, err) = run(&["migrate"], "postgres://archon@db:notaport/archon");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("expected postgres://user[:password]@host[:port]/database"), "{err}");
+}
