@@ -74,5 +74,6 @@ async fn ready(State(admin): State<Arc<Admin>>) -> Response {
 }
 
 async fn render_metrics(State(admin): State<Arc<Admin>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], admin.metrics.render()).into_response()
+    ([(header::CONTENT_TYPE, prometheus_client::encoding::prometheus_text::CONTENT_TYPE)], admin.metrics.render())
+        .into_response()
 }

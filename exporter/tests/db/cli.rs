@@ -57,7 +57,10 @@ async fn connection_errors_name_the_server_and_say_what_went_wrong() {
     let missing = format!("{} dbname=archon_no_such_db", db.url());
     let (code, _, err) = run(&["migrate"], &missing);
     assert_eq!(code, Some(1));
-    assert!(err.contains("database \"archon_no_such_db\" does not exist") && err.contains("/archon_no_such_db"), "{err}");
+    assert!(
+        err.contains("database \"archon_no_such_db\" does not exist") && err.contains("/archon_no_such_db"),
+        "{err}"
+    );
     // Nothing listening: the host and port, and the reason.
     let (code, _, err) = run(&["budgets", "list"], "postgres://archon@127.0.0.1:1/archon?connect_timeout=2");
     assert_eq!(code, Some(1));
