@@ -30,8 +30,9 @@ use crate::user::UserInfo;
 pub(crate) enum Target<'a> {
     /// No target (lists, ping, …).
     None,
-    /// A tool; `known` when the server has it (unknown names never enter span names).
-    Tool { name: &'a str, known: bool },
+    /// A tool; `known` when the server has it (unknown names never enter span names), with
+    /// its interned names when it has them.
+    Tool { name: &'a str, known: bool, interned: Option<(&'static str, &'static str)> },
     /// A prompt (its name enters the span name only once the server has served it).
     Prompt(&'a str),
     /// A resource.
@@ -51,8 +52,8 @@ impl Target<'_> {
     ) -> (Cow<'static, str>, Option<(Cow<'static, str>, bool)>, Option<String>) {
         match self {
             Target::None => (method.clone(), None, None),
-            Target::Tool { name, known } => {
-                let (tool, span_name) = match known.then(|| shared.tool_names(name)).flatten() {
+            Target::Tool { name, known, interned } => {
+                let (tool, span_name) = match interned {
                     Some((tool, span_name)) => (Cow::Borrowed(tool), Cow::Borrowed(span_name)),
                     None => {
                         let target = if known { name } else { attr::TARGET_OTHER };

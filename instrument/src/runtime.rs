@@ -98,10 +98,27 @@ impl Shared {
         })
     }
 
-    pub(crate) fn tool_names(&self, tool: &str) -> Option<(&'static str, &'static str)> {
+    ///
+    /// Whether the server has the tool is asked of `has_tool` only for a name not interned yet:
+    /// a known tool costs one map lookup per call, never a call into the wrapped server (its
+    /// `get_tool` may build the whole `Tool`). Returns whether the tool is known, and its
+    /// interned names unless the set is full.
+    pub(crate) fn tool(
+        &self,
+        tool: &str,
+        has_tool: impl FnOnce() -> bool,
+    ) -> (bool, Option<(&'static str, &'static str)>) {
         if let Some(names) = self.tool_names.read().unwrap_or_else(|p| p.into_inner()).get(tool) {
-            return Some(*names);
+            return (true, Some(*names));
         }
+        if !has_tool() {
+            return (false, None);
+        }
+        (true, self.intern_tool(tool))
+    }
+
+    /// Interns the names of a tool the server has (from `tools/list`, or a call it answered).
+    pub(crate) fn intern_tool(&self, tool: &str) -> Option<(&'static str, &'static str)> {
         let mut names = self.tool_names.write().unwrap_or_else(|p| p.into_inner());
         if names.len() >= MAX_INTERNED_TOOLS {
             return None;

@@ -310,8 +310,8 @@ impl<H: ServerHandler> ServerHandler for Traced<H> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CallToolResponse, McpError>> + MaybeSendFuture + '_ {
-        let known = self.inner.get_tool(&request.name).is_some();
-        let target = Target::Tool { name: &request.name, known };
+        let (known, interned) = self.shared.tool(&request.name, || self.inner.get_tool(&request.name).is_some());
+        let target = Target::Tool { name: &request.name, known, interned };
         let call = self.call(CallToolRequestMethod::VALUE, target, request.arguments.as_ref(), &context);
         call.run(self.inner.call_tool(request, context), complete_tool_result)
     }
@@ -333,7 +333,11 @@ impl<H: ServerHandler> ServerHandler for Traced<H> {
         async move {
             let result = call.run(self.inner.list_tools(request, context), no_tool_result).await;
             // The catalog enters the client's model context: its size, estimated as elsewhere.
+            // Its tools are known from now on, without asking the server per call.
             if let Ok(list) = &result {
+                for tool in &list.tools {
+                    self.shared.intern_tool(&tool.name);
+                }
                 if let Some(tokens) =
                     serde_json::to_string(&list.tools).ok().and_then(|t| TokenEstimation::CharsDiv4.estimate(&t))
                 {

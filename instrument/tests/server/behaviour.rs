@@ -11,9 +11,9 @@ use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
-use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig, RequestParamsMeta as _};
 use rmcp::service::{RoleClient, RunningService};
+use rmcp::{ServerHandler as _, ServiceExt};
 use serde_json::json;
 
 use crate::support::*;
@@ -232,4 +232,64 @@ async fn the_tool_catalog_a_session_received_is_on_its_span() {
     let session = summary(&spans).into_iter().find(|s| s.name == attr::SESSION_SPAN_NAME).unwrap();
     assert_eq!(session.attr(attr::ARCHON_SESSION_CATALOG_TOKENS), Some(expected.to_string().as_str()));
     assert!(expected > 50, "seven tools with schemas: {expected}");
+}
+
+/// A server that counts how often it is asked for a tool.
+#[derive(Debug, Clone, Default)]
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl rmcp::ServerHandler for Counting {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(rmcp::model::ServerCapabilities::builder().enable_tools().build())
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Notes.get_tool(name)
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, rmcp::ErrorData> {
+        Notes.list_tools(request, context).await
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        Notes.call_tool(request, context).await
+    }
+}
+
+#[tokio::test]
+async fn known_tools_are_learned_once_not_asked_of_the_server_per_call() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let capture = Capture::new();
+    let asked = Counting::default();
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let (server, config) = (asked.clone(), capture.config(TracedConfig::builder()));
+    tokio::spawn(async move {
+        let running = server.traced(config).serve(server_io).await.expect("server starts");
+        let _ = running.waiting().await;
+    });
+    let client = ClientConfig::default().serve(client_io).await.expect("client connects");
+    for _ in 0..5 {
+        client.call_tool(call("search", json!({"query": "x"}))).await.unwrap();
+    }
+    assert_eq!(asked.0.load(Relaxed), 1, "asked once, on the first call");
+    client.list_all_tools().await.unwrap();
+    for _ in 0..3 {
+        client.call_tool(call("echo", json!({}))).await.unwrap();
+    }
+    assert_eq!(asked.0.load(Relaxed), 1, "listed tools are known without asking");
+    let spans = capture.wait_for("8 tool calls", |s| tool_spans(s).len() == 8).await;
+    assert!(tool_spans(&spans).iter().all(|s| s.name == "tools/call search" || s.name == "tools/call echo"));
+    // An unknown name stays out of span names.
+    let _ = client.call_tool(call("no-such-tool", json!({}))).await;
+    let spans = capture.wait_for("the unknown call", |s| tool_spans(s).len() == 9).await;
+    assert!(tool_spans(&spans).iter().any(|s| s.name == "tools/call _OTHER"));
 }
