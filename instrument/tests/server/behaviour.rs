@@ -13,7 +13,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use rmcp::model::{CallToolRequestParams, ClientConfig, RequestParamsMeta as _};
 use rmcp::service::{RoleClient, RunningService};
-use rmcp::{ServerHandler as _, ServiceExt};
+use rmcp::ServiceExt;
 use serde_json::json;
 
 use crate::support::*;
