@@ -14,6 +14,12 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 /// Limits of the group commit.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = archon_mcp_exporter::BatcherConfig { writers: 4, write_timeout: Duration::from_secs(30), ..Default::default() };
+/// assert_eq!(config.max_batch_rows, 5_000);
+/// ```
 #[derive(Debug, Clone)]
 pub struct BatcherConfig {
     /// Most rows in one transaction.

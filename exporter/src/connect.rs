@@ -1,13 +1,6 @@
 //! One connection to PostgreSQL, reached the way libpq would reach it: the connection string
 //! read by [`crate::connection_string`] (password from `PGPASSWORD` or `~/.pgpass` when the
 //! string has none), TLS by [`crate::tls`] (`sslmode`, and a CA file to verify against).
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), archon_mcp_exporter::ConnectError> {
-//! let client = archon_mcp_exporter::connect("postgres://postgres@127.0.0.1/archon?sslmode=prefer", None).await?;
-//! let one: i32 = client.query_one("SELECT 1", &[]).await?.get(0);
-//! # let _ = one; Ok(()) }
-//! ```
 
 use std::path::Path;
 
@@ -48,6 +41,13 @@ impl From<tokio_postgres::Error> for ConnectError {
 
 /// Opens one connection to `url`, verifying the server against `ca_file` when given; the
 /// connection is driven on its own task and ends when the client is dropped.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), archon_mcp_exporter::ConnectError> {
+/// let client = archon_mcp_exporter::connect("postgres://postgres@127.0.0.1/archon?sslmode=prefer", None).await?;
+/// let one: i32 = client.query_one("SELECT 1", &[]).await?.get(0);
+/// # let _ = one; Ok(()) }
+/// ```
 pub async fn connect(url: &str, ca_file: Option<&Path>) -> Result<Client, ConnectError> {
     let tls = crate::tls::connector(ca_file)?;
     let config = crate::connection_string::parse(url).map_err(ConnectError::ConnectionString)?;

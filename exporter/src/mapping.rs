@@ -4,22 +4,6 @@
 //! [`RequestRow`] and a [`SessionUpsert`] of what it knows about its session; the
 //! `mcp.session` span becomes a [`SessionUpsert`] carrying the session's end. Every other span
 //! is skipped with a counted [`SkipReason`] — never a panic.
-//!
-//! ```
-//! use archon_mcp_exporter::map_spans;
-//! use archon_mcp_exporter::span::Span;
-//!
-//! let call = Span::new("tools/call search", 1_000_000_000, 1_250_000_000)
-//!     .with_ids([1; 16], [2; 8])
-//!     .with_attribute("mcp.method.name", "tools/call")
-//!     .with_attribute("gen_ai.tool.name", "search")
-//!     .with_attribute("session.id", "0195f3a0-0000-7000-8000-000000000001")
-//!     .with_attribute("mcp.client.name", "claude-code");
-//! let batch = map_spans([&call]);
-//! assert_eq!(batch.requests.len(), 1);
-//! assert_eq!(batch.requests[0].duration_ms, 250.0);
-//! assert_eq!(batch.sessions[0].client_type.as_str(), "Claude");
-//! ```
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -158,6 +142,22 @@ pub(crate) enum Mapped {
 }
 
 /// Maps a batch of spans, merging what they say about each session.
+///
+/// ```
+/// use archon_mcp_exporter::map_spans;
+/// use archon_mcp_exporter::span::Span;
+///
+/// let call = Span::new("tools/call search", 1_000_000_000, 1_250_000_000)
+///     .with_ids([1; 16], [2; 8])
+///     .with_attribute("mcp.method.name", "tools/call")
+///     .with_attribute("gen_ai.tool.name", "search")
+///     .with_attribute("session.id", "0195f3a0-0000-7000-8000-000000000001")
+///     .with_attribute("mcp.client.name", "claude-code");
+/// let batch = map_spans([&call]);
+/// assert_eq!(batch.requests.len(), 1);
+/// assert_eq!(batch.requests[0].duration_ms, 250.0);
+/// assert_eq!(batch.sessions[0].client_type.as_str(), "Claude");
+/// ```
 pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
     let mut sessions = SessionSet::default();
     let mut batch = MappedBatch::default();

@@ -2,21 +2,18 @@
 //! reason `timeout` (ended at their last activity, so `total_duration` is the time they were in
 //! use). It also keeps the coming months' request partitions in place. Safe with several
 //! replicas: one transaction-scoped advisory lock per round, and idempotent updates.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use archon_mcp_exporter::ReaperConfig;
-//! # async fn run(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
-//! let reaped = archon_mcp_exporter::reap_once(client, &ReaperConfig::default()).await?;
-//! println!("{} idle, {} timed out", reaped.idled, reaped.timed_out);
-//! # Ok(()) }
-//! ```
 
 use std::time::Duration;
 
 use tokio_postgres::Client;
 
 /// When sessions go idle and time out.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = archon_mcp_exporter::ReaperConfig { idle_after: Duration::from_secs(120), ..Default::default() };
+/// assert_eq!(config.timeout_after, Duration::from_secs(1800));
+/// ```
 #[derive(Debug, Clone)]
 pub struct ReaperConfig {
     /// Without activity for this long, an active session becomes idle (default 5 min).
@@ -55,6 +52,15 @@ pub struct Reaped {
 const LOCK_KEY: i64 = 0x6172_6368_7265_6170;
 
 /// Runs one round.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use archon_mcp_exporter::ReaperConfig;
+/// # async fn run(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+/// let reaped = archon_mcp_exporter::reap_once(client, &ReaperConfig::default()).await?;
+/// println!("{} idle, {} timed out", reaped.idled, reaped.timed_out);
+/// # Ok(()) }
+/// ```
 pub async fn reap_once(client: &Client, config: &ReaperConfig) -> Result<Reaped, tokio_postgres::Error> {
     let idle = config.idle_after.as_secs_f64();
     let timeout = config.timeout_after.as_secs_f64();

@@ -1,16 +1,5 @@
 //! [`PgSpanExporter`]: the in-process path, an OpenTelemetry SDK span exporter that writes
 //! straight to PostgreSQL.
-//!
-//! ```no_run
-//! use archon_mcp_exporter::{PgSpanExporter, PgStore, StoreConfig};
-//! use opentelemetry_sdk::trace::SdkTracerProvider;
-//! # async fn run() -> anyhow::Result<()> {
-//! let store = PgStore::connect("postgres://postgres@127.0.0.1/archon", StoreConfig::default())?;
-//! // Built inside a Tokio runtime: the SDK's export thread hands the IO back to it.
-//! let exporter = PgSpanExporter::new(store);
-//! let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).build();
-//! # let _ = provider; Ok(()) }
-//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +27,17 @@ use crate::store::PgStore;
 /// failure to the SDK; the batch processor's queue keeps the spans that arrive meanwhile.
 /// Spans refused one by one (a bad timestamp, a row the database refuses) are counted in
 /// [`metrics`](Self::metrics) and reported to the SDK as an export error; the rest are written.
+///
+/// ```no_run
+/// use archon_mcp_exporter::{PgSpanExporter, PgStore, StoreConfig};
+/// use opentelemetry_sdk::trace::SdkTracerProvider;
+/// # async fn run() -> anyhow::Result<()> {
+/// let store = PgStore::connect("postgres://postgres@127.0.0.1/archon", StoreConfig::default())?;
+/// // Built inside a Tokio runtime: the SDK's export thread hands the IO back to it.
+/// let exporter = PgSpanExporter::new(store);
+/// let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).build();
+/// # let _ = provider; Ok(()) }
+/// ```
 pub struct PgSpanExporter {
     pipeline: Pipeline,
     runtime: Handle,

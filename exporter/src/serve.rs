@@ -1,15 +1,5 @@
 //! `archon-mcp-exporter serve`: the OTLP receivers, the group-commit writer and the reaper,
 //! started together and stopped gracefully.
-//!
-//! ```no_run
-//! use archon_mcp_exporter::{ServeConfig, Server};
-//! # async fn run() -> anyhow::Result<()> {
-//! let config = ServeConfig::new("postgres://postgres@127.0.0.1/archon");
-//! let server = Server::bind(config).await?;
-//! println!("OTLP/gRPC on {}, OTLP/HTTP on {}", server.grpc_addr(), server.http_addr());
-//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
-//! # Ok(()) }
-//! ```
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -30,6 +20,13 @@ use crate::receiver::tls::{ReceiverTls, ReceiverTlsError};
 use crate::store::{PgStore, StoreConfig};
 
 /// Everything `serve` is told.
+///
+/// ```
+/// let mut config = archon_mcp_exporter::ServeConfig::new("postgres://archon_exporter@db/archon");
+/// config.auth_token = Some(std::fs::read_to_string("/dev/null").unwrap_or_default());
+/// config.migrate = true;
+/// assert_eq!(config.grpc_listen.port(), 4317);
+/// ```
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// PostgreSQL connection string.
@@ -126,6 +123,16 @@ pub enum ServeError {
 }
 
 /// A bound, not yet running service.
+///
+/// ```no_run
+/// use archon_mcp_exporter::{ServeConfig, Server};
+/// # async fn run() -> anyhow::Result<()> {
+/// let config = ServeConfig::new("postgres://postgres@127.0.0.1/archon");
+/// let server = Server::bind(config).await?;
+/// println!("OTLP/gRPC on {}, OTLP/HTTP on {}", server.grpc_addr(), server.http_addr());
+/// server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// # Ok(()) }
+/// ```
 pub struct Server {
     config: ServeConfig,
     grpc: TcpListener,

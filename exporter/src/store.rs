@@ -9,18 +9,6 @@
 //! If PostgreSQL refuses the data of a batch (a constraint, a value out of range), the batch
 //! is written again row by row, each in a savepoint: the refused rows are reported with the
 //! database's reason and the rest commit.
-//!
-//! ```no_run
-//! use archon_mcp_exporter::{PgStore, StoreConfig, map_spans};
-//! # async fn run(spans: Vec<archon_mcp_exporter::span::Span>) -> Result<(), archon_mcp_exporter::StoreError> {
-//! let store = PgStore::connect(
-//!     "postgres://archon_exporter@db/archon",
-//!     StoreConfig::default().with_estimate_model("claude-sonnet-4-5"),
-//! )?;
-//! let outcome = store.write(&map_spans(&spans)).await?;
-//! assert!(outcome.rejected.is_empty());
-//! # Ok(()) }
-//! ```
 
 use std::time::{Duration, SystemTime};
 
@@ -34,6 +22,11 @@ use crate::retry::PgFailure;
 use crate::rows::{RequestRow, SessionUpsert, TokenSource};
 
 /// How the store prices and connects.
+///
+/// ```
+/// let config = archon_mcp_exporter::StoreConfig::default().with_estimate_model("claude-sonnet-4-5").with_max_connections(8);
+/// assert_eq!(config.max_connections, 8);
+/// ```
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// Model whose price applies to estimated tokens; `None` leaves estimates unpriced.
@@ -149,6 +142,18 @@ pub enum RowRef {
 }
 
 /// The PostgreSQL store: a connection pool and the two statements.
+///
+/// ```no_run
+/// use archon_mcp_exporter::{PgStore, StoreConfig, map_spans};
+/// # async fn run(spans: Vec<archon_mcp_exporter::span::Span>) -> Result<(), archon_mcp_exporter::StoreError> {
+/// let store = PgStore::connect(
+///     "postgres://archon_exporter@db/archon",
+///     StoreConfig::default().with_estimate_model("claude-sonnet-4-5"),
+/// )?;
+/// let outcome = store.write(&map_spans(&spans)).await?;
+/// assert!(outcome.rejected.is_empty());
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,

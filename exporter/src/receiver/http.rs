@@ -20,6 +20,11 @@ use crate::pipeline::Outcome;
 use crate::retry::{self, RETRY_AFTER};
 
 /// Body limits of `/v1/traces`.
+///
+/// ```
+/// let limits = archon_mcp_exporter::BodyLimits { max_body_bytes: 4 << 20, ..Default::default() };
+/// assert_eq!(limits.max_decompressed_bytes, 64 << 20);
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
     /// Largest body as sent (compressed or not).

@@ -21,6 +21,12 @@ use tokio_rustls::server::TlsStream;
 use super::tls::HANDSHAKE_TIMEOUT;
 
 /// Bounds on the connections of the receiver's ports.
+///
+/// ```
+/// use std::time::Duration;
+/// let limits = archon_mcp_exporter::ConnectionLimits { max_connections: 2048, idle_timeout: Duration::from_secs(60) };
+/// # let _ = limits;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     /// Connections open at once across both ports (default 512: under the common limit of

@@ -1,15 +1,6 @@
 //! TLS for the receivers (rustls): one certificate and key for both ports, HTTP/2 and
 //! HTTP/1.1 offered by ALPN. The handshakes themselves run in
 //! [`Incoming::tls`](super::incoming::Incoming::tls), each under [`HANDSHAKE_TIMEOUT`].
-//!
-//! ```no_run
-//! use archon_mcp_exporter::{ReceiverTls, ServeConfig, Server};
-//! # async fn run() -> anyhow::Result<()> {
-//! let mut config = ServeConfig::new("postgres://postgres@127.0.0.1/archon");
-//! config.tls = Some(ReceiverTls::new("/etc/archon/tls.crt", "/etc/archon/tls.key"));
-//! Server::bind(config).await?.run(std::future::pending()).await?;
-//! # Ok(()) }
-//! ```
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +14,15 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the receivers' certificate chain and private key are (PEM files).
+///
+/// ```no_run
+/// use archon_mcp_exporter::{ReceiverTls, ServeConfig, Server};
+/// # async fn run() -> anyhow::Result<()> {
+/// let mut config = ServeConfig::new("postgres://postgres@127.0.0.1/archon");
+/// config.tls = Some(ReceiverTls::new("/etc/archon/tls.crt", "/etc/archon/tls.key"));
+/// Server::bind(config).await?.run(std::future::pending()).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiverTls {
     /// The certificate chain, leaf first.

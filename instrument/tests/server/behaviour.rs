@@ -11,9 +11,9 @@ use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, ClientConfig, RequestParamsMeta as _};
 use rmcp::service::{RoleClient, RunningService};
-use rmcp::ServiceExt;
 use serde_json::json;
 
 use crate::support::*;
