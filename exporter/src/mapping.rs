@@ -5,7 +5,8 @@
 //! `mcp.session` span becomes a [`SessionUpsert`] carrying the session's end. Every other span
 //! is skipped with a counted [`SkipReason`] — never a panic.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use archon_mcp_instrument::attributes::{self as attr, DisconnectReason};
@@ -161,9 +162,32 @@ pub(crate) enum Mapped {
 pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
     let mut sessions = SessionSet::default();
     let mut batch = MappedBatch::default();
+    // Per session id, a request span mapped in full and its session's ids: a later request
+    // span that says the same about the session (most spans of a batch) only moves the
+    // session's times, so its upsert is not built again — same rows, a third of the work.
+    let mut known: HashMap<&'a str, (&'a Span, Uuid, Option<Uuid>)> = HashMap::new();
     for span in spans {
+        let key = session_key(span);
+        let same = key.and_then(|k| known.get(k)).filter(|(first, ..)| same_session_attributes(first, span));
+        if let Some(&(_, session_id, user_id)) = same {
+            match check(span) {
+                Ok(Checked { method: Some(method), session_span: false, start, end, .. }) => {
+                    batch.requests.push(request_row(span, &method, session_id, user_id, start));
+                    sessions.touch(session_id, start, end);
+                    continue;
+                }
+                Err(skipped) => {
+                    batch.skipped.push(skipped);
+                    continue;
+                }
+                Ok(_) => {} // a session span: mapped in full below
+            }
+        }
         match map_span(span) {
             Ok(Mapped::Request(request, session)) => {
+                if let Some(key) = key {
+                    known.insert(key, (span, session.session_id, session.user_id));
+                }
                 batch.requests.push(request);
                 sessions.add(session);
             }
@@ -175,13 +199,64 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
     batch
 }
 
-/// Maps one span.
-pub(crate) fn map_span(span: &Span) -> Result<Mapped, Skipped> {
+/// The raw `session.id` of a span, to recognise its session within a batch.
+fn session_key(span: &Span) -> Option<&str> {
+    match span.attributes.get(attr::SESSION_ID) {
+        Some(Value::Str(key)) => Some(key),
+        _ => None,
+    }
+}
+
+/// Attributes that describe one request, never its session: [`session_upsert`] reads none of
+/// them (a unit test holds it to that). Every other attribute counts as describing the session,
+/// so an attribute added later is compared — never wrongly skipped.
+const REQUEST_ONLY: [&str; 18] = [
+    attr::MCP_METHOD_NAME,
+    attr::GEN_AI_TOOL_NAME,
+    attr::GEN_AI_OPERATION_NAME,
+    attr::GEN_AI_PROMPT_NAME,
+    attr::MCP_RESOURCE_URI,
+    attr::JSONRPC_REQUEST_ID,
+    attr::CLIENT_ADDRESS,
+    attr::ERROR_TYPE,
+    attr::RPC_RESPONSE_STATUS_CODE,
+    attr::GEN_AI_REQUEST_MODEL,
+    attr::GEN_AI_USAGE_INPUT_TOKENS,
+    attr::GEN_AI_USAGE_OUTPUT_TOKENS,
+    attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS,
+    attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS,
+    attr::ARCHON_COST_AMOUNT,
+    attr::ARCHON_COST_CURRENCY,
+    attr::GEN_AI_TOOL_CALL_ARGUMENTS,
+    attr::GEN_AI_TOOL_CALL_RESULT,
+];
+
+/// Whether two spans say the same about their session: the same resource, and the same
+/// session-describing attributes in the same order.
+fn same_session_attributes(a: &Span, b: &Span) -> bool {
+    fn about_session(span: &Span) -> impl Iterator<Item = &(String, Value)> {
+        span.attributes.0.iter().filter(|(key, _)| !REQUEST_ONLY.contains(&key.as_str()))
+    }
+    (std::sync::Arc::ptr_eq(&a.resource, &b.resource) || a.resource == b.resource)
+        && about_session(a).eq(about_session(b))
+}
+
+/// What every span must have to be mapped, read once.
+struct Checked<'a> {
+    method: Option<Cow<'a, str>>,
+    session_value: Cow<'a, str>,
+    session_span: bool,
+    start: SystemTime,
+    end: SystemTime,
+}
+
+/// Refuses a span that is not an MCP span of a session, or whose times or status are bad.
+fn check(span: &Span) -> Result<Checked<'_>, Skipped> {
     let skip = |reason: SkipReason, detail: String| Skipped { span: span.span_ref(), reason, detail };
     let attrs = &span.attributes;
-    let is_session_span = span.name == attr::SESSION_SPAN_NAME;
+    let session_span = span.name == attr::SESSION_SPAN_NAME;
     let method = attrs.str(attr::MCP_METHOD_NAME);
-    if method.is_none() && !is_session_span {
+    if method.is_none() && !session_span {
         return Err(skip(SkipReason::NotMcp, format!("span {:?} has no {}", span.name, attr::MCP_METHOD_NAME)));
     }
     let Some(session_value) = attrs.str(attr::SESSION_ID) else {
@@ -206,14 +281,24 @@ pub(crate) fn map_span(span: &Span) -> Result<Mapped, Skipped> {
     if let StatusCode::Unknown(code) = span.status.code {
         return Err(skip(SkipReason::UnknownStatusCode, format!("status code {code} is not 0, 1 or 2")));
     }
+    Ok(Checked {
+        method,
+        session_value,
+        session_span,
+        start: unix_nanos(span.start_time_unix_nano),
+        end: unix_nanos(span.end_time_unix_nano),
+    })
+}
 
-    let start = unix_nanos(span.start_time_unix_nano);
-    let end = unix_nanos(span.end_time_unix_nano);
+/// Maps one span.
+pub(crate) fn map_span(span: &Span) -> Result<Mapped, Skipped> {
+    let Checked { method, session_value, session_span, start, end } = check(span)?;
+    let attrs = &span.attributes;
     let mut session = session_upsert(span, ids::session_id(&session_value), start, end);
 
     match method {
-        Some(method) if !is_session_span => {
-            let request = request_row(span, &method, &session, start);
+        Some(method) if !session_span => {
+            let request = request_row(span, &method, session.session_id, session.user_id, start);
             Ok(Mapped::Request(request, session))
         }
         _ => {
@@ -263,8 +348,8 @@ fn session_upsert(span: &Span, session_id: Uuid, start: SystemTime, end: SystemT
 
     let mut metadata = Map::new();
     for (source, key, column) in [
-        (&span.resource, attr::SERVICE_INSTANCE_ID, "service_instance_id"),
-        (&span.resource, attr::SERVICE_VERSION, "service_version"),
+        (&*span.resource, attr::SERVICE_INSTANCE_ID, "service_instance_id"),
+        (&*span.resource, attr::SERVICE_VERSION, "service_version"),
         (attrs, attr::MCP_PROTOCOL_VERSION, "protocol_version"),
         (attrs, attr::NETWORK_TRANSPORT, "network_transport"),
         (attrs, attr::USER_NAME, "user_login"),
@@ -278,7 +363,7 @@ fn session_upsert(span: &Span, session_id: Uuid, start: SystemTime, end: SystemT
     session
 }
 
-fn request_row(span: &Span, method: &str, session: &SessionUpsert, start: SystemTime) -> RequestRow {
+fn request_row(span: &Span, method: &str, session_id: Uuid, user_id: Option<Uuid>, start: SystemTime) -> RequestRow {
     let attrs = &span.attributes;
     let text = |key: &str, max: usize| attrs.str(key).map(|v| clean_text(&v, max));
 
@@ -312,7 +397,7 @@ fn request_row(span: &Span, method: &str, session: &SessionUpsert, start: System
 
     RequestRow {
         request_id: ids::request_id(&span.trace_id, &span.span_id),
-        session_id: session.session_id,
+        session_id,
         method: clean_text(method, limits::METHOD),
         tool_name: text(attr::GEN_AI_TOOL_NAME, limits::TOOL_NAME),
         status,
@@ -326,7 +411,7 @@ fn request_row(span: &Span, method: &str, session: &SessionUpsert, start: System
         token_source,
         model: text(attr::GEN_AI_REQUEST_MODEL, limits::TEXT),
         reported_cost: reported_cost(attrs),
-        user_id: session.user_id,
+        user_id,
         trace_id: hex(&span.trace_id),
         span_id: hex(&span.span_id),
         jsonrpc_request_id: text(attr::JSONRPC_REQUEST_ID, limits::TEXT),

@@ -157,6 +157,15 @@ impl SessionSet {
         }
     }
 
+    /// Widens a known session's times to `start`..`end` (what merging another view of it with
+    /// the same attributes would do); an unknown id is ignored.
+    pub fn touch(&mut self, session_id: Uuid, start: SystemTime, end: SystemTime) {
+        if let Some(session) = self.0.get_mut(&session_id) {
+            session.connected_at = session.connected_at.min(start);
+            session.last_activity = session.last_activity.max(end);
+        }
+    }
+
     /// The merged upserts, by id.
     pub fn into_vec(self) -> Vec<SessionUpsert> {
         self.0.into_values().collect()

@@ -34,8 +34,9 @@ pub struct Span {
     pub status: Status,
     /// Span attributes.
     pub attributes: Attributes,
-    /// Attributes of the resource (process) that produced the span.
-    pub resource: Attributes,
+    /// Attributes of the resource (process) that produced the span, shared by the spans of
+    /// one resource group.
+    pub resource: std::sync::Arc<Attributes>,
 }
 
 impl Span {
@@ -51,7 +52,7 @@ impl Span {
             end_time_unix_nano,
             status: Status::default(),
             attributes: Attributes::default(),
-            resource: Attributes::default(),
+            resource: Default::default(),
         }
     }
 
@@ -82,7 +83,7 @@ impl Span {
 
     /// Adds a resource attribute.
     pub fn with_resource(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.resource.push(key, value);
+        std::sync::Arc::make_mut(&mut self.resource).push(key, value);
         self
     }
 

@@ -354,3 +354,77 @@ fn the_catalog_tokens_of_a_session_span_reach_its_row() {
     let batch = map_spans([&end, &call(1, "x")]);
     assert_eq!(batch.sessions[0].catalog_tokens, Some(1_234));
 }
+
+/// What `map_spans` must equal: every span mapped in full, its session views merged.
+fn mapped_one_by_one(spans: &[Span]) -> MappedBatch {
+    let mut sessions = SessionSet::default();
+    let mut batch = MappedBatch::default();
+    for span in spans {
+        match map_span(span) {
+            Ok(Mapped::Request(request, session)) => {
+                batch.requests.push(request);
+                sessions.add(session);
+            }
+            Ok(Mapped::Session(session)) => sessions.add(session),
+            Err(skipped) => batch.skipped.push(skipped),
+        }
+    }
+    batch.sessions = sessions.into_vec();
+    batch
+}
+
+#[test]
+fn session_upserts_ignore_every_request_only_attribute() {
+    let base = call(1, "search").with_attribute(attr::MCP_CLIENT_NAME, "Cursor").with_attribute(attr::USER_ID, "ada");
+    let start = unix_nanos(base.start_time_unix_nano);
+    let end = unix_nanos(base.end_time_unix_nano);
+    let plain = session_upsert(&base, ids::session_id(SESSION), start, end);
+    for key in REQUEST_ONLY {
+        for value in [Value::from("x"), Value::from(7_i64), Value::from(r#"{"a": 1}"#)] {
+            let with = base.clone().with_attribute(key, value);
+            assert_eq!(session_upsert(&with, ids::session_id(SESSION), start, end), plain, "{key} changed the session");
+        }
+    }
+}
+
+#[test]
+fn a_batch_maps_as_its_spans_one_by_one() {
+    // Spans of two sessions, interleaved; one session's attributes change mid-batch (a user
+    // appears, then another client version), requests of every kind, a bad span, the end.
+    let other = "0195f3a0-0000-7000-8000-000000000002";
+    let mut spans = Vec::new();
+    for i in 1..=12u8 {
+        let mut span = call(i, ["search", "fetch", "create"][usize::from(i) % 3])
+            .with_attribute(attr::MCP_CLIENT_NAME, "Cursor")
+            .with_resource(attr::SERVICE_NAME, "kb");
+        if i >= 4 {
+            span = span.with_attribute(attr::USER_ID, "ada");
+        }
+        if i >= 8 {
+            span = span.with_attribute(attr::MCP_CLIENT_VERSION, "2.0");
+        }
+        span = match i % 4 {
+            0 => span
+                .with_attribute(attr::GEN_AI_USAGE_INPUT_TOKENS, 100_i64)
+                .with_attribute(attr::GEN_AI_REQUEST_MODEL, "m"),
+            1 => span.with_status(StatusCode::Error, "boom").with_attribute(attr::ERROR_TYPE, "tool_error"),
+            _ => span,
+        };
+        spans.push(span);
+        let mut theirs =
+            call(100 + i, "search").with_attribute(attr::USER_ID, "bob").with_resource(attr::SERVICE_NAME, "kb");
+        theirs.attributes.0.retain(|(k, _)| k != attr::SESSION_ID);
+        spans.push(theirs.with_attribute(attr::SESSION_ID, other));
+    }
+    spans.push(
+        call(50, "search").with_attribute(attr::MCP_CLIENT_NAME, "Cursor").with_resource(attr::SERVICE_NAME, "kb"),
+    );
+    spans.last_mut().unwrap().end_time_unix_nano = T0; // ends before it starts
+    spans.push(session_end("client_disconnect", 60).with_resource(attr::SERVICE_NAME, "kb"));
+    let expected = mapped_one_by_one(&spans);
+    assert_eq!(map_spans(&spans), expected);
+    spans.reverse();
+    assert_eq!(map_spans(&spans), mapped_one_by_one(&spans), "in any order");
+    assert_eq!(expected.requests.len(), 24);
+    assert_eq!(expected.sessions.len(), 2);
+}

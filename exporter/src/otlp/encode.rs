@@ -14,9 +14,9 @@ pub(crate) fn request_from_spans(spans: &[Span]) -> ExportTraceServiceRequest {
     let mut resource_spans: Vec<(Attributes, ResourceSpans)> = Vec::new();
     for span in spans {
         match resource_spans.last_mut() {
-            Some((resource, group)) if *resource == span.resource => group.scope_spans[0].spans.push(proto_span(span)),
+            Some((resource, group)) if *resource == *span.resource => group.scope_spans[0].spans.push(proto_span(span)),
             _ => resource_spans.push((
-                span.resource.clone(),
+                (*span.resource).clone(),
                 ResourceSpans {
                     resource: Some(Resource { attributes: key_values(&span.resource), ..Default::default() }),
                     scope_spans: vec![ScopeSpans { spans: vec![proto_span(span)], ..Default::default() }],

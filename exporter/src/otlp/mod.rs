@@ -44,7 +44,9 @@ pub fn spans_from_request(request: ExportTraceServiceRequest) -> (Vec<Span>, Vec
     let mut spans = Vec::new();
     let mut invalid = Vec::new();
     for resource_spans in request.resource_spans {
-        let resource = resource_spans.resource.map(|r| attributes(r.attributes)).unwrap_or_default();
+        // One resource per group, shared by its spans.
+        let resource =
+            std::sync::Arc::new(resource_spans.resource.map(|r| attributes(r.attributes)).unwrap_or_default());
         for scope_spans in resource_spans.scope_spans {
             for proto in scope_spans.spans {
                 match convert(proto, &resource) {
@@ -57,7 +59,10 @@ pub fn spans_from_request(request: ExportTraceServiceRequest) -> (Vec<Span>, Vec
     (spans, invalid)
 }
 
-fn convert(proto: opentelemetry_proto::tonic::trace::v1::Span, resource: &Attributes) -> Result<Span, Undecodable> {
+fn convert(
+    proto: opentelemetry_proto::tonic::trace::v1::Span,
+    resource: &std::sync::Arc<Attributes>,
+) -> Result<Span, Undecodable> {
     let ids = (<[u8; 16]>::try_from(proto.trace_id.as_slice()), <[u8; 8]>::try_from(proto.span_id.as_slice()));
     let (Ok(trace_id), Ok(span_id)) = ids else {
         let mut trace_id = [0u8; 16];
