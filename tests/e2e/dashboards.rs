@@ -352,3 +352,29 @@ async fn every_panel_query_runs_read_only_and_adds_up() {
         assert!(message.contains("permission denied"), "{write}: {message}");
     }
 }
+
+/// Every dashboard against the `Dashboard` type Grafana publishes (`@grafana/schema` on npm),
+/// type-checked by TypeScript (`dashboards/schema-check`): unknown or missing properties and
+/// wrong types fail. Needs Node.js and npm; outside CI their absence skips the test, loudly.
+#[test]
+fn dashboards_match_grafanas_published_schema() {
+    let check = root().join("dashboards/schema-check");
+    let has = |tool: &str| std::process::Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !has("node") || !has("npm") {
+        assert!(std::env::var_os("CI").is_none(), "Node.js and npm are needed to check the dashboards' schema");
+        eprintln!("SKIPPED: no node/npm to check the dashboards against @grafana/schema");
+        return;
+    }
+    if !check.join("node_modules/@grafana/schema").exists() {
+        let installed = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&check)
+            .status()
+            .expect("npm ci");
+        assert!(installed.success(), "npm ci in {} failed", check.display());
+    }
+    let output = std::process::Command::new("node").arg("check.mjs").current_dir(&check).output().expect("node");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the dashboards do not match @grafana/schema:\n{text}");
+    assert!(text.contains("4 dashboards match"), "{text}");
+}
