@@ -2,7 +2,7 @@
 //! each scrape (Linux; elsewhere none are shown).
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
@@ -70,13 +70,8 @@ impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let reading = Reading::now();
         if let Some(seconds) = reading.cpu_seconds {
-            let metric = ConstCounter::new(seconds);
-            metric.encode(encoder.encode_descriptor(
-                "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds",
-                None,
-                metric.metric_type(),
-            )?)?;
+            let help = "Total user and system CPU time spent in seconds";
+            encode_one(&mut encoder, "process_cpu_seconds", help, ConstCounter::new(seconds))?;
         }
         let gauges = [
             ("process_resident_memory_bytes", "Resident memory size in bytes", reading.resident_bytes),
@@ -86,21 +81,25 @@ impl Collector for ProcessCollector {
         ];
         for (name, help, value) in gauges {
             if let Some(value) = value {
-                let metric = ConstGauge::new(value);
-                metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)?;
+                encode_one(&mut encoder, name, help, ConstGauge::new(value))?;
             }
         }
         if let Some(start) = reading.start_time_seconds {
-            let metric = ConstGauge::new(start);
-            metric.encode(encoder.encode_descriptor(
-                "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds",
-                None,
-                metric.metric_type(),
-            )?)?;
+            let help = "Start time of the process since unix epoch in seconds";
+            encode_one(&mut encoder, "process_start_time_seconds", help, ConstGauge::new(start))?;
         }
         Ok(())
     }
+}
+
+/// One metric with its descriptor.
+fn encode_one(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 #[cfg(test)]
