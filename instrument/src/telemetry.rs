@@ -326,18 +326,23 @@ fn with_batch<E: SpanExporter + 'static>(
 /// The `tracing` layer that turns `tracing` spans into OpenTelemetry spans of `provider`, for
 /// applications that compose their own subscriber.
 ///
+/// rmcp's own spans and events (targets `rmcp…`) never reach it, whatever the subscriber's
+/// level: at debug level rmcp formats every message it handles, which would double the cost
+/// of a traced call, and the request spans of `Traced` already describe those messages.
+///
 /// ```no_run
 /// use tracing_subscriber::prelude::*;
 /// # let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
 /// tracing_subscriber::registry().with(archon_mcp_instrument::layer(&provider)).init();
 /// ```
-pub fn layer<S>(
-    provider: &SdkTracerProvider,
-) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+pub fn layer<S>(provider: &SdkTracerProvider) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
-    tracing_opentelemetry::layer().with_tracer(provider.tracer(SCOPE))
+    use tracing_subscriber::Layer as _;
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(SCOPE))
+        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| !metadata.target().starts_with("rmcp")))
 }
 
 /// Keeps telemetry running; on [`shutdown`](Self::shutdown) or drop it ends every open
@@ -448,5 +453,22 @@ mod tests {
         assert_eq!(http_traces_url("http://collector:4318"), "http://collector:4318/v1/traces");
         assert_eq!(http_traces_url("http://collector:4318/"), "http://collector:4318/v1/traces");
         assert_eq!(http_traces_url("https://c.example.com/otlp/v1/traces"), "https://c.example.com/otlp/v1/traces");
+    }
+
+    #[test]
+    fn rmcp_spans_never_reach_the_opentelemetry_layer() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+        let subscriber = tracing_subscriber::registry().with(layer(&provider));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug_span!(target: "rmcp::service", "serve_inner").in_scope(|| {
+                tracing::debug!(target: "rmcp::service", "received request");
+                tracing::info_span!("tool_work").in_scope(|| {});
+            });
+        });
+        let names: Vec<String> =
+            exporter.get_finished_spans().unwrap().into_iter().map(|s| s.name.into_owned()).collect();
+        assert_eq!(names, ["tool_work"], "the tool's span, not rmcp's");
     }
 }
