@@ -76,9 +76,6 @@ impl Shared {
         self.metrics.get_or_init(Metrics::new)
     }
 
-    /// The interned tool name and `tools/call {tool}` span name of a tool the server knows.
-    /// The set is bounded (the server's tools, at most [`MAX_INTERNED_TOOLS`]), so leaking the
-    /// strings costs a fixed amount once.
     /// Starts an analytics session of this configuration (see [`ActiveSession`]).
     pub(crate) fn start_session(
         &self,
@@ -98,7 +95,7 @@ impl Shared {
         })
     }
 
-    ///
+    /// The interned tool name and `tools/call {tool}` span name of a tool the server knows.
     /// Whether the server has the tool is asked of `has_tool` only for a name not interned yet:
     /// a known tool costs one map lookup per call, never a call into the wrapped server (its
     /// `get_tool` may build the whole `Tool`). Returns whether the tool is known, and its
@@ -118,13 +115,19 @@ impl Shared {
     }
 
     /// Interns the names of a tool the server has (from `tools/list`, or a call it answered).
+    /// The set is bounded (the server's tools, at most [`MAX_INTERNED_TOOLS`]) and each name is
+    /// leaked once, so it costs a fixed amount however often tools are listed.
     pub(crate) fn intern_tool(&self, tool: &str) -> Option<(&'static str, &'static str)> {
         let mut names = self.tool_names.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = names.get(tool) {
+            return Some(*known);
+        }
         if names.len() >= MAX_INTERNED_TOOLS {
             return None;
         }
         let interned: &'static str = Box::leak(tool.to_owned().into_boxed_str());
         let span: &'static str = Box::leak(format!("{} {tool}", crate::attributes::METHOD_TOOLS_CALL).into_boxed_str());
-        Some(*names.entry(tool.to_owned()).or_insert((interned, span)))
+        names.insert(tool.to_owned(), (interned, span));
+        Some((interned, span))
     }
 }

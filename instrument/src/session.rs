@@ -11,13 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry::global::BoxedSpan;
+use opentelemetry::global::{BoxedSpan, BoxedTracer};
+use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
 use opentelemetry::{Context, KeyValue, StringValue};
 use uuid::Uuid;
-
-use opentelemetry::global::BoxedTracer;
-use opentelemetry::metrics::Histogram;
 
 use crate::attributes::{self as attr, DisconnectReason};
 

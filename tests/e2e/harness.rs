@@ -134,26 +134,12 @@ pub struct ExporterProcess {
 
 impl ExporterProcess {
     pub async fn start(database_url: &str, grpc_port: u16) -> Self {
-        let child = tokio::process::Command::new(archon_mcp_otel::serve_process::exporter_binary())
-            .args(["serve", "--database-url", database_url, "--no-reaper"])
-            .args([
-                "--grpc-listen",
-                &format!("127.0.0.1:{grpc_port}"),
-                "--http-listen",
-                &format!("127.0.0.1:{}", free_port()),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start archon-mcp-exporter");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", grpc_port)).await.is_ok() {
-                return Self { child };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("archon-mcp-exporter did not listen on {grpc_port}");
+        let binary = archon_mcp_otel::serve_process::exporter_binary();
+        let (grpc, http) = (format!("127.0.0.1:{grpc_port}"), format!("127.0.0.1:{}", free_port()));
+        let args =
+            ["serve", "--database-url", database_url, "--no-reaper", "--grpc-listen", &grpc, "--http-listen", &http];
+        let child = start_listening(binary.to_str().unwrap(), &args, &[], grpc.parse().unwrap()).await;
+        Self { child }
     }
 
     /// SIGKILL.
@@ -340,9 +326,9 @@ pub async fn start_listening(
     let mut child = tokio::process::Command::new(binary)
         .args(args)
         .envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()

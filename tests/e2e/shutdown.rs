@@ -1,7 +1,6 @@
 //! `tool_server` stopped with SIGINT while streamable-HTTP clients hold connections: it exits
 //! within 2 s, and their sessions are stored as ended by `server_shutdown` at the signal.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
@@ -14,29 +13,15 @@ async fn tool_server_stops_on_sigint_with_clients_connected_and_ends_their_sessi
     let db = Database::start().await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let secret = std::str::from_utf8(JWT_SECRET).unwrap();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_tool_server"))
-        .args(["--transport", "http", "--listen", &addr.to_string(), "--database-url", &db.url, "--jwt-secret", secret])
-        .stdin(Stdio::null())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        // Its warnings and errors in the output of a failing test.
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
     // It migrates first; on a busy 2-core machine a debug build takes its time.
-    let mut up = false;
-    for _ in 0..1200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            up = true;
-            break;
-        }
-        if let Some(status) = server.try_wait().unwrap() {
-            panic!("tool_server exited before listening: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "tool_server did not listen on {addr} within 60 s");
+    let listen = addr.to_string();
+    let mut server = start_listening(
+        env!("CARGO_BIN_EXE_tool_server"),
+        &["--transport", "http", "--listen", &listen, "--database-url", &db.url, "--jwt-secret", secret],
+        &[],
+        addr,
+    )
+    .await;
 
     // Two clients connected (each with its event stream open), one call each.
     let ada = connect(addr, "claude-code", "ada", "Research").await;

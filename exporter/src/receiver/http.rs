@@ -233,18 +233,19 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
             };
             (StatusCode::OK, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
         }
-        Outcome::NotCommitted(e) => {
-            let mut response = error(encoding, retry::http_status(&e), 14, e.to_string());
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
-            response
-        }
+        Outcome::NotCommitted(e) => retry_later(encoding, retry::http_status(&e), 14, e.to_string()),
     }
 }
 
 /// 429 with `Retry-After`: the collector retries, as for 503.
 fn over_budget(ingest: &Ingest, encoding: Encoding) -> Response {
     ingest.metrics().exports.add("over_budget", 1);
-    let mut response = error(encoding, StatusCode::TOO_MANY_REQUESTS, 8, BodyError::OverBudget.to_string());
+    retry_later(encoding, StatusCode::TOO_MANY_REQUESTS, 8, BodyError::OverBudget.to_string())
+}
+
+/// An error response that tells the sender to try again after [`RETRY_AFTER`].
+fn retry_later(encoding: Encoding, status: StatusCode, grpc_code: i32, message: String) -> Response {
+    let mut response = error(encoding, status, grpc_code, message);
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
     response
 }
