@@ -80,5 +80,5 @@ fn main() {
     common::figure("decode into the span model, one core", to_model, "spans/s", None);
     common::figure("map_spans alone, one core", map_only, "spans/s", None);
     common::figure("OTLP protobuf decode + mapping, one core", mapped, "spans/s", Some("≥ 500,000"));
-    common::figure("decode + mapping / prost decode only", mapped / prost_only, "×", Some("≥ 1.5"));
+    common::figure("decode + map / prost decode only", mapped / prost_only, "×", Some("≥ 1.5"));
 }

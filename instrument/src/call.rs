@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures::FutureExt as _;
-use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::trace::{FutureExt as _, SpanBuilder, SpanKind, Status, TraceContextExt as _};
+use opentelemetry::{Context, KeyValue, StringValue};
 use rmcp::ErrorData as McpError;
-use rmcp::model::{CallToolResult, JsonObject};
+use rmcp::model::{CallToolResult, JsonObject, NumberOrString, RequestId};
 use rmcp::service::{RequestContext, RoleServer};
 use tokio_util::sync::CancellationToken;
 
@@ -103,6 +103,22 @@ fn budget_refusal(
     }
 }
 
+/// A request id as text, shared by the span attribute and the connection's calls in flight: a
+/// string id as rmcp holds it, a number formatted without a temporary `String`.
+fn request_id(id: &RequestId) -> Arc<str> {
+    match id {
+        NumberOrString::String(id) => id.clone(),
+        NumberOrString::Number(n) => {
+            use std::io::Write as _;
+            let mut digits = [0u8; 20];
+            let mut rest = &mut digits[..];
+            let _ = write!(rest, "{n}");
+            let len = 20 - rest.len();
+            Arc::from(std::str::from_utf8(&digits[..len]).unwrap_or_default())
+        }
+    }
+}
+
 /// The JSON-RPC code of a call refused for its budget (an implementation-defined server error).
 const BUDGET_EXCEEDED_CODE: i32 = -32050;
 
@@ -119,7 +135,7 @@ pub(crate) struct Call {
     shared: Arc<Shared>,
     connection: Arc<Connection>,
     /// The JSON-RPC id, and what cancels the request while it runs.
-    id: String,
+    id: Arc<str>,
     in_flight: Arc<InFlight>,
     /// A stateless HTTP request: rmcp cancels it when its client disconnects.
     stateless: bool,
@@ -152,14 +168,14 @@ impl Call {
     ) -> Self {
         let is_tool_call = method == attr::METHOD_TOOLS_CALL;
         let origin = Origin::read(ctx, shared);
-        let id = ctx.id.to_string();
+        let id = request_id(&ctx.id);
         let in_flight = connection.call_started(&id);
         // The span starts when the transport delivered the request (docs/sessions.md: request received
         // → response handed to the transport), else now.
         let arrival = ctx.extensions.get::<Arrival>().copied().unwrap_or_else(Arrival::now);
         let mut attributes = Vec::with_capacity(20);
         attributes.push(KeyValue::new(attr::MCP_METHOD_NAME, method.clone()));
-        attributes.push(KeyValue::new(attr::JSONRPC_REQUEST_ID, id.clone()));
+        attributes.push(KeyValue::new(attr::JSONRPC_REQUEST_ID, StringValue::from(id.clone())));
         attributes.push(KeyValue::new(
             attr::NETWORK_TRANSPORT,
             if origin.parts.is_some() { attr::TRANSPORT_TCP } else { attr::TRANSPORT_PIPE },
@@ -199,7 +215,7 @@ impl Call {
         let refusal = if foreign && shared.settings.refuse_foreign_principals {
             Some((McpError::invalid_request(FOREIGN_PRINCIPAL, None), None))
         } else if let (true, Some(gate), Some((tool, _))) = (is_tool_call, &shared.settings.budgets, &tool) {
-            budget_refusal(gate, if foreign { None } else { origin.user.as_ref() }, tool, shared)
+            budget_refusal(gate, if foreign { None } else { origin.user.as_deref() }, tool, shared)
         } else {
             None
         };
@@ -210,17 +226,12 @@ impl Call {
         attributes.extend(identity.iter().cloned());
 
         let parent = parent_context(&ctx.extensions, &ctx.meta.0);
-        let tracer = shared.tracer();
-        let span = tracer.build_with_context(
-            tracer
-                .span_builder(name)
-                .with_kind(SpanKind::Server)
-                .with_start_time(arrival.at)
-                .with_attributes(attributes),
+        let cx = shared.tracer().start(
+            SpanBuilder::from_name(name).with_kind(SpanKind::Server).with_start_time(arrival.at).with_attributes(attributes),
             &parent,
         );
         Self {
-            cx: parent.with_span(span),
+            cx,
             shared: shared.clone(),
             connection,
             id,
@@ -333,14 +344,16 @@ impl Call {
             None => (SystemTime::now(), self.started.elapsed()),
         };
         let elapsed = elapsed.as_secs_f64();
-        let mut labels = vec![KeyValue::new(attr::MCP_METHOD_NAME, self.method.clone())];
-        if let Some((tool, _)) = &self.tool {
-            labels.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
+        // On the stack: the labels are read, not kept, by the histogram.
+        let mut labels: [KeyValue; 3] = std::array::from_fn(|_| KeyValue::new("", ""));
+        labels[0] = KeyValue::new(attr::MCP_METHOD_NAME, self.method.clone());
+        let mut len = 1;
+        let tool = self.tool.as_ref().map(|(tool, _)| KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
+        for label in [tool, error_type.map(|e| KeyValue::new(attr::ERROR_TYPE, e))].into_iter().flatten() {
+            labels[len] = label;
+            len += 1;
         }
-        if let Some(error_type) = error_type {
-            labels.push(KeyValue::new(attr::ERROR_TYPE, error_type));
-        }
-        self.shared.metrics().operation_duration.record(elapsed, &labels);
+        self.shared.metrics().operation_duration.record(elapsed, &labels[..len]);
         span.end_with_timestamp(ended);
     }
 

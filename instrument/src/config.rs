@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::global::BoxedTracer;
 
 use crate::capture::CapturePolicy;
 use crate::runtime::{Settings, Shared};
 use crate::session::StatelessSessions;
+use crate::tracer::SpanTracer;
 use crate::usage::TokenEstimation;
 use crate::user::{EnvUser, ExtensionUser, UserResolver, UserResolverExt};
 
@@ -69,7 +69,7 @@ pub struct TracedConfigBuilder {
     capture: CapturePolicy,
     stateless_idle: Duration,
     stateless_capacity: usize,
-    tracer: Option<BoxedTracer>,
+    tracer: Option<SpanTracer>,
 }
 
 impl Default for TracedConfigBuilder {
@@ -155,10 +155,12 @@ impl TracedConfigBuilder {
         self
     }
 
-    /// The tracer to use; by default the global tracer provider's, looked up at the first
+    /// The tracer to use: an [`SdkTracer`](opentelemetry_sdk::trace::SdkTracer) (fastest) or a
+    /// [`BoxedTracer`](opentelemetry::global::BoxedTracer). By default the provider
+    /// [`Telemetry`](crate::Telemetry) installed, else the global one, looked up at the first
     /// request (so installing telemetry after building the config works).
-    pub fn tracer(mut self, tracer: BoxedTracer) -> Self {
-        self.tracer = Some(tracer);
+    pub fn tracer(mut self, tracer: impl Into<SpanTracer>) -> Self {
+        self.tracer = Some(tracer.into());
         self
     }
 

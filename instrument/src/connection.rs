@@ -40,7 +40,7 @@ pub(crate) struct Connection {
     /// The analytics session, once a tool call has created it.
     pub(crate) session: Mutex<Option<Arc<ActiveSession>>>,
     identity: Mutex<Option<Identity>>,
-    calls: Mutex<HashMap<String, Arc<InFlight>>>,
+    calls: Mutex<HashMap<Arc<str>, Arc<InFlight>>>,
     /// The reason for the coming end of the transport, when something announced it (`DELETE`).
     announced: Mutex<Option<DisconnectReason>>,
     unexplained: UnexplainedEnd,
@@ -142,9 +142,9 @@ impl Connection {
     }
 
     /// Registers a request about to be handled.
-    pub(crate) fn call_started(&self, id: &str) -> Arc<InFlight> {
+    pub(crate) fn call_started(&self, id: &Arc<str>) -> Arc<InFlight> {
         let call = Arc::new(InFlight::default());
-        lock(&self.calls).insert(id.to_owned(), call.clone());
+        lock(&self.calls).insert(id.clone(), call.clone());
         call
     }
 
@@ -187,7 +187,7 @@ impl Connection {
     pub(crate) fn identity(
         &self,
         client: Option<(&str, &str)>,
-        user: &Option<UserInfo>,
+        user: &Option<Arc<UserInfo>>,
         protocol: Option<&str>,
         hash_emails: bool,
     ) -> Arc<[KeyValue]> {
@@ -228,14 +228,13 @@ impl Connections {
 #[derive(Debug)]
 struct Identity {
     client: Option<(String, String)>,
-    user: Option<UserInfo>,
+    user: Option<Arc<UserInfo>>,
     protocol: Option<String>,
     attributes: Arc<[KeyValue]>,
 }
 
 impl Identity {
-    fn new(client: Option<(&str, &str)>, user: &Option<UserInfo>, protocol: Option<&str>, hash_emails: bool) -> Self {
-        let text = |s: &str| StringValue::from(Arc::<str>::from(s));
+    fn new(client: Option<(&str, &str)>, user: &Option<Arc<UserInfo>>, protocol: Option<&str>, hash_emails: bool) -> Self {
         let mut attributes = Vec::with_capacity(8);
         if let Some((name, version)) = client {
             attributes.push(KeyValue::new(attr::MCP_CLIENT_NAME, text(name)));
@@ -256,13 +255,18 @@ impl Identity {
     }
 }
 
+/// A text attribute value shared by reference count: cloning it for each span allocates nothing.
+fn text(s: &str) -> StringValue {
+    StringValue::from(Arc::<str>::from(s))
+}
+
 fn push_user(attributes: &mut Vec<KeyValue>, user: &UserInfo, hash_emails: bool) {
-    attributes.push(KeyValue::new(attr::USER_ID, user.id.clone()));
+    attributes.push(KeyValue::new(attr::USER_ID, text(&user.id)));
     if let Some(email) = &user.email {
         if hash_emails {
-            attributes.push(KeyValue::new(attr::USER_HASH, hash_email(email)));
+            attributes.push(KeyValue::new(attr::USER_HASH, text(&hash_email(email))));
         } else {
-            attributes.push(KeyValue::new(attr::USER_EMAIL, email.clone()));
+            attributes.push(KeyValue::new(attr::USER_EMAIL, text(email)));
         }
     }
     for (key, value) in [
@@ -271,7 +275,7 @@ fn push_user(attributes: &mut Vec<KeyValue>, user: &UserInfo, hash_emails: bool)
         (attr::ARCHON_USER_DEPARTMENT, &user.department),
     ] {
         if let Some(value) = value {
-            attributes.push(KeyValue::new(key, value.clone()));
+            attributes.push(KeyValue::new(key, text(value)));
         }
     }
 }

@@ -83,6 +83,8 @@ mod telemetry;
 #[cfg(feature = "full")]
 mod traced;
 #[cfg(feature = "full")]
+mod tracer;
+#[cfg(feature = "full")]
 mod transport;
 #[cfg(feature = "full")]
 pub mod usage;
@@ -99,5 +101,7 @@ pub use session_manager::TracedSessionManager;
 pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, layer, otlp_retry_policy};
 #[cfg(feature = "full")]
 pub use traced::{Traced, TracedExt};
+#[cfg(feature = "full")]
+pub use tracer::SpanTracer;
 #[cfg(feature = "full")]
 pub use transport::ObservedTransport;

@@ -19,7 +19,7 @@ pub(crate) struct Origin<'a> {
     pub(crate) ctx: &'a RequestContext<RoleServer>,
     /// The HTTP request, on streamable HTTP.
     pub(crate) parts: Option<&'a http::request::Parts>,
-    pub(crate) user: Option<UserInfo>,
+    pub(crate) user: Option<Arc<UserInfo>>,
     /// Whether the request carries its client and protocol in `_meta`.
     inline: bool,
     inline_client: Option<Implementation>,
@@ -92,7 +92,7 @@ impl<'a> Origin<'a> {
     }
 }
 
-fn resolve_user(shared: &Shared, extensions: &Extensions) -> Option<UserInfo> {
+fn resolve_user(shared: &Shared, extensions: &Extensions) -> Option<Arc<UserInfo>> {
     match shared.settings.user_resolver.resolve(extensions) {
         Resolution::User(user) => Some(user),
         Resolution::Absent => None,

@@ -6,13 +6,10 @@
 use std::sync::{Arc, OnceLock};
 
 use opentelemetry::KeyValue;
-use opentelemetry::global::{self, BoxedTracer};
-use opentelemetry::trace::TracerProvider as _;
-
-use crate::SCOPE;
 use crate::capture::CapturePolicy;
 use crate::metrics::Metrics;
 use crate::session::{ActiveSession, Owner, SessionStart, StatelessSessions};
+use crate::tracer::SpanTracer;
 use crate::usage::TokenEstimation;
 use crate::user::UserResolver;
 
@@ -31,7 +28,7 @@ pub(crate) struct Settings {
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
     pub(crate) stateless: StatelessSessions,
-    tracer: OnceLock<BoxedTracer>,
+    tracer: OnceLock<SpanTracer>,
     metrics: OnceLock<Metrics>,
     /// Marks the sessions this configuration started.
     pub(crate) owner: Owner,
@@ -52,7 +49,7 @@ impl std::fmt::Debug for Shared {
 
 impl Shared {
     /// The run-time state of a configuration; `tracer` overrides the global provider's.
-    pub(crate) fn new(settings: Settings, stateless: StatelessSessions, tracer: Option<BoxedTracer>) -> Self {
+    pub(crate) fn new(settings: Settings, stateless: StatelessSessions, tracer: Option<SpanTracer>) -> Self {
         let lazy_tracer = OnceLock::new();
         if let Some(given) = tracer {
             let _ = lazy_tracer.set(given);
@@ -68,8 +65,8 @@ impl Shared {
         }
     }
 
-    pub(crate) fn tracer(&self) -> &BoxedTracer {
-        self.tracer.get_or_init(|| global::tracer_provider().tracer(SCOPE))
+    pub(crate) fn tracer(&self) -> &SpanTracer {
+        self.tracer.get_or_init(SpanTracer::global)
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {

@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry::global::{BoxedSpan, BoxedTracer};
 use opentelemetry::metrics::Histogram;
-use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
+use opentelemetry::trace::{SpanBuilder, SpanKind, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue, StringValue};
 use uuid::Uuid;
 
 use crate::attributes::{self as attr, DisconnectReason};
+use crate::tracer::SpanTracer;
 
 /// One open analytics session.
 pub(crate) struct ActiveSession {
@@ -25,7 +25,8 @@ pub(crate) struct ActiveSession {
     pub(crate) id: StringValue,
     /// Whose session it is: the principal of the request that created it (none: anonymous).
     pub(crate) principal: Option<String>,
-    span: Mutex<Option<BoxedSpan>>,
+    /// The `mcp.session` span (in a context of its own) until the session ends.
+    span: Mutex<Option<Context>>,
     started: SystemTime,
     /// The idle window of a session of stateless requests: there is no connection whose end
     /// could be seen, so it always ends at its last activity.
@@ -42,7 +43,7 @@ pub(crate) struct Owner(Arc<()>);
 
 /// What starting a session needs from its configuration.
 pub(crate) struct SessionStart<'a> {
-    pub(crate) tracer: &'a BoxedTracer,
+    pub(crate) tracer: &'a SpanTracer,
     pub(crate) owner: Owner,
     /// Records the session's duration when it ends.
     pub(crate) duration: Histogram<f64>,
@@ -75,9 +76,8 @@ impl ActiveSession {
         let id: StringValue = id.unwrap_or_else(|| Uuid::now_v7().to_string()).into();
         let now = SystemTime::now();
         attributes.push(KeyValue::new(attr::SESSION_ID, id.clone()));
-        let span = tracer.build_with_context(
-            tracer
-                .span_builder(attr::SESSION_SPAN_NAME)
+        let span = tracer.start(
+            SpanBuilder::from_name(attr::SESSION_SPAN_NAME)
                 .with_kind(SpanKind::Internal)
                 .with_start_time(now)
                 .with_attributes(attributes),
@@ -101,8 +101,8 @@ impl ActiveSession {
     /// Records the tool catalog the session's client received (see
     /// [`ARCHON_SESSION_CATALOG_TOKENS`](attr::ARCHON_SESSION_CATALOG_TOKENS)).
     pub(crate) fn set_catalog_tokens(&self, tokens: u64) {
-        if let Some(span) = lock(&self.span).as_mut() {
-            span.set_attribute(KeyValue::new(attr::ARCHON_SESSION_CATALOG_TOKENS, tokens as i64));
+        if let Some(cx) = lock(&self.span).as_ref() {
+            cx.span().set_attribute(KeyValue::new(attr::ARCHON_SESSION_CATALOG_TOKENS, tokens as i64));
         }
     }
 
@@ -129,7 +129,8 @@ impl ActiveSession {
     /// of a stateless session, is at its last activity: the wait for an idle window to pass is
     /// not part of the session.
     pub(crate) fn end_at(&self, reason: DisconnectReason, at: Option<SystemTime>) {
-        let Some(mut span) = lock(&self.span).take() else { return };
+        let Some(cx) = lock(&self.span).take() else { return };
+        let span = cx.span();
         lock(&OPEN).remove(&(self as *const Self as usize));
         let last_activity = self.last_activity();
         let at = match (&reason, at) {

@@ -200,6 +200,7 @@ impl TelemetryBuilder {
         }
         let provider = builder.build();
         global::set_tracer_provider(provider.clone());
+        crate::tracer::installed(&provider);
         if let Some(meters) = &self.meter_provider {
             global::set_meter_provider(meters.clone());
         }

@@ -11,6 +11,7 @@
 //! # let _ = resolver;
 //! ```
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
@@ -71,10 +72,18 @@ impl UserInfo {
 pub struct UserContext(pub UserInfo);
 
 /// What a resolver found.
+///
+/// ```
+/// use archon_mcp_instrument::user::{Resolution, UserInfo};
+///
+/// let found = Resolution::User(UserInfo::new("u-42").into());
+/// # drop(found);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    /// A user.
-    User(UserInfo),
+    /// A user; shared, so a resolver that keeps one (a fixed user, a cache) hands it out
+    /// without copying it on every request.
+    User(Arc<UserInfo>),
     /// No credential this resolver understands; the next resolver may try.
     Absent,
     /// A credential that failed verification: the user stays unknown, for the reason given.
@@ -223,13 +232,13 @@ impl JwtUser {
                 .or_else(|| claims.get("user_metadata").and_then(|m| m.get(key)).and_then(text))
                 .or_else(|| claims.get("app_metadata").and_then(|m| m.get(key)).and_then(text))
         };
-        Resolution::User(UserInfo {
+        Resolution::User(Arc::new(UserInfo {
             id,
             email: claims.get("email").and_then(text),
             full_name: claims.get("name").and_then(text).or_else(|| nested("full_name")),
             name: claims.get("preferred_username").and_then(text),
             department: nested(&self.department_claim),
-        })
+        }))
     }
 }
 
@@ -299,13 +308,13 @@ impl UserResolver for TrustedHeaders {
         let get =
             |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned);
         match get(&self.id) {
-            Some(id) => Resolution::User(UserInfo {
+            Some(id) => Resolution::User(Arc::new(UserInfo {
                 id,
                 email: get(&self.email),
                 full_name: None,
                 name: get(&self.name),
                 department: get(&self.department),
-            }),
+            })),
             None => Resolution::Absent,
         }
     }
@@ -319,7 +328,7 @@ impl UserResolver for ExtensionUser {
     fn resolve(&self, extensions: &Extensions) -> Resolution {
         let from_http = extensions.get::<http::request::Parts>().and_then(|p| p.extensions.get::<UserContext>());
         match from_http.or_else(|| extensions.get::<UserContext>()) {
-            Some(UserContext(user)) => Resolution::User(user.clone()),
+            Some(UserContext(user)) => Resolution::User(Arc::new(user.clone())),
             None => Resolution::Absent,
         }
     }
@@ -329,24 +338,26 @@ impl UserResolver for ExtensionUser {
 /// `ARCHON_USER_NAME` and `ARCHON_USER_DEPARTMENT` — the stdio case, where the process belongs
 /// to the person who started it.
 #[derive(Debug, Clone, Default)]
-pub struct EnvUser(Option<UserInfo>);
+pub struct EnvUser(Option<Arc<UserInfo>>);
 
 impl EnvUser {
     /// Reads the variables once.
     pub fn from_env() -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Self(var("ARCHON_USER_ID").map(|id| UserInfo {
-            id,
-            email: var("ARCHON_USER_EMAIL"),
-            full_name: var("ARCHON_USER_NAME"),
-            name: None,
-            department: var("ARCHON_USER_DEPARTMENT"),
+        Self(var("ARCHON_USER_ID").map(|id| {
+            Arc::new(UserInfo {
+                id,
+                email: var("ARCHON_USER_EMAIL"),
+                full_name: var("ARCHON_USER_NAME"),
+                name: None,
+                department: var("ARCHON_USER_DEPARTMENT"),
+            })
         }))
     }
 
     /// A fixed user.
     pub fn fixed(user: UserInfo) -> Self {
-        Self(Some(user))
+        Self(Some(Arc::new(user)))
     }
 }
 
@@ -515,7 +526,7 @@ mod tests {
         // An invalid token stops the chain: no fallback to a weaker source.
         let chain = JwtUser::hs256(b"k").or(EnvUser::fixed(UserInfo::new("fallback")));
         assert_eq!(chain.resolve(&basic), Resolution::Invalid("not_bearer"));
-        assert_eq!(chain.resolve(&Extensions::new()), Resolution::User(UserInfo::new("fallback")));
+        assert_eq!(chain.resolve(&Extensions::new()), Resolution::User(UserInfo::new("fallback").into()));
     }
 
     #[test]
@@ -530,7 +541,7 @@ mod tests {
         let (parts, ()) = request.into_parts();
         let mut ext = Extensions::new();
         ext.insert(parts);
-        assert_eq!(ExtensionUser.resolve(&ext), Resolution::User(UserInfo::new("from-auth-layer")));
+        assert_eq!(ExtensionUser.resolve(&ext), Resolution::User(UserInfo::new("from-auth-layer").into()));
     }
 
     /// Random and mutated tokens and headers: never a panic, never a user from a bad token.

@@ -9,7 +9,6 @@ use archon_mcp_exporter::{ServeConfig, Server};
 use archon_mcp_instrument::user::JwtUser;
 use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
-use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
@@ -215,7 +214,7 @@ impl McpServer {
             .build();
         let config = tune(
             TracedConfig::builder()
-                .tracer(BoxedTracer::new(Box::new(provider.tracer("e2e"))))
+                .tracer(provider.tracer("e2e"))
                 .user_resolver(JwtUser::hs256(JWT_SECRET)),
         )
         .build();

@@ -5,7 +5,6 @@ use archon_mcp_exporter::ReceiverTls;
 use archon_mcp_exporter::testing::TestCertificates;
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
-use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::TracerProvider as _;
 use rmcp::ServiceExt as _;
 use rmcp::model::ClientConfig;
@@ -27,7 +26,7 @@ async fn spans_reach_an_https_collector_trusted_through_a_ca_file() {
         .otlp_ca_file(&certs.ca)
         .build_provider()
         .expect("an https endpoint with a CA file");
-    let config = TracedConfig::builder().tracer(BoxedTracer::new(Box::new(telemetry.provider().tracer("tls")))).build();
+    let config = TracedConfig::builder().tracer(telemetry.provider().tracer("tls")).build();
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         let server = KnowledgeServer::new().traced(config).serve(server_io).await.unwrap();

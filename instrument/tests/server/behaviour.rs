@@ -7,7 +7,6 @@ use archon_mcp_instrument::attributes as attr;
 use archon_mcp_instrument::capture::CapturePolicy;
 use archon_mcp_instrument::usage::TokenEstimation;
 use archon_mcp_instrument::{TracedConfig, TracedExt};
-use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
@@ -155,7 +154,7 @@ impl SpanExporter for StuckExporter {
 #[tokio::test]
 async fn a_stuck_exporter_never_slows_the_server() {
     let provider = SdkTracerProvider::builder().with_batch_exporter(StuckExporter).build();
-    let config = TracedConfig::builder().tracer(BoxedTracer::new(Box::new(provider.tracer("stuck")))).build();
+    let config = TracedConfig::builder().tracer(provider.tracer("stuck")).build();
     let client = connect(config).await;
     let calls = async {
         for i in 0..200 {

@@ -8,7 +8,6 @@ use archon_mcp_instrument::usage::{self, Usage};
 use std::net::SocketAddr;
 
 use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder, TracedExt, TracedSessionManager};
-use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter};
@@ -121,7 +120,7 @@ impl Capture {
     }
 
     pub fn config(&self, builder: TracedConfigBuilder) -> TracedConfig {
-        builder.tracer(BoxedTracer::new(Box::new(self.provider.tracer("test")))).build()
+        builder.tracer(self.provider.tracer("test")).build()
     }
 
     pub fn spans(&self) -> Vec<SpanData> {

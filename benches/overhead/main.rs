@@ -1,0 +1,172 @@
+//! Instrumentation overhead: the same `tools/call` driven by a real rmcp client over an
+//! in-process duplex transport, against the bare server, against `Traced`, and against the
+//! anchor a user would write by hand (a `tracing` span per call through tracing-opentelemetry,
+//! [`naive`]). All run in one process through one pipeline: the OpenTelemetry SDK batch
+//! processor with an exporter that drops, and `archon_mcp_instrument::layer` (which keeps
+//! rmcp's own spans and events out). The user is set, so spans carry every attribute a real
+//! deployment's do. Prints medians, p99s, allocations per call and the ratios.
+//!
+//! ```text
+//! cargo bench --bench overhead
+//! ```
+
+#[path = "../common/mod.rs"]
+mod common;
+mod allocations;
+mod naive;
+
+use std::time::Instant;
+
+use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, Exceeded};
+use archon_mcp_instrument::user::{EnvUser, UserInfo};
+use archon_mcp_instrument::{TracedConfig, TracedExt};
+use archon_mcp_otel::knowledge::KnowledgeServer;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+use rmcp::ServiceExt as _;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+#[global_allocator]
+static ALLOCATOR: allocations::Counting = allocations::Counting;
+
+#[derive(Debug)]
+struct Drop;
+
+impl SpanExporter for Drop {
+    async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+type Client = rmcp::service::RunningService<rmcp::RoleClient, ClientConfig>;
+
+async fn connect<S: rmcp::ServerHandler>(server: S) -> Client {
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        let running = server.serve(server_io).await.expect("server");
+        let _ = running.waiting().await;
+    });
+    ClientConfig::default().serve(client_io).await.expect("client")
+}
+
+/// One variant's samples: latency per call (µs) and allocations per call, per round.
+#[derive(Default)]
+struct Samples {
+    micros: Vec<f64>,
+    allocations: Vec<f64>,
+}
+
+impl Samples {
+    async fn take(&mut self, client: &Client, n: usize) {
+        let request = CallToolRequestParams::new("list_tasks");
+        let before = allocations::count();
+        for _ in 0..n {
+            let started = Instant::now();
+            client.call_tool(request.clone()).await.expect("call");
+            self.micros.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+        self.allocations.push((allocations::count() - before) as f64 / n as f64);
+    }
+
+    fn sorted(mut self) -> Self {
+        self.micros.sort_by(f64::total_cmp);
+        self.allocations.sort_by(f64::total_cmp);
+        self
+    }
+
+    fn median(&self) -> f64 {
+        common::quantile(&self.micros, 0.5)
+    }
+
+    fn p99(&self) -> f64 {
+        common::quantile(&self.micros, 0.99)
+    }
+
+    fn allocations(&self) -> f64 {
+        common::quantile(&self.allocations, 0.5)
+    }
+}
+
+fn main() {
+    let quick = common::quick();
+    let (rounds, per_round) = if quick { (2, 200) } else { (20, 2_500) };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(
+            BatchSpanProcessor::builder(Drop)
+                .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(65_536).build())
+                .build(),
+        )
+        .build();
+    tracing_subscriber::registry().with(archon_mcp_instrument::layer(&provider)).init();
+    let user = common::USERS[0];
+    let resolver = || {
+        EnvUser::fixed(
+            UserInfo::new(user.principal)
+                .with_email(user.email)
+                .with_full_name(user.name)
+                .with_department(user.department),
+        )
+    };
+    let config = TracedConfig::builder().tracer(provider.tracer("bench")).user_resolver(resolver()).build();
+    // The same, enforcing budgets: a fresh reading with 20 budgets over (none of them this caller's).
+    let gate = BudgetGate::new(std::time::Duration::from_secs(3600));
+    gate.update((0..20).map(|i| Exceeded::new(BudgetScope::Department(format!("dept-{i}")), 10.0, 11.0)).collect());
+    let enforcing =
+        TracedConfig::builder().tracer(provider.tracer("bench")).user_resolver(resolver()).enforce_budgets(gate).build();
+    let naive = naive::Naive { inner: KnowledgeServer::new(), session: uuid_like(), user };
+
+    let [bare, traced, hand, budgeted] = runtime.block_on(async {
+        let clients = [
+            connect(KnowledgeServer::new()).await,
+            connect(KnowledgeServer::new().traced(config)).await,
+            connect(naive).await,
+            connect(KnowledgeServer::new().traced(enforcing)).await,
+        ];
+        let mut samples: [Samples; 4] = Default::default();
+        // Warm up, then alternate rounds so drift hits all alike.
+        for client in &clients {
+            Samples::default().take(client, 200).await;
+        }
+        for _ in 0..rounds {
+            for (client, samples) in clients.iter().zip(&mut samples) {
+                samples.take(client, per_round).await;
+            }
+        }
+        samples.map(Samples::sorted)
+    });
+    println!(
+        "instrumentation overhead ({} calls each, current-thread runtime{})",
+        bare.micros.len(),
+        if quick { ", QUICK MODE" } else { "" }
+    );
+    common::figure("bare tools/call, median", bare.median(), "µs", None);
+    common::figure("bare tools/call, p99", bare.p99(), "µs", None);
+    common::figure("traced tools/call, median", traced.median(), "µs", None);
+    common::figure("traced tools/call, p99", traced.p99(), "µs", None);
+    common::figure("naive tracing-opentelemetry tools/call, median", hand.median(), "µs", None);
+    common::figure("added per call, median", traced.median() - bare.median(), "µs", Some("≤ 2 µs"));
+    common::figure("added per call, p99", traced.p99() - bare.p99(), "µs", Some("≤ 10 µs"));
+    common::figure("naive added per call, median", hand.median() - bare.median(), "µs", None);
+    common::figure("traced / bare, median", traced.median() / bare.median(), "×", None);
+    common::figure(
+        "added per call vs naive tracing-opentelemetry, median",
+        (traced.median() - bare.median()) / (hand.median() - bare.median()),
+        "×",
+        Some("≤ 0.25 ×"),
+    );
+    common::figure("allocations per call, bare", bare.allocations(), "", None);
+    common::figure("allocations added per call", traced.allocations() - bare.allocations(), "", Some("≤ 10"));
+    common::figure("allocations added per call, naive", hand.allocations() - bare.allocations(), "", None);
+    common::figure("traced + budget enforcement, median", budgeted.median(), "µs", None);
+    common::figure("budget check added, median", budgeted.median() - traced.median(), "µs", None);
+    std::mem::forget(provider);
+}
+
+/// A session id as the naive wrapper would keep one per connection.
+fn uuid_like() -> String {
+    "0193b2c4-7e1a-7c3e-9f4d-2a5b6c7d8e9f".to_owned()
+}
