@@ -1,5 +1,5 @@
 //! Mapping throughput: OTLP protobuf decode + span → row mapping, on one core, for realistic
-//! MCP spans (about 20 attributes each).
+//! MCP spans (about 20 attributes each), against prost's decode alone on the same requests.
 //!
 //! ```text
 //! cargo bench --bench mapping
@@ -10,7 +10,7 @@ mod common;
 use std::time::Instant;
 
 use archon_mcp_exporter::map_spans;
-use archon_mcp_exporter::spans_from_request;
+use archon_mcp_exporter::{spans_from_protobuf, spans_from_request};
 use archon_mcp_exporter::testing::{Connection, otlp_request, with_estimate, with_usage};
 use common::USERS;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -64,11 +64,15 @@ fn main() {
     let count = |request: &ExportTraceServiceRequest| -> usize {
         request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum()
     };
+    let shared = bytes::Bytes::from(body.clone());
+    let read = || spans_from_protobuf(shared.clone()).expect("decode").0;
     // The stages one after another, in one run: the anchor is prost's decode alone.
     let prost_only = throughput(iterations, || count(&decode()));
-    let to_model = throughput(iterations, || spans_from_request(decode()).0.len());
-    let mapped = throughput(iterations, || map_spans(&spans_from_request(decode()).0).requests.len());
-    let spans = spans_from_request(decode()).0;
+    let via_prost = throughput(iterations, || spans_from_request(decode()).0.len());
+    let to_model = throughput(iterations, || read().len());
+    let mapped = throughput(iterations, || map_spans(&read()).requests.len());
+    let spans = read();
+    assert_eq!(spans, spans_from_request(decode()).0, "both decoders give the same spans");
     let map_only = throughput(iterations, || map_spans(&spans).requests.len());
     println!(
         "mapping throughput ({} spans per stage, {} bytes per request{})",
@@ -77,7 +81,8 @@ fn main() {
         if quick { ", QUICK MODE" } else { "" }
     );
     common::figure("prost decode only (the anchor), one core", prost_only, "spans/s", None);
-    common::figure("decode into the span model, one core", to_model, "spans/s", None);
+    common::figure("prost decode + conversion into the span model, one core", via_prost, "spans/s", None);
+    common::figure("decode into the span model (spans_from_protobuf), one core", to_model, "spans/s", None);
     common::figure("map_spans alone, one core", map_only, "spans/s", None);
     common::figure("OTLP protobuf decode + mapping, one core", mapped, "spans/s", Some("≥ 500,000"));
     common::figure("decode + map / prost decode only", mapped / prost_only, "×", Some("≥ 1.5"));

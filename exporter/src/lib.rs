@@ -55,7 +55,7 @@ pub use batcher::BatcherConfig;
 pub use client_type::ClientType;
 pub use connect::{ConnectError, connect};
 pub use mapping::{MappedBatch, SkipReason, Skipped, map_spans};
-pub use otlp::{Undecodable, spans_from_request};
+pub use otlp::{Undecodable, spans_from_protobuf, spans_from_request};
 pub use reaper::{Reaped, ReaperConfig, reap_once};
 pub use receiver::http::BodyLimits;
 pub use receiver::incoming::ConnectionLimits;

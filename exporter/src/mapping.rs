@@ -16,7 +16,13 @@ use uuid::Uuid;
 use crate::client_type::ClientType;
 use crate::ids;
 use crate::rows::{RequestRow, RequestStatus, SessionSet, SessionUpsert, TokenSource, clean_text, limits};
-use crate::span::{Attributes, Span, SpanRef, StatusCode, Value, hex};
+use crate::span::{Span, SpanRef, StatusCode, Text, Value, hex};
+
+mod fields;
+
+#[cfg(test)]
+use fields::REQUEST_ONLY;
+use fields::{Field, Fields, request_only};
 
 /// Why a span produced no row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -167,12 +173,16 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
     // session's times, so its upsert is not built again — same rows, a third of the work.
     let mut known: HashMap<&'a str, (&'a Span, Uuid, Option<Uuid>)> = HashMap::new();
     for span in spans {
-        let key = session_key(span);
+        let fields = Fields::of(&span.attributes);
+        let key = match fields.get(Field::SESSION_ID) {
+            Some(Value::Str(key)) => Some(key.as_str()),
+            _ => None,
+        };
         let same = key.and_then(|k| known.get(k)).filter(|(first, ..)| same_session_attributes(first, span));
         if let Some(&(_, session_id, user_id)) = same {
-            match check(span) {
+            match check(span, &fields) {
                 Ok(Checked { method: Some(method), session_span: false, start, end, .. }) => {
-                    batch.requests.push(request_row(span, &method, session_id, user_id, start));
+                    batch.requests.push(request_row(span, &fields, &method, session_id, user_id, start));
                     sessions.touch(session_id, start, end);
                     continue;
                 }
@@ -183,7 +193,7 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
                 Ok(_) => {} // a session span: mapped in full below
             }
         }
-        match map_span(span) {
+        match map_fields(span, &fields) {
             Ok(Mapped::Request(request, session)) => {
                 if let Some(key) = key {
                     known.insert(key, (span, session.session_id, session.user_id));
@@ -199,46 +209,33 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
     batch
 }
 
-/// The raw `session.id` of a span, to recognise its session within a batch.
-fn session_key(span: &Span) -> Option<&str> {
-    match span.attributes.get(attr::SESSION_ID) {
-        Some(Value::Str(key)) => Some(key),
-        _ => None,
-    }
-}
-
-/// Attributes that describe one request, never its session: [`session_upsert`] reads none of
-/// them (a unit test holds it to that). Every other attribute counts as describing the session,
-/// so an attribute added later is compared — never wrongly skipped.
-const REQUEST_ONLY: [&str; 18] = [
-    attr::MCP_METHOD_NAME,
-    attr::GEN_AI_TOOL_NAME,
-    attr::GEN_AI_OPERATION_NAME,
-    attr::GEN_AI_PROMPT_NAME,
-    attr::MCP_RESOURCE_URI,
-    attr::JSONRPC_REQUEST_ID,
-    attr::CLIENT_ADDRESS,
-    attr::ERROR_TYPE,
-    attr::RPC_RESPONSE_STATUS_CODE,
-    attr::GEN_AI_REQUEST_MODEL,
-    attr::GEN_AI_USAGE_INPUT_TOKENS,
-    attr::GEN_AI_USAGE_OUTPUT_TOKENS,
-    attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS,
-    attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS,
-    attr::ARCHON_COST_AMOUNT,
-    attr::ARCHON_COST_CURRENCY,
-    attr::GEN_AI_TOOL_CALL_ARGUMENTS,
-    attr::GEN_AI_TOOL_CALL_RESULT,
-];
-
 /// Whether two spans say the same about their session: the same resource, and the same
 /// session-describing attributes in the same order.
 fn same_session_attributes(a: &Span, b: &Span) -> bool {
-    fn about_session(span: &Span) -> impl Iterator<Item = &(String, Value)> {
-        span.attributes.0.iter().filter(|(key, _)| !REQUEST_ONLY.contains(&key.as_str()))
-    }
     (std::sync::Arc::ptr_eq(&a.resource, &b.resource) || a.resource == b.resource)
-        && about_session(a).eq(about_session(b))
+        && same_about_session(&a.attributes.0, &b.attributes.0)
+}
+
+/// Whether two attribute lists have the same session-describing attributes in the same order.
+/// Spans of one producer list their attributes in one order, with request-only ones (tokens,
+/// errors) in some and not others: both lists are walked together, and a key is looked up
+/// only where the lists differ.
+fn same_about_session(a: &[(Text, Value)], b: &[(Text, Value)]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (a.get(i), b.get(j)) {
+            (None, None) => return true,
+            (Some((ka, va)), Some((kb, vb))) if ka == kb => {
+                if va != vb && !request_only(ka) {
+                    return false;
+                }
+                (i, j) = (i + 1, j + 1);
+            }
+            (Some((ka, _)), _) if request_only(ka) => i += 1,
+            (_, Some((kb, _))) if request_only(kb) => j += 1,
+            _ => return false,
+        }
+    }
 }
 
 /// What every span must have to be mapped, read once.
@@ -251,15 +248,14 @@ struct Checked<'a> {
 }
 
 /// Refuses a span that is not an MCP span of a session, or whose times or status are bad.
-fn check(span: &Span) -> Result<Checked<'_>, Skipped> {
+fn check<'a>(span: &Span, fields: &Fields<'a>) -> Result<Checked<'a>, Skipped> {
     let skip = |reason: SkipReason, detail: String| Skipped { span: span.span_ref(), reason, detail };
-    let attrs = &span.attributes;
     let session_span = span.name == attr::SESSION_SPAN_NAME;
-    let method = attrs.str(attr::MCP_METHOD_NAME);
+    let method = fields.str(Field::METHOD);
     if method.is_none() && !session_span {
         return Err(skip(SkipReason::NotMcp, format!("span {:?} has no {}", span.name, attr::MCP_METHOD_NAME)));
     }
-    let Some(session_value) = attrs.str(attr::SESSION_ID) else {
+    let Some(session_value) = fields.str(Field::SESSION_ID) else {
         return Err(skip(SkipReason::NoSession, format!("span {:?} has no {}", span.name, attr::SESSION_ID)));
     };
     if span.start_time_unix_nano == 0 || span.end_time_unix_nano == 0 {
@@ -291,14 +287,20 @@ fn check(span: &Span) -> Result<Checked<'_>, Skipped> {
 }
 
 /// Maps one span.
+#[cfg(test)]
 pub(crate) fn map_span(span: &Span) -> Result<Mapped, Skipped> {
-    let Checked { method, session_value, session_span, start, end } = check(span)?;
+    map_fields(span, &Fields::of(&span.attributes))
+}
+
+/// Maps one span, its per-request attributes found.
+fn map_fields(span: &Span, fields: &Fields<'_>) -> Result<Mapped, Skipped> {
+    let Checked { method, session_value, session_span, start, end } = check(span, fields)?;
     let attrs = &span.attributes;
     let mut session = session_upsert(span, ids::session_id(&session_value), start, end);
 
     match method {
         Some(method) if !session_span => {
-            let request = request_row(span, &method, session.session_id, session.user_id, start);
+            let request = request_row(span, fields, &method, session.session_id, session.user_id, start);
             Ok(Mapped::Request(request, session))
         }
         _ => {
@@ -363,30 +365,35 @@ fn session_upsert(span: &Span, session_id: Uuid, start: SystemTime, end: SystemT
     session
 }
 
-fn request_row(span: &Span, method: &str, session_id: Uuid, user_id: Option<Uuid>, start: SystemTime) -> RequestRow {
-    let attrs = &span.attributes;
-    let text = |key: &str, max: usize| attrs.str(key).map(|v| clean_text(&v, max));
+fn request_row(
+    span: &Span,
+    fields: &Fields<'_>,
+    method: &str,
+    session_id: Uuid,
+    user_id: Option<Uuid>,
+    start: SystemTime,
+) -> RequestRow {
+    let text = |field: Field, max: usize| fields.str(field).map(|v| clean_text(&v, max));
 
-    let error_type = text(attr::ERROR_TYPE, limits::TEXT);
+    let error_type = text(Field::ERROR_TYPE, limits::TEXT);
     let status = match (span.status.code, error_type.as_deref()) {
         (_, Some(attr::ERROR_TYPE_TIMEOUT)) => RequestStatus::Timeout,
         (_, Some(attr::ERROR_TYPE_CANCELLED)) => RequestStatus::Cancelled,
         (StatusCode::Error, _) | (_, Some(_)) => RequestStatus::Error,
         _ => RequestStatus::Success,
     };
-    let error_code = attrs
-        .get(attr::RPC_RESPONSE_STATUS_CODE)
+    let error_code = fields
+        .get(Field::RPC_STATUS_CODE)
         .and_then(Value::as_i64)
         .or_else(|| error_type.as_deref().and_then(|t| t.parse().ok()))
         .and_then(|code| i32::try_from(code).ok());
     let error_message = (status != RequestStatus::Success && !span.status.message.is_empty())
         .then(|| clean_text(&span.status.message, limits::TEXT));
 
-    let tokens = |key: &str| attrs.get(key).and_then(Value::as_i64).filter(|n| *n >= 0);
+    let tokens = |field: Field| fields.get(field).and_then(Value::as_i64).filter(|n| *n >= 0);
     let clamp = |n: Option<i64>| n.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX));
-    let reported = (tokens(attr::GEN_AI_USAGE_INPUT_TOKENS), tokens(attr::GEN_AI_USAGE_OUTPUT_TOKENS));
-    let estimated =
-        (tokens(attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS), tokens(attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS));
+    let reported = (tokens(Field::INPUT_TOKENS), tokens(Field::OUTPUT_TOKENS));
+    let estimated = (tokens(Field::ESTIMATED_INPUT_TOKENS), tokens(Field::ESTIMATED_OUTPUT_TOKENS));
     let (token_source, (input, output)) = if reported != (None, None) {
         (TokenSource::Reported, reported)
     } else if estimated != (None, None) {
@@ -399,7 +406,7 @@ fn request_row(span: &Span, method: &str, session_id: Uuid, user_id: Option<Uuid
         request_id: ids::request_id(&span.trace_id, &span.span_id),
         session_id,
         method: clean_text(method, limits::METHOD),
-        tool_name: text(attr::GEN_AI_TOOL_NAME, limits::TOOL_NAME),
+        tool_name: text(Field::TOOL, limits::TOOL_NAME),
         status,
         error_type,
         error_code,
@@ -409,12 +416,12 @@ fn request_row(span: &Span, method: &str, session_id: Uuid, user_id: Option<Uuid
         prompt_tokens: clamp(input),
         completion_tokens: clamp(output),
         token_source,
-        model: text(attr::GEN_AI_REQUEST_MODEL, limits::TEXT),
-        reported_cost: reported_cost(attrs),
+        model: text(Field::MODEL, limits::TEXT),
+        reported_cost: reported_cost(fields),
         user_id,
         trace_id: hex(&span.trace_id),
         span_id: hex(&span.span_id),
-        jsonrpc_request_id: text(attr::JSONRPC_REQUEST_ID, limits::TEXT),
+        jsonrpc_request_id: text(Field::JSONRPC_REQUEST_ID, limits::TEXT),
     }
 }
 
@@ -423,13 +430,13 @@ const MAX_REPORTED_COST: f64 = 1e7;
 
 /// A reported cost in USD that the schema can hold; other currencies are not converted, so they
 /// are ignored and the request is priced from its tokens instead.
-fn reported_cost(attrs: &Attributes) -> Option<f64> {
-    let currency = attrs.str(attr::ARCHON_COST_CURRENCY);
+fn reported_cost(fields: &Fields<'_>) -> Option<f64> {
+    let currency = fields.str(Field::COST_CURRENCY);
     if currency.is_some_and(|c| !c.trim().eq_ignore_ascii_case("USD")) {
         return None;
     }
-    attrs
-        .get(attr::ARCHON_COST_AMOUNT)
+    fields
+        .get(Field::COST_AMOUNT)
         .and_then(Value::as_f64)
         .filter(|c| c.is_finite() && (0.0..MAX_REPORTED_COST).contains(c))
 }

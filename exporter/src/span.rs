@@ -13,6 +13,9 @@
 
 use std::borrow::Cow;
 
+mod text;
+pub use text::Text;
+
 /// One finished span.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Span {
@@ -23,7 +26,7 @@ pub struct Span {
     /// The parent's span id, if any.
     pub parent_span_id: Option<[u8; 8]>,
     /// Span name.
-    pub name: String,
+    pub name: Text,
     /// Span kind.
     pub kind: SpanKind,
     /// Start, nanoseconds since the Unix epoch.
@@ -41,7 +44,7 @@ pub struct Span {
 
 impl Span {
     /// A span with the given name and times, zero ids and no attributes.
-    pub fn new(name: impl Into<String>, start_time_unix_nano: u64, end_time_unix_nano: u64) -> Self {
+    pub fn new(name: impl Into<Text>, start_time_unix_nano: u64, end_time_unix_nano: u64) -> Self {
         Self {
             trace_id: [0; 16],
             span_id: [0; 8],
@@ -76,13 +79,13 @@ impl Span {
     }
 
     /// Adds a span attribute.
-    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn with_attribute(mut self, key: impl Into<Text>, value: impl Into<Value>) -> Self {
         self.attributes.push(key, value);
         self
     }
 
     /// Adds a resource attribute.
-    pub fn with_resource(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+    pub fn with_resource(mut self, key: impl Into<Text>, value: impl Into<Value>) -> Self {
         std::sync::Arc::make_mut(&mut self.resource).push(key, value);
         self
     }
@@ -164,7 +167,7 @@ pub enum StatusCode {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A string.
-    Str(String),
+    Str(Text),
     /// Raw bytes; read as lossy UTF-8 where a string is expected.
     Bytes(Vec<u8>),
     /// A boolean.
@@ -179,7 +182,7 @@ impl Value {
     /// The value as a string, if it is one (lossy for bytes).
     pub fn as_str(&self) -> Option<Cow<'_, str>> {
         match self {
-            Value::Str(s) => Some(Cow::Borrowed(s)),
+            Value::Str(s) => Some(Cow::Borrowed(s.as_str())),
             Value::Bytes(b) => Some(String::from_utf8_lossy(b)),
             _ => None,
         }
@@ -208,11 +211,16 @@ impl Value {
 
 impl From<&str> for Value {
     fn from(v: &str) -> Self {
-        Value::Str(v.to_owned())
+        Value::Str(v.into())
     }
 }
 impl From<String> for Value {
     fn from(v: String) -> Self {
+        Value::Str(v.into())
+    }
+}
+impl From<Text> for Value {
+    fn from(v: Text) -> Self {
         Value::Str(v)
     }
 }
@@ -240,11 +248,11 @@ impl From<Vec<u8>> for Value {
 /// Attributes in arrival order. Spans carry about twenty, so a scan beats a map; where a key
 /// repeats, the last value wins, as in the OpenTelemetry SDK.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Attributes(pub Vec<(String, Value)>);
+pub struct Attributes(pub Vec<(Text, Value)>);
 
 impl Attributes {
     /// Appends an attribute.
-    pub fn push(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+    pub fn push(&mut self, key: impl Into<Text>, value: impl Into<Value>) {
         self.0.push((key.into(), value.into()));
     }
 
@@ -259,7 +267,7 @@ impl Attributes {
     }
 }
 
-impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Attributes {
+impl<K: Into<Text>, V: Into<Value>> FromIterator<(K, V)> for Attributes {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }

@@ -381,7 +381,7 @@ fn session_upserts_ignore_every_request_only_attribute() {
     let plain = session_upsert(&base, ids::session_id(SESSION), start, end);
     for key in REQUEST_ONLY {
         for value in [Value::from("x"), Value::from(7_i64), Value::from(r#"{"a": 1}"#)] {
-            let with = base.clone().with_attribute(key, value);
+            let with = base.clone().with_attribute(*key, value);
             assert_eq!(session_upsert(&with, ids::session_id(SESSION), start, end), plain, "{key} changed the session");
         }
     }

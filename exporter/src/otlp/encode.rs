@@ -33,7 +33,7 @@ fn proto_span(span: &Span) -> ProtoSpan {
         trace_id: span.trace_id.to_vec(),
         span_id: span.span_id.to_vec(),
         parent_span_id: span.parent_span_id.map(|p| p.to_vec()).unwrap_or_default(),
-        name: span.name.clone(),
+        name: span.name.to_string(),
         kind: match span.kind {
             SpanKind::Unspecified => 0,
             SpanKind::Internal => 1,
@@ -63,10 +63,10 @@ fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
         .0
         .iter()
         .map(|(key, value)| KeyValue {
-            key: key.clone(),
+            key: key.to_string(),
             value: Some(AnyValue {
                 value: Some(match value {
-                    Value::Str(s) => any_value::Value::StringValue(s.clone()),
+                    Value::Str(s) => any_value::Value::StringValue(s.to_string()),
                     Value::Bytes(b) => any_value::Value::BytesValue(b.clone()),
                     Value::Bool(b) => any_value::Value::BoolValue(*b),
                     Value::I64(i) => any_value::Value::IntValue(*i),

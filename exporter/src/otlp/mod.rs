@@ -4,13 +4,16 @@
 #[cfg(any(test, feature = "testing"))]
 mod encode;
 mod lossy;
+mod wire;
 
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use encode::request_from_spans;
 
 pub(crate) use lossy::{decode_lossy, repair_json_surrogates};
 
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message as _;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{span, status};
 
@@ -59,66 +62,95 @@ pub fn spans_from_request(request: ExportTraceServiceRequest) -> (Vec<Span>, Vec
     (spans, invalid)
 }
 
+/// Every span of an OTLP/protobuf export request body, as [`spans_from_request`] gives them
+/// from prost's decoding — read in one pass that copies no name, key or value out of `body`
+/// (prost decodes what that pass does not take; its error is the error).
+///
+/// ```
+/// use archon_mcp_exporter::spans_from_protobuf;
+///
+/// let (spans, undecodable) = spans_from_protobuf(bytes::Bytes::new()).unwrap();
+/// assert!(spans.is_empty() && undecodable.is_empty());
+/// assert!(spans_from_protobuf(bytes::Bytes::from_static(&[0x0a, 0x05])).is_err());
+/// ```
+pub fn spans_from_protobuf(body: Bytes) -> Result<(Vec<Span>, Vec<Undecodable>), prost::DecodeError> {
+    match wire::decode_request(body.clone()) {
+        Some(decoded) => Ok(decoded),
+        None => ExportTraceServiceRequest::decode(body).map(spans_from_request),
+    }
+}
+
 fn convert(
     proto: opentelemetry_proto::tonic::trace::v1::Span,
     resource: &std::sync::Arc<Attributes>,
 ) -> Result<Span, Undecodable> {
-    let ids = (<[u8; 16]>::try_from(proto.trace_id.as_slice()), <[u8; 8]>::try_from(proto.span_id.as_slice()));
-    let (Ok(trace_id), Ok(span_id)) = ids else {
-        let mut trace_id = [0u8; 16];
-        let mut span_id = [0u8; 8];
-        let n = proto.trace_id.len().min(16);
-        trace_id[..n].copy_from_slice(&proto.trace_id[..n]);
-        let n = proto.span_id.len().min(8);
-        span_id[..n].copy_from_slice(&proto.span_id[..n]);
-        return Err(Undecodable {
-            span: SpanRef { trace_id, span_id },
-            detail: format!("trace id of {} bytes, span id of {} bytes", proto.trace_id.len(), proto.span_id.len()),
-        });
-    };
+    let (trace_id, span_id) = checked_ids(&proto.trace_id, &proto.span_id)?;
     let status = proto.status.unwrap_or_default();
     Ok(Span {
         trace_id,
         span_id,
         parent_span_id: <[u8; 8]>::try_from(proto.parent_span_id.as_slice()).ok(),
-        name: proto.name,
-        kind: match span::SpanKind::try_from(proto.kind) {
-            Ok(span::SpanKind::Internal) => SpanKind::Internal,
-            Ok(span::SpanKind::Server) => SpanKind::Server,
-            Ok(span::SpanKind::Client) => SpanKind::Client,
-            Ok(span::SpanKind::Producer) => SpanKind::Producer,
-            Ok(span::SpanKind::Consumer) => SpanKind::Consumer,
-            _ => SpanKind::Unspecified,
-        },
+        name: proto.name.into(),
+        kind: span_kind(proto.kind),
         start_time_unix_nano: proto.start_time_unix_nano,
         end_time_unix_nano: proto.end_time_unix_nano,
-        status: Status {
-            code: match status::StatusCode::try_from(status.code) {
-                Ok(status::StatusCode::Unset) => StatusCode::Unset,
-                Ok(status::StatusCode::Ok) => StatusCode::Ok,
-                Ok(status::StatusCode::Error) => StatusCode::Error,
-                Err(_) => StatusCode::Unknown(status.code),
-            },
-            message: status.message,
-        },
+        status: Status { code: status_code(status.code), message: status.message },
         attributes: attributes(proto.attributes),
         resource: resource.clone(),
     })
 }
 
+/// A span's trace and span ids, unless they are not 16 and 8 bytes.
+fn checked_ids(trace_id: &[u8], span_id: &[u8]) -> Result<([u8; 16], [u8; 8]), Undecodable> {
+    match (<[u8; 16]>::try_from(trace_id), <[u8; 8]>::try_from(span_id)) {
+        (Ok(trace_id), Ok(span_id)) => Ok((trace_id, span_id)),
+        _ => {
+            let mut padded = SpanRef { trace_id: [0; 16], span_id: [0; 8] };
+            let n = trace_id.len().min(16);
+            padded.trace_id[..n].copy_from_slice(&trace_id[..n]);
+            let n = span_id.len().min(8);
+            padded.span_id[..n].copy_from_slice(&span_id[..n]);
+            Err(Undecodable {
+                span: padded,
+                detail: format!("trace id of {} bytes, span id of {} bytes", trace_id.len(), span_id.len()),
+            })
+        }
+    }
+}
+
+fn span_kind(kind: i32) -> SpanKind {
+    match span::SpanKind::try_from(kind) {
+        Ok(span::SpanKind::Internal) => SpanKind::Internal,
+        Ok(span::SpanKind::Server) => SpanKind::Server,
+        Ok(span::SpanKind::Client) => SpanKind::Client,
+        Ok(span::SpanKind::Producer) => SpanKind::Producer,
+        Ok(span::SpanKind::Consumer) => SpanKind::Consumer,
+        _ => SpanKind::Unspecified,
+    }
+}
+
+fn status_code(code: i32) -> StatusCode {
+    match status::StatusCode::try_from(code) {
+        Ok(status::StatusCode::Unset) => StatusCode::Unset,
+        Ok(status::StatusCode::Ok) => StatusCode::Ok,
+        Ok(status::StatusCode::Error) => StatusCode::Error,
+        Err(_) => StatusCode::Unknown(code),
+    }
+}
+
 fn attributes(kvs: Vec<KeyValue>) -> Attributes {
-    Attributes(kvs.into_iter().filter_map(|kv| Some((kv.key, value(kv.value?)?))).collect())
+    Attributes(kvs.into_iter().filter_map(|kv| Some((kv.key.into(), value(kv.value?)?))).collect())
 }
 
 fn value(any: AnyValue) -> Option<Value> {
     Some(match any.value? {
-        any_value::Value::StringValue(s) => Value::Str(s),
+        any_value::Value::StringValue(s) => Value::Str(s.into()),
         any_value::Value::BoolValue(b) => Value::Bool(b),
         any_value::Value::IntValue(i) => Value::I64(i),
         any_value::Value::DoubleValue(d) => Value::F64(d),
         any_value::Value::BytesValue(b) => Value::Bytes(b),
         // Arrays and maps are kept as their JSON text.
-        other => Value::Str(json(&other).to_string()),
+        other => Value::Str(json(&other).to_string().into()),
     })
 }
 
@@ -228,7 +260,6 @@ mod robustness {
     use super::*;
     use crate::mapping::map_spans;
     use crate::span::Span as Neutral;
-    use prost::Message as _;
 
     struct Rng(u64);
     impl Rng {

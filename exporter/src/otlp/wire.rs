@@ -1,0 +1,612 @@
+//! OTLP protobuf straight into the span model, in one pass over the request's bytes: span
+//! names and attribute values point into the request (no copy, no per-attribute allocation),
+//! the span contract's attribute keys are static — where prost would allocate every key and
+//! value and the conversion then move them.
+//!
+//! It reads what OTLP exporters send. Anything else — a singular message field given twice
+//! (prost merges those), a group, a field of the wrong wire type, text that is not UTF-8,
+//! any malformed field — makes it answer `None`, and the caller decodes with prost, the
+//! reference, which also words the error. Array, map and string-table values are rare: their
+//! `AnyValue` alone is decoded by prost. Tests hold both decoders to the same spans.
+
+use std::sync::{Arc, LazyLock};
+
+use archon_mcp_instrument::attributes as attr;
+use bytes::Bytes;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, EntityRef, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use prost::Message as _;
+
+use super::{Undecodable, checked_ids, span_kind, status_code, value};
+use crate::span::{Attributes, Span, Status, Text, Value};
+
+/// Protobuf wire types.
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+/// How deep a value decoded by prost may nest: prost refuses a request nested 100 messages
+/// deep, and the value sits a few messages down; deeper ones are left to prost whole.
+const MAX_VALUE_DEPTH: usize = 64;
+
+/// Attribute keys taken as static text instead of pointing into the request: the span
+/// contract's and the usual resource attributes'.
+const KNOWN_KEYS: [&str; 44] = [
+    attr::MCP_METHOD_NAME,
+    attr::GEN_AI_TOOL_NAME,
+    attr::GEN_AI_OPERATION_NAME,
+    attr::GEN_AI_PROMPT_NAME,
+    attr::MCP_RESOURCE_URI,
+    attr::JSONRPC_REQUEST_ID,
+    attr::MCP_PROTOCOL_VERSION,
+    attr::NETWORK_TRANSPORT,
+    attr::CLIENT_ADDRESS,
+    attr::MCP_SESSION_ID,
+    attr::SESSION_ID,
+    attr::MCP_CLIENT_NAME,
+    attr::MCP_CLIENT_VERSION,
+    attr::ARCHON_CLIENT_CAPABILITIES,
+    attr::USER_ID,
+    attr::USER_EMAIL,
+    attr::USER_HASH,
+    attr::USER_FULL_NAME,
+    attr::USER_NAME,
+    attr::ARCHON_USER_DEPARTMENT,
+    attr::ERROR_TYPE,
+    attr::RPC_RESPONSE_STATUS_CODE,
+    attr::GEN_AI_REQUEST_MODEL,
+    attr::GEN_AI_USAGE_INPUT_TOKENS,
+    attr::GEN_AI_USAGE_OUTPUT_TOKENS,
+    attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS,
+    attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS,
+    attr::ARCHON_COST_AMOUNT,
+    attr::ARCHON_COST_CURRENCY,
+    attr::GEN_AI_TOOL_CALL_ARGUMENTS,
+    attr::GEN_AI_TOOL_CALL_RESULT,
+    attr::ARCHON_SESSION_DISCONNECT_REASON,
+    attr::ARCHON_SESSION_REQUEST_COUNT,
+    attr::ARCHON_SESSION_CATALOG_TOKENS,
+    attr::SERVICE_NAME,
+    attr::SERVICE_INSTANCE_ID,
+    attr::SERVICE_VERSION,
+    "service.namespace",
+    "telemetry.sdk.name",
+    "telemetry.sdk.language",
+    "telemetry.sdk.version",
+    "host.name",
+    "process.pid",
+    "deployment.environment.name",
+];
+
+/// The known key spelled `key`: the few known keys of its length are compared.
+fn known_key(key: &[u8]) -> Option<&'static str> {
+    static BY_LENGTH: LazyLock<Vec<Vec<&'static str>>> = LazyLock::new(|| {
+        let mut by_length = vec![Vec::new(); KNOWN_KEYS.iter().map(|k| k.len()).max().unwrap_or(0) + 1];
+        for key in KNOWN_KEYS {
+            by_length[key.len()].push(key);
+        }
+        by_length
+    });
+    BY_LENGTH.get(key.len())?.iter().find(|known| known.as_bytes() == key).copied()
+}
+
+/// The spans of an OTLP/protobuf export request, as [`spans_from_request`](super::spans_from_request)
+/// gives them after prost's decode; `None` where prost must decide (see the module docs).
+pub(crate) fn decode_request(body: Bytes) -> Option<(Vec<Span>, Vec<Undecodable>)> {
+    let mut decoder = Decoder { body: &body, spans: Vec::new(), invalid: Vec::new(), scratch: Vec::new() };
+    let mut reader = Reader::new(&body);
+    while let Some((field, wire)) = reader.key()? {
+        match (field, wire) {
+            (1, LEN) => decoder.resource_spans(reader.bytes()?)?,
+            (1, _) => return None,
+            (_, wire) => reader.skip(wire)?,
+        }
+    }
+    Some((decoder.spans, decoder.invalid))
+}
+
+/// One request's decoding: the request's bytes (which texts point into) and what is decoded.
+struct Decoder<'a> {
+    body: &'a Bytes,
+    spans: Vec<Span>,
+    invalid: Vec<Undecodable>,
+    /// A span's attributes as they are read; each span then gets an exact-size copy.
+    scratch: Vec<(Text, Value)>,
+}
+
+impl Decoder<'_> {
+    /// One `ResourceSpans`: its resource first (it may come after its spans), then its spans.
+    fn resource_spans(&mut self, body: &[u8]) -> Option<()> {
+        let mut reader = Reader::new(body);
+        let mut resource = None;
+        let mut scopes = Vec::new();
+        while let Some((field, wire)) = reader.key()? {
+            match (field, wire) {
+                (1, LEN) if resource.is_none() => resource = Some(reader.bytes()?),
+                (2, LEN) => scopes.push(reader.bytes()?),
+                (3, LEN) => utf8(reader.bytes()?)?,
+                (1..=3, _) => return None,
+                (_, wire) => reader.skip(wire)?,
+            }
+        }
+        let resource = Arc::new(match resource {
+            Some(body) => self.resource(body)?,
+            None => Attributes::default(),
+        });
+        for scope in scopes {
+            self.spans.reserve(span_count(scope));
+            let mut reader = Reader::new(scope);
+            let mut scope_seen = false;
+            while let Some((field, wire)) = reader.key()? {
+                match (field, wire) {
+                    (1, LEN) if !scope_seen => {
+                        scope_seen = true;
+                        shallow(&InstrumentationScope::decode(reader.bytes()?).ok()?.attributes)?;
+                    }
+                    (2, LEN) => match self.span(reader.bytes()?, &resource)? {
+                        Ok(span) => self.spans.push(span),
+                        Err(refused) => self.invalid.push(refused),
+                    },
+                    (3, LEN) => utf8(reader.bytes()?)?,
+                    (1..=3, _) => return None,
+                    (_, wire) => reader.skip(wire)?,
+                }
+            }
+        }
+        Some(())
+    }
+
+    fn resource(&mut self, body: &[u8]) -> Option<Attributes> {
+        let mut reader = Reader::new(body);
+        while let Some((field, wire)) = reader.key()? {
+            match (field, wire) {
+                (1, LEN) => self.attribute(reader.bytes()?)?,
+                (2, VARINT) => reader.varint().map(drop)?,
+                // Entity references are not read; prost must accept them all the same.
+                (3, LEN) => EntityRef::decode(reader.bytes()?).map(drop).ok()?,
+                (1..=3, _) => return None,
+                (_, wire) => reader.skip(wire)?,
+            }
+        }
+        Some(Attributes(self.scratch.drain(..).collect()))
+    }
+
+    /// One span; `Err` for one whose ids are not 16 and 8 bytes, as the reference refuses it.
+    fn span(&mut self, body: &[u8], resource: &Arc<Attributes>) -> Option<Result<Span, Undecodable>> {
+        let mut reader = Reader::new(body);
+        let (mut trace_id, mut span_id, mut parent): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
+        let mut name = Text::default();
+        let (mut kind, mut start, mut end) = (0, 0, 0);
+        let mut status = None;
+        while let Some((field, wire)) = reader.key()? {
+            match (field, wire) {
+                (1, LEN) => trace_id = reader.bytes()?,
+                (2, LEN) => span_id = reader.bytes()?,
+                (3, LEN) => utf8(reader.bytes()?)?,
+                (4, LEN) => parent = reader.bytes()?,
+                (5, LEN) => name = self.text(reader.bytes()?)?,
+                // An enum is an int32: prost keeps the low 32 bits of the varint.
+                (6, VARINT) => kind = reader.varint()? as i32,
+                (7, FIXED64) => start = reader.fixed64()?,
+                (8, FIXED64) => end = reader.fixed64()?,
+                (9, LEN) => self.attribute(reader.bytes()?)?,
+                (10 | 12 | 14, VARINT) => reader.varint().map(drop)?,
+                (11, LEN) => shallow(&Event::decode(reader.bytes()?).ok()?.attributes)?,
+                (13, LEN) => shallow(&Link::decode(reader.bytes()?).ok()?.attributes)?,
+                (15, LEN) if status.is_none() => status = Some(self.status(reader.bytes()?)?),
+                (16, FIXED32) => reader.fixed32().map(drop)?,
+                (1..=16, _) => return None,
+                (_, wire) => reader.skip(wire)?,
+            }
+        }
+        let attributes = Attributes(self.scratch.drain(..).collect());
+        let (trace_id, span_id) = match checked_ids(trace_id, span_id) {
+            Ok(ids) => ids,
+            Err(refused) => return Some(Err(refused)),
+        };
+        Some(Ok(Span {
+            trace_id,
+            span_id,
+            parent_span_id: <[u8; 8]>::try_from(parent).ok(),
+            name,
+            kind: span_kind(kind),
+            start_time_unix_nano: start,
+            end_time_unix_nano: end,
+            status: status.unwrap_or_default(),
+            attributes,
+            resource: resource.clone(),
+        }))
+    }
+
+    fn status(&self, body: &[u8]) -> Option<Status> {
+        let mut reader = Reader::new(body);
+        let (mut code, mut message) = (0, Text::default());
+        while let Some((field, wire)) = reader.key()? {
+            match (field, wire) {
+                (2, LEN) => message = self.text(reader.bytes()?)?,
+                (3, VARINT) => code = reader.varint()? as i32,
+                (2 | 3, _) => return None,
+                (_, wire) => reader.skip(wire)?,
+            }
+        }
+        Some(Status { code: status_code(code), message: message.into() })
+    }
+
+    /// One `KeyValue`, added to the scratch attributes unless it has no value (the reference
+    /// drops those).
+    fn attribute(&mut self, body: &[u8]) -> Option<()> {
+        let mut reader = Reader::new(body);
+        let mut key: &[u8] = &[];
+        let mut any = None;
+        while let Some((field, wire)) = reader.key()? {
+            match (field, wire) {
+                // prost checks every key given, not only the last.
+                (1, LEN) => key = utf8(key).and(reader.bytes())?,
+                (2, LEN) if any.is_none() => any = Some(reader.bytes()?),
+                // A string-table index of the key (profiles); the key itself is what is read.
+                (3, VARINT) => reader.varint().map(drop)?,
+                (1..=3, _) => return None,
+                (_, wire) => reader.skip(wire)?,
+            }
+        }
+        let key = match known_key(key) {
+            Some(known) => Text::from_static(known),
+            None => self.text(key)?,
+        };
+        if let Some(value) = match any {
+            Some(any) => self.any_value(any)?,
+            None => None,
+        } {
+            self.scratch.push((key, value));
+        }
+        Some(())
+    }
+
+    /// An `AnyValue`: `Some(None)` when it holds nothing. Scalars are read here (the last one
+    /// given wins, as in prost); arrays, maps and string-table indexes go to prost whole.
+    fn any_value(&self, body: &[u8]) -> Option<Option<Value>> {
+        let mut reader = Reader::new(body);
+        let mut value = None;
+        while let Some((field, wire)) = reader.key()? {
+            value = Some(match (field, wire) {
+                (1, LEN) => Value::Str(self.text(reader.bytes()?)?),
+                (2, VARINT) => Value::Bool(reader.varint()? != 0),
+                (3, VARINT) => Value::I64(reader.varint()? as i64),
+                (4, FIXED64) => Value::F64(f64::from_bits(reader.fixed64()?)),
+                (7, LEN) => Value::Bytes(reader.bytes()?.to_vec()),
+                (5 | 6 | 8, _) => return composite(body),
+                (1..=8, _) => return None,
+                (_, wire) => {
+                    reader.skip(wire)?;
+                    continue;
+                }
+            });
+        }
+        Some(value)
+    }
+
+    /// Text that points into the request, if it is UTF-8.
+    fn text(&self, bytes: &[u8]) -> Option<Text> {
+        if bytes.is_empty() {
+            return Some(Text::default());
+        }
+        Text::from_utf8(self.body.slice_ref(bytes))
+    }
+}
+
+/// How many spans a `ScopeSpans` holds, at a glance (its fields' keys and lengths only), to
+/// allocate them at once; 0 for a malformed one, which the decoding then refuses.
+fn span_count(scope: &[u8]) -> usize {
+    let mut reader = Reader::new(scope);
+    let mut spans = 0;
+    while let Some(Some((field, wire))) = reader.key() {
+        spans += usize::from(field == 2);
+        if reader.skip(wire).is_none() {
+            return 0;
+        }
+    }
+    spans
+}
+
+/// A composite `AnyValue`, decoded by prost and converted as the reference converts it.
+fn composite(body: &[u8]) -> Option<Option<Value>> {
+    let any = AnyValue::decode(body).ok()?;
+    (depth(&any) <= MAX_VALUE_DEPTH).then(|| value(any))
+}
+
+/// Attributes of a part not read (scope, events, links): decodable, and not so deep that
+/// the reference would refuse the request.
+fn shallow(attributes: &[KeyValue]) -> Option<()> {
+    attributes
+        .iter()
+        .all(|kv| kv.value.as_ref().is_none_or(|v| depth(v) <= MAX_VALUE_DEPTH))
+        .then_some(())
+}
+
+/// How many messages deep a value nests.
+fn depth(any: &AnyValue) -> usize {
+    match &any.value {
+        Some(any_value::Value::ArrayValue(array)) => 2 + array.values.iter().map(depth).max().unwrap_or(0),
+        Some(any_value::Value::KvlistValue(list)) => {
+            3 + list.values.iter().filter_map(|kv| kv.value.as_ref()).map(depth).max().unwrap_or(0)
+        }
+        _ => 1,
+    }
+}
+
+/// Text prost would accept.
+fn utf8(bytes: &[u8]) -> Option<()> {
+    std::str::from_utf8(bytes).ok().map(drop)
+}
+
+/// A cursor over one message's bytes.
+struct Reader<'a> {
+    body: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        Self { body, at: 0 }
+    }
+
+    /// The next field's number and wire type; `Some(None)` at the end of the message. Field 0,
+    /// numbers beyond 32 bits and unknown wire types are malformed.
+    fn key(&mut self) -> Option<Option<(u32, u8)>> {
+        if self.at == self.body.len() {
+            return Some(None);
+        }
+        let key = u32::try_from(self.varint()?).ok()?;
+        let (field, wire) = (key >> 3, (key & 7) as u8);
+        (field != 0 && matches!(wire, VARINT | FIXED64 | LEN | FIXED32)).then_some(Some((field, wire)))
+    }
+
+    /// A varint of at most ten bytes, the tenth at most 1 (as prost reads them).
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let byte = *self.body.get(self.at)?;
+            self.at += 1;
+            if i == 9 && byte > 1 {
+                return None;
+            }
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte < 0x80 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn fixed64(&mut self) -> Option<u64> {
+        let bytes = self.body.get(self.at..self.at.checked_add(8)?)?;
+        self.at += 8;
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+
+    fn fixed32(&mut self) -> Option<u32> {
+        let bytes = self.body.get(self.at..self.at.checked_add(4)?)?;
+        self.at += 4;
+        Some(u32::from_le_bytes(bytes.try_into().ok()?))
+    }
+
+    /// A length-delimited field's bytes.
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        let end = self.at.checked_add(len).filter(|end| *end <= self.body.len())?;
+        let bytes = &self.body[self.at..end];
+        self.at = end;
+        Some(bytes)
+    }
+
+    fn skip(&mut self, wire: u8) -> Option<()> {
+        match wire {
+            VARINT => self.varint().map(drop),
+            FIXED64 => self.fixed64().map(drop),
+            LEN => self.bytes().map(drop),
+            FIXED32 => self.fixed32().map(drop),
+            _ => None,
+        }
+    }
+}
+
+/// Prost is the oracle: whatever this decoder gives, prost decoding and the reference
+/// conversion give too, and where prost refuses a body this decoder does not answer.
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status as ProtoStatus};
+
+    use super::*;
+    use crate::otlp::spans_from_request;
+
+    /// xorshift: the same cases on every run.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+        fn text(&mut self) -> String {
+            let words = ["tools/call", "session.id", "", "é✓", "claude-code", "0195f3a0-0000-7000-8000-000000000001"];
+            words[self.below(words.len())].to_owned()
+        }
+        fn bytes(&mut self, lengths: &[usize]) -> Vec<u8> {
+            (0..lengths[self.below(lengths.len())]).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    fn any(rng: &mut Rng, depth: usize) -> AnyValue {
+        use any_value::Value as V;
+        let value = match rng.below(if depth > 2 { 6 } else { 9 }) {
+            0 => None,
+            1 => Some(V::StringValue(rng.text())),
+            2 => Some(V::BoolValue(rng.below(2) == 1)),
+            3 => Some(V::IntValue(rng.next() as i64)),
+            4 => Some(V::DoubleValue(f64::from_bits(rng.next()))),
+            5 => Some(V::BytesValue(rng.bytes(&[0, 3]))),
+            6 => Some(V::ArrayValue(ArrayValue { values: (0..rng.below(3)).map(|_| any(rng, depth + 1)).collect() })),
+            7 => Some(V::KvlistValue(KeyValueList { values: attributes(rng, depth + 1, 3) })),
+            _ => Some(V::StringValueStrindex(rng.next() as i32)),
+        };
+        AnyValue { value }
+    }
+
+    fn attributes(rng: &mut Rng, depth: usize, most: usize) -> Vec<KeyValue> {
+        (0..rng.below(most))
+            .map(|_| KeyValue {
+                key: rng.text(),
+                value: (rng.below(8) != 0).then(|| any(rng, depth)),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    fn random_request(rng: &mut Rng) -> ExportTraceServiceRequest {
+        let span = |rng: &mut Rng| opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: rng.bytes(&[16, 16, 16, 0, 3]),
+            span_id: rng.bytes(&[8, 8, 8, 0, 9]),
+            trace_state: rng.text(),
+            parent_span_id: rng.bytes(&[0, 8, 4]),
+            flags: rng.next() as u32,
+            name: rng.text(),
+            kind: rng.below(8) as i32 - 1,
+            start_time_unix_nano: rng.next(),
+            end_time_unix_nano: rng.next(),
+            attributes: attributes(rng, 0, 20),
+            dropped_attributes_count: rng.below(3) as u32,
+            events: (0..rng.below(2))
+                .map(|_| Event { name: rng.text(), attributes: attributes(rng, 0, 3), ..Default::default() })
+                .collect(),
+            links: (0..rng.below(2))
+                .map(|_| Link { trace_id: rng.bytes(&[16]), attributes: attributes(rng, 0, 3), ..Default::default() })
+                .collect(),
+            status: (rng.below(3) != 0)
+                .then(|| ProtoStatus { code: rng.below(5) as i32 - 1, message: rng.text() }),
+            ..Default::default()
+        };
+        ExportTraceServiceRequest {
+            resource_spans: (0..1 + rng.below(3))
+                .map(|_| ResourceSpans {
+                    resource: (rng.below(4) != 0).then(|| Resource {
+                        attributes: attributes(rng, 0, 6),
+                        entity_refs: (0..rng.below(2))
+                            .map(|_| EntityRef { r#type: rng.text(), ..Default::default() })
+                            .collect(),
+                        ..Default::default()
+                    }),
+                    scope_spans: (0..1 + rng.below(3))
+                        .map(|_| ScopeSpans {
+                            scope: (rng.below(2) == 0).then(|| InstrumentationScope {
+                                name: rng.text(),
+                                attributes: attributes(rng, 0, 2),
+                                ..Default::default()
+                            }),
+                            spans: (0..rng.below(5)).map(|_| span(rng)).collect(),
+                            schema_url: rng.text(),
+                        })
+                        .collect(),
+                    schema_url: rng.text(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Holds the decoder to prost on one body; returns whether it answered.
+    fn agrees(body: &[u8]) -> bool {
+        let ours = decode_request(Bytes::copy_from_slice(body));
+        match ExportTraceServiceRequest::decode(body) {
+            Ok(request) => {
+                let reference = spans_from_request(request);
+                if let Some(ours) = &ours {
+                    // NaN doubles compare unequal: compare their debug text.
+                    assert_eq!(format!("{ours:?}"), format!("{reference:?}"), "a body of {} bytes", body.len());
+                }
+            }
+            Err(e) => assert!(ours.is_none(), "prost refused ({e}) a body of {} bytes this decoder took", body.len()),
+        }
+        ours.is_some()
+    }
+
+    #[test]
+    fn random_requests_decode_as_prost_decodes_them() {
+        let mut rng = Rng(0x853c_49e6_748f_ea9b);
+        let mut answered = 0;
+        for _ in 0..3_000 {
+            answered += usize::from(agrees(&random_request(&mut rng).encode_to_vec()));
+        }
+        // Composite values go to prost one by one, not the whole request.
+        assert_eq!(answered, 3_000, "every well-formed request is decoded here");
+    }
+
+    #[test]
+    fn mutated_requests_are_decoded_as_prost_decodes_them_or_left_to_it() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut answered = 0;
+        for _ in 0..20_000 {
+            let mut body = random_request(&mut rng).encode_to_vec();
+            for _ in 0..1 + rng.below(4) {
+                match rng.below(3) {
+                    0 if !body.is_empty() => {
+                        let i = rng.below(body.len());
+                        body[i] ^= 1 << rng.below(8);
+                    }
+                    1 if !body.is_empty() => body.truncate(rng.below(body.len())),
+                    _ => body.insert(rng.below(body.len() + 1), rng.next() as u8),
+                }
+            }
+            answered += usize::from(agrees(&body));
+        }
+        assert!(answered > 1_000, "only {answered} mutated bodies decoded: the comparison proves little");
+    }
+
+    #[test]
+    fn the_fuzz_corpus_decodes_as_prost_decodes_it() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/otlp_http_body");
+        let mut bodies = 0;
+        for entry in std::fs::read_dir(dir).expect("the fuzz corpus") {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            // The first byte picks encoding and compression; the rest is read as protobuf.
+            if let Some((_, body)) = data.split_first() {
+                agrees(body);
+                bodies += 1;
+            }
+        }
+        assert!(bodies > 1_000, "{bodies} corpus files");
+    }
+
+    #[test]
+    fn what_prost_merges_is_left_to_prost() {
+        let status = ProtoStatus { code: 2, message: "a".into() };
+        let span = opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            status: Some(status.clone()),
+            ..Default::default()
+        };
+        // A length-delimited field, as prost encodes one.
+        let field = |number: u32, body: &[u8]| {
+            let mut out = Vec::new();
+            prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, &mut out);
+            prost::encoding::encode_varint(body.len() as u64, &mut out);
+            out.extend_from_slice(body);
+            out
+        };
+        let mut body = span.encode_to_vec();
+        // The status again: prost merges the two.
+        body.extend(field(15, &ProtoStatus { code: 0, message: "b".into() }.encode_to_vec()));
+        let request = field(1, &field(2, &field(2, &body)));
+        assert!(!agrees(&request), "a twice-given status is prost's to merge");
+        let (spans, _) = crate::otlp::spans_from_protobuf(Bytes::from(request)).unwrap();
+        assert_eq!(spans[0].status.message, "b");
+        assert_eq!(spans[0].status.code, crate::span::StatusCode::Error);
+    }
+}
