@@ -10,8 +10,8 @@ mod common;
 use std::time::Instant;
 
 use archon_mcp_exporter::map_spans;
-use archon_mcp_exporter::{spans_from_protobuf, spans_from_request};
 use archon_mcp_exporter::testing::{Connection, otlp_request, with_estimate, with_usage};
+use archon_mcp_exporter::{spans_from_protobuf, spans_from_request};
 use common::USERS;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;

@@ -10,9 +10,9 @@
 //! cargo bench --bench overhead
 //! ```
 
+mod allocations;
 #[path = "../common/mod.rs"]
 mod common;
-mod allocations;
 mod naive;
 
 use std::time::Instant;
@@ -115,8 +115,11 @@ fn main() {
     // The same, enforcing budgets: a fresh reading with 20 budgets over (none of them this caller's).
     let gate = BudgetGate::new(std::time::Duration::from_secs(3600));
     gate.update((0..20).map(|i| Exceeded::new(BudgetScope::Department(format!("dept-{i}")), 10.0, 11.0)).collect());
-    let enforcing =
-        TracedConfig::builder().tracer(provider.tracer("bench")).user_resolver(resolver()).enforce_budgets(gate).build();
+    let enforcing = TracedConfig::builder()
+        .tracer(provider.tracer("bench"))
+        .user_resolver(resolver())
+        .enforce_budgets(gate)
+        .build();
     let naive = naive::Naive { inner: KnowledgeServer::new(), session: uuid_like(), user };
 
     let [bare, traced, hand, budgeted] = runtime.block_on(async {

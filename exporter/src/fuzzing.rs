@@ -5,7 +5,8 @@
 use std::io::Write as _;
 
 use crate::mapping::map_spans;
-use crate::otlp::spans_from_request;
+use bytes::Bytes;
+
 use crate::receiver::http::{Encoding, decode_body};
 
 /// Decompression limit of the target (smaller than the service's, so bombs are cheap to find).
@@ -38,8 +39,11 @@ pub fn otlp_http_body(data: &[u8]) {
         0b100 => (Some("gzip"), body),
         _ => (None, body),
     };
-    let Ok(request) = decode_body(encoding, content_encoding, body, MAX_DECOMPRESSED) else { return };
-    let (spans, _undecodable) = spans_from_request(request);
+    let Ok((spans, _undecodable)) =
+        decode_body(encoding, content_encoding, Bytes::copy_from_slice(body), MAX_DECOMPRESSED)
+    else {
+        return;
+    };
     let batch = map_spans(&spans);
     let produced = batch.requests.len() + batch.skipped.len();
     assert!(produced <= spans.len(), "{produced} rows or skips from {} spans", spans.len());

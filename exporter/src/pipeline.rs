@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-
 use crate::batcher::{Batcher, BatcherConfig, SubmitError};
 use crate::mapping::map_spans;
 use crate::metrics::Metrics;
-use crate::otlp::{Undecodable, spans_from_request};
+use crate::otlp::Undecodable;
 use crate::span::Span;
 use crate::store::PgStore;
 
@@ -47,12 +45,6 @@ impl Pipeline {
     /// The metrics this pipeline updates.
     pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
-    }
-
-    /// Decodes an OTLP request and exports its spans.
-    pub(crate) async fn export_request(&self, request: ExportTraceServiceRequest) -> Outcome {
-        let (spans, undecodable) = spans_from_request(request);
-        self.export(&spans, undecodable).await
     }
 
     /// Exports decoded spans; `undecodable` are the spans the decoder refused, counted with the

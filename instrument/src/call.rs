@@ -227,7 +227,10 @@ impl Call {
 
         let parent = parent_context(&ctx.extensions, &ctx.meta.0);
         let cx = shared.tracer().start(
-            SpanBuilder::from_name(name).with_kind(SpanKind::Server).with_start_time(arrival.at).with_attributes(attributes),
+            SpanBuilder::from_name(name)
+                .with_kind(SpanKind::Server)
+                .with_start_time(arrival.at)
+                .with_attributes(attributes),
             &parent,
         );
         Self {

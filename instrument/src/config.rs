@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-
 use crate::capture::CapturePolicy;
 use crate::runtime::{Settings, Shared};
 use crate::session::StatelessSessions;

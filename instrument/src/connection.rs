@@ -234,7 +234,12 @@ struct Identity {
 }
 
 impl Identity {
-    fn new(client: Option<(&str, &str)>, user: &Option<Arc<UserInfo>>, protocol: Option<&str>, hash_emails: bool) -> Self {
+    fn new(
+        client: Option<(&str, &str)>,
+        user: &Option<Arc<UserInfo>>,
+        protocol: Option<&str>,
+        hash_emails: bool,
+    ) -> Self {
         let mut attributes = Vec::with_capacity(8);
         if let Some((name, version)) = client {
             attributes.push(KeyValue::new(attr::MCP_CLIENT_NAME, text(name)));

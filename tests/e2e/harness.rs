@@ -212,12 +212,9 @@ impl McpServer {
             .with_resource(opentelemetry_sdk::Resource::builder_empty().with_service_name("knowledge-e2e").build())
             .with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch).build())
             .build();
-        let config = tune(
-            TracedConfig::builder()
-                .tracer(provider.tracer("e2e"))
-                .user_resolver(JwtUser::hs256(JWT_SECRET)),
-        )
-        .build();
+        let config =
+            tune(TracedConfig::builder().tracer(provider.tracer("e2e")).user_resolver(JwtUser::hs256(JWT_SECRET)))
+                .build();
         let ct = CancellationToken::new();
         let factory_config = config.clone();
         let server = KnowledgeServer::new();

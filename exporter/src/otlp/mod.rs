@@ -13,9 +13,9 @@ pub(crate) use lossy::{decode_lossy, repair_json_surrogates};
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message as _;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{span, status};
+use prost::Message as _;
 
 use crate::span::{Attributes, Span, SpanKind, SpanRef, Status, StatusCode, Value};
 

@@ -318,10 +318,7 @@ fn composite(body: &[u8]) -> Option<Option<Value>> {
 /// Attributes of a part not read (scope, events, links): decodable, and not so deep that
 /// the reference would refuse the request.
 fn shallow(attributes: &[KeyValue]) -> Option<()> {
-    attributes
-        .iter()
-        .all(|kv| kv.value.as_ref().is_none_or(|v| depth(v) <= MAX_VALUE_DEPTH))
-        .then_some(())
+    attributes.iter().all(|kv| kv.value.as_ref().is_none_or(|v| depth(v) <= MAX_VALUE_DEPTH)).then_some(())
 }
 
 /// How many messages deep a value nests.
@@ -489,8 +486,7 @@ mod tests {
             links: (0..rng.below(2))
                 .map(|_| Link { trace_id: rng.bytes(&[16]), attributes: attributes(rng, 0, 3), ..Default::default() })
                 .collect(),
-            status: (rng.below(3) != 0)
-                .then(|| ProtoStatus { code: rng.below(5) as i32 - 1, message: rng.text() }),
+            status: (rng.below(3) != 0).then(|| ProtoStatus { code: rng.below(5) as i32 - 1, message: rng.text() }),
             ..Default::default()
         };
         ExportTraceServiceRequest {

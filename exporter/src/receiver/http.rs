@@ -10,14 +10,16 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 use tokio::sync::Semaphore;
 
 use super::{Ingest, export_response};
-use crate::otlp;
+use crate::otlp::{self, Undecodable, spans_from_protobuf, spans_from_request};
 use crate::pipeline::Outcome;
 use crate::retry::{self, RETRY_AFTER};
+use crate::span::Span;
 
 /// Body limits of `/v1/traces`.
 ///
@@ -127,6 +129,9 @@ pub(crate) enum BodyError {
     OverBudget,
 }
 
+/// The spans of a body, and those refused for their ids.
+pub(crate) type Decoded = (Vec<Span>, Vec<Undecodable>);
+
 /// Decodes a `/v1/traces` body as the receiver does: `content_encoding` (`gzip`, `identity` or
 /// none) with decompression stopped at `max_decompressed_bytes`, then protobuf or JSON. Pure;
 /// the fuzz target `otlp_http_body` drives it.
@@ -134,9 +139,9 @@ pub(crate) enum BodyError {
 pub(crate) fn decode_body(
     encoding: Encoding,
     content_encoding: Option<&str>,
-    body: &[u8],
+    body: Bytes,
     max_decompressed_bytes: usize,
-) -> Result<ExportTraceServiceRequest, BodyError> {
+) -> Result<Decoded, BodyError> {
     decode_body_within(encoding, content_encoding, body, max_decompressed_bytes, &mut |_| true)
 }
 
@@ -144,30 +149,27 @@ pub(crate) fn decode_body(
 fn decode_body_within(
     encoding: Encoding,
     content_encoding: Option<&str>,
-    body: &[u8],
+    body: Bytes,
     max_decompressed_bytes: usize,
     reserve: &mut dyn FnMut(usize) -> bool,
-) -> Result<ExportTraceServiceRequest, BodyError> {
-    let inflated;
+) -> Result<Decoded, BodyError> {
     let body = match content_encoding {
         None | Some("identity") => body,
-        Some("gzip") => {
-            inflated = gunzip(body, max_decompressed_bytes, reserve)?;
-            inflated.as_slice()
-        }
+        Some("gzip") => Bytes::from(gunzip(&body, max_decompressed_bytes, reserve)?),
         Some(other) => return Err(BodyError::UnsupportedEncoding(other.to_owned())),
     };
     // A string that is not UTF-8 (protobuf) or a lone surrogate (JSON) in one span must not
     // lose the export: it is decoded again leniently, the bad text replaced by U+FFFD.
     match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
-            .or_else(|strict| otlp::decode_lossy(body).map_err(|_| strict))
+        Encoding::Protobuf => spans_from_protobuf(body.clone())
+            .or_else(|strict| otlp::decode_lossy(&body).map(spans_from_request).map_err(|_| strict))
             .map_err(|e| BodyError::Undecodable(e.to_string())),
-        Encoding::Json => serde_json::from_slice(body)
-            .or_else(|strict| match otlp::repair_json_surrogates(body) {
+        Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&body)
+            .or_else(|strict| match otlp::repair_json_surrogates(&body) {
                 Some(repaired) => serde_json::from_slice(&repaired).map_err(|_| strict),
                 None => Err(strict),
             })
+            .map(spans_from_request)
             .map_err(|e| BodyError::Undecodable(e.to_string())),
     }
 }
@@ -212,11 +214,12 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         }
         Err(_) => false,
     };
+    // The spans point into the (decompressed) body: it is held, within the budget, until they
+    // are written.
     let decoded =
-        decode_body_within(encoding, content_encoding, &body, state.limits.max_decompressed_bytes, &mut reserve);
-    drop(body);
-    let request = match decoded {
-        Ok(request) => request,
+        decode_body_within(encoding, content_encoding, body, state.limits.max_decompressed_bytes, &mut reserve);
+    let (spans, undecodable) = match decoded {
+        Ok(decoded) => decoded,
         Err(BodyError::OverBudget) => return over_budget(ingest, encoding),
         Err(e @ BodyError::TooLarge(_)) => return error(encoding, StatusCode::PAYLOAD_TOO_LARGE, 8, e.to_string()),
         Err(e @ BodyError::UnsupportedEncoding(_)) => {
@@ -224,7 +227,7 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         }
         Err(e) => return invalid(ingest, encoding, e.to_string()),
     };
-    match ingest.export(request).await {
+    match ingest.export(&spans, undecodable).await {
         Outcome::Accepted { rejected, message } => {
             let response = export_response(rejected, message);
             let body = match encoding {
@@ -288,9 +291,10 @@ mod tests {
 
     #[test]
     fn bodies_decode_or_say_why() {
-        let request = decode_body(Encoding::Json, None, br#"{"resourceSpans": []}"#, 1 << 20).unwrap();
-        assert!(request.resource_spans.is_empty());
-        let garbage = decode_body(Encoding::Protobuf, Some("gzip"), b"not gzip", 1 << 20);
+        let (spans, _) =
+            decode_body(Encoding::Json, None, Bytes::from_static(br#"{"resourceSpans": []}"#), 1 << 20).unwrap();
+        assert!(spans.is_empty());
+        let garbage = decode_body(Encoding::Protobuf, Some("gzip"), Bytes::from_static(b"not gzip"), 1 << 20);
         assert!(matches!(garbage, Err(BodyError::Gzip(_))));
     }
 }

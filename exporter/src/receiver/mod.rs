@@ -8,12 +8,12 @@ pub(crate) mod tls;
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 
 use crate::metrics::Metrics;
+use crate::otlp::Undecodable;
 use crate::pipeline::{Outcome, Pipeline};
+use crate::span::Span;
 
 /// What the receivers share: the pipeline, behind the bearer token.
 #[derive(Debug, Clone)]
@@ -46,9 +46,9 @@ impl Ingest {
         ok
     }
 
-    /// Decoded request → rows → committed.
-    pub(crate) async fn export(&self, request: ExportTraceServiceRequest) -> Outcome {
-        self.pipeline.export_request(request).await
+    /// Decoded spans → rows → committed.
+    pub(crate) async fn export(&self, spans: &[Span], undecodable: Vec<Undecodable>) -> Outcome {
+        self.pipeline.export(spans, undecodable).await
     }
 }
 

@@ -141,6 +141,74 @@ async fn otlp_http_protobuf_json_gzip_and_bad_input() {
     service.stop().await.unwrap();
 }
 
+/// Sends `body` as the `Export` message over gRPC, as is: what no well-behaved client sends.
+async fn export_raw_grpc(service: &Running, body: Vec<u8>) -> Result<(), tonic::Status> {
+    /// Bytes out as they are; the response is only checked to be there.
+    #[derive(Clone, Copy)]
+    struct Raw;
+    impl tonic::codec::Codec for Raw {
+        type Encode = Vec<u8>;
+        type Decode = ();
+        type Encoder = Raw;
+        type Decoder = Raw;
+        fn encoder(&mut self) -> Raw {
+            Raw
+        }
+        fn decoder(&mut self) -> Raw {
+            Raw
+        }
+    }
+    impl tonic::codec::Encoder for Raw {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+            bytes::BufMut::put_slice(dst, &item);
+            Ok(())
+        }
+    }
+    impl tonic::codec::Decoder for Raw {
+        type Item = ();
+        type Error = tonic::Status;
+        fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+            bytes::Buf::advance(src, bytes::Buf::remaining(src));
+            Ok(Some(()))
+        }
+    }
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", service.grpc_addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    grpc.unary(tonic::Request::new(body), path, Raw).await.map(drop)
+}
+
+#[tokio::test]
+async fn grpc_takes_text_that_is_not_utf8_and_refuses_garbage_as_invalid() {
+    let db = TestDb::migrated().await;
+    let service = start(db.url(), |_| {}).await;
+    // A tool name that is not UTF-8: decoded leniently, as over HTTP; the row is written.
+    let mut conn = Conn::new(SESSION_1, "Claude Code", None);
+    let mut body = otlp_request(&[conn.call("tool-XYZW", an_hour_ago(), 5)]).encode_to_vec();
+    while let Some(at) = body.windows(4).position(|w| w == b"XYZW") {
+        body[at..at + 4].copy_from_slice(&[0xff, 0xfe, 0xff, 0xfe]);
+    }
+    export_raw_grpc(&service, body).await.expect("accepted");
+    assert_eq!(count(&db).await, 1);
+    let tool: String =
+        db.client().await.query_one("SELECT tool_name FROM archon_mcp_requests", &[]).await.unwrap().get(0);
+    assert!(tool.starts_with("tool-\u{fffd}"), "{tool:?}");
+    // Not protobuf at all: INVALID_ARGUMENT (not retryable), saying why.
+    let status = export_raw_grpc(&service, b"\xff\xff\xff garbage".to_vec()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status}");
+    assert!(status.message().contains("cannot decode"), "{status}");
+    service.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn bearer_token_is_required_when_configured() {
     let db = TestDb::migrated().await;
