@@ -1,12 +1,11 @@
 //! [`PgSpanExporter`]: the in-process path, an OpenTelemetry SDK span exporter that writes
 //! straight to PostgreSQL.
 
+mod span_data;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -14,9 +13,9 @@ use tokio::runtime::Handle;
 
 use crate::batcher::BatcherConfig;
 use crate::metrics::Metrics;
-use crate::otlp::spans_from_request;
 use crate::pipeline::{Outcome, Pipeline};
 use crate::retry::{self, Backoff};
+use crate::span::Attributes;
 use crate::store::PgStore;
 
 /// Writes SDK spans to PostgreSQL through the same pipeline as the OTLP service: mapping, group
@@ -41,7 +40,7 @@ use crate::store::PgStore;
 pub struct PgSpanExporter {
     pipeline: Pipeline,
     runtime: Handle,
-    resource: ResourceAttributesWithSchema,
+    resource: Arc<Attributes>,
     max_retry_time: Duration,
 }
 
@@ -64,12 +63,7 @@ impl PgSpanExporter {
             let _inside = runtime.enter();
             Pipeline::start(store, BatcherConfig::default(), Arc::new(Metrics::default()))
         };
-        Self {
-            pipeline,
-            runtime,
-            resource: ResourceAttributesWithSchema::from(&Resource::builder_empty().build()),
-            max_retry_time: Duration::from_secs(30),
-        }
+        Self { pipeline, runtime, resource: Arc::default(), max_retry_time: Duration::from_secs(30) }
     }
 
     /// How long one export keeps retrying an unavailable database (default 30 s).
@@ -86,18 +80,15 @@ impl PgSpanExporter {
 
 impl SpanExporter for PgSpanExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        // One conversion path for both entry points: SDK spans → OTLP → the neutral model.
-        let request =
-            ExportTraceServiceRequest { resource_spans: group_spans_by_resource_and_scope(batch, &self.resource) };
-        let (spans, undecodable) = spans_from_request(request);
+        // Straight into the neutral model (the SDK's ids are always well formed: nothing is
+        // undecodable), as the OTLP path would convert them (a test holds them equal).
+        let spans: Vec<_> = batch.into_iter().map(|data| span_data::span(data, &self.resource)).collect();
         let pipeline = self.pipeline.clone();
         let mut backoff = Backoff::new(self.max_retry_time);
         // The SDK calls us from its own thread; the database IO belongs on the Tokio runtime.
         let write = self.runtime.spawn(async move {
-            let mut undecodable = Some(undecodable);
             loop {
-                // Decode rejects are counted on the first try only.
-                match pipeline.export(&spans, undecodable.take().unwrap_or_default()).await {
+                match pipeline.export(&spans, Vec::new()).await {
                     Outcome::Accepted { rejected: 0, .. } => return Ok(()),
                     Outcome::Accepted { rejected, message } => {
                         return Err(OTelSdkError::InternalFailure(format!(
@@ -115,7 +106,7 @@ impl SpanExporter for PgSpanExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.resource = ResourceAttributesWithSchema::from(resource);
+        self.resource = span_data::resource_attributes(resource);
     }
 
     // Every export is awaited by the SDK before the next: nothing is buffered here, so

@@ -6,6 +6,8 @@ mod encode;
 mod lossy;
 mod wire;
 
+pub(crate) use wire::known_key;
+
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use encode::request_from_spans;
 
@@ -142,7 +144,7 @@ fn attributes(kvs: Vec<KeyValue>) -> Attributes {
     Attributes(kvs.into_iter().filter_map(|kv| Some((kv.key.into(), value(kv.value?)?))).collect())
 }
 
-fn value(any: AnyValue) -> Option<Value> {
+pub(crate) fn value(any: AnyValue) -> Option<Value> {
     Some(match any.value? {
         any_value::Value::StringValue(s) => Value::Str(s.into()),
         any_value::Value::BoolValue(b) => Value::Bool(b),

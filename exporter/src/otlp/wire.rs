@@ -80,7 +80,7 @@ const KNOWN_KEYS: [&str; 44] = [
 ];
 
 /// The known key spelled `key`: the few known keys of its length are compared.
-fn known_key(key: &[u8]) -> Option<&'static str> {
+pub(crate) fn known_key(key: &[u8]) -> Option<&'static str> {
     static BY_LENGTH: LazyLock<Vec<Vec<&'static str>>> = LazyLock::new(|| {
         let mut by_length = vec![Vec::new(); KNOWN_KEYS.iter().map(|k| k.len()).max().unwrap_or(0) + 1];
         for key in KNOWN_KEYS {
