@@ -2,9 +2,10 @@
 //! in-process duplex transport, against the bare server, against `Traced`, and against the
 //! anchor a user would write by hand (a `tracing` span per call through tracing-opentelemetry,
 //! [`naive`]). All run in one process through one pipeline: the OpenTelemetry SDK batch
-//! processor with an exporter that drops, and `archon_mcp_instrument::layer` (which keeps
-//! rmcp's own spans and events out). The user is set, so spans carry every attribute a real
-//! deployment's do. Prints medians, p99s, allocations per call and the ratios.
+//! processor with an exporter that drops, and the subscriber `Telemetry::install` sets up (its
+//! default filter and `archon_mcp_instrument::layer`, which keep rmcp's own events out). The
+//! user is set, so spans carry every attribute a real deployment's do. Prints medians, p99s,
+//! allocations per call and the ratios.
 //!
 //! ```text
 //! cargo bench --bench overhead
@@ -101,7 +102,11 @@ fn main() {
                 .build(),
         )
         .build();
-    tracing_subscriber::registry().with(archon_mcp_instrument::layer(&provider)).init();
+    // As `Telemetry::install` sets it up: its default filter, then the OpenTelemetry layer.
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new(archon_mcp_instrument::DEFAULT_FILTER))
+        .with(archon_mcp_instrument::layer(&provider))
+        .init();
     let user = common::USERS[0];
     let resolver = || {
         EnvUser::fixed(

@@ -98,7 +98,9 @@ pub use connection::CLIENT_GONE_REASON;
 #[cfg(feature = "full")]
 pub use session_manager::TracedSessionManager;
 #[cfg(feature = "full")]
-pub use telemetry::{Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, layer, otlp_retry_policy};
+pub use telemetry::{
+    DEFAULT_FILTER, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, layer, otlp_retry_policy,
+};
 #[cfg(feature = "full")]
 pub use traced::{Traced, TracedExt};
 #[cfg(feature = "full")]

@@ -153,7 +153,7 @@ impl TelemetryBuilder {
         self
     }
 
-    /// The tracing filter for the subscriber (default `RUST_LOG`, else `info`).
+    /// The tracing filter for the subscriber (default `RUST_LOG`, else [`DEFAULT_FILTER`]).
     pub fn filter(mut self, directives: impl Into<String>) -> Self {
         self.filter = Some(directives.into());
         self
@@ -219,7 +219,7 @@ impl TelemetryBuilder {
         let provider = guard.provider.as_ref().expect("just built");
         let filter = match &guard.filter {
             Some(directives) => EnvFilter::new(directives),
-            None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER)),
         };
         let fmt = guard.log.then(|| {
             tracing_subscriber::fmt::layer()
@@ -235,6 +235,11 @@ impl TelemetryBuilder {
         Ok(guard)
     }
 }
+
+/// The subscriber's filter when neither [`TelemetryBuilder::filter`] nor `RUST_LOG` gives one:
+/// `info`, but rmcp only from `warn` — its per-message events cost every request, traced or
+/// not, and say nothing the request spans do not.
+pub const DEFAULT_FILTER: &str = "info,rmcp=warn";
 
 /// The OTLP span exporter for `endpoint` (else the environment's), with retries and, for an
 /// `https://` gRPC collector, TLS with the system's roots and `ca_file`.
