@@ -191,3 +191,69 @@ impl std::fmt::Display for DisconnectReason {
         f.write_str(self.as_str())
     }
 }
+
+// --- Every key ----------------------------------------------------------------------------
+
+/// Every attribute key of the contract — request, session and resource spans — for readers
+/// that recognise keys (the exporter's decoder keeps these static instead of copying them).
+pub const KEYS: [&str; 37] = [
+    MCP_METHOD_NAME,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROMPT_NAME,
+    MCP_RESOURCE_URI,
+    JSONRPC_REQUEST_ID,
+    MCP_PROTOCOL_VERSION,
+    NETWORK_TRANSPORT,
+    CLIENT_ADDRESS,
+    MCP_SESSION_ID,
+    SESSION_ID,
+    MCP_CLIENT_NAME,
+    MCP_CLIENT_VERSION,
+    ARCHON_CLIENT_CAPABILITIES,
+    USER_ID,
+    USER_EMAIL,
+    USER_HASH,
+    USER_FULL_NAME,
+    USER_NAME,
+    ARCHON_USER_DEPARTMENT,
+    ERROR_TYPE,
+    RPC_RESPONSE_STATUS_CODE,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    ARCHON_USAGE_ESTIMATED_INPUT_TOKENS,
+    ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS,
+    ARCHON_COST_AMOUNT,
+    ARCHON_COST_CURRENCY,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_RESULT,
+    ARCHON_SESSION_DISCONNECT_REASON,
+    ARCHON_SESSION_REQUEST_COUNT,
+    ARCHON_SESSION_CATALOG_TOKENS,
+    SERVICE_NAME,
+    SERVICE_INSTANCE_ID,
+    SERVICE_VERSION,
+];
+
+#[cfg(test)]
+mod tests {
+    /// An attribute added to the contract and not to [`super::KEYS`] would be copied, not
+    /// recognised, by readers: every dotted constant of this file is a key, except span names.
+    #[test]
+    fn keys_lists_every_attribute_of_the_contract() {
+        let mut keys = 0;
+        for line in include_str!("attributes.rs").lines() {
+            let Some((name, value)) = line.strip_prefix("pub const ").and_then(|rest| rest.split_once(": &str = \""))
+            else {
+                continue;
+            };
+            let value = value.trim_end_matches("\";");
+            if value.contains('.') && name != "SESSION_SPAN_NAME" {
+                assert!(super::KEYS.contains(&value), "{name} ({value}) is missing from KEYS");
+                keys += 1;
+            }
+        }
+        assert_eq!(keys, super::KEYS.len(), "KEYS holds something that is not an attribute of this file");
+    }
+}

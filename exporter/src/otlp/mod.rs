@@ -255,6 +255,25 @@ mod tests {
     }
 }
 
+/// xorshift: random cases, the same on every run.
+#[cfg(test)]
+mod test_rng {
+    pub(super) struct Rng(pub(super) u64);
+
+    impl Rng {
+        pub(super) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        pub(super) fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+}
+
 /// Random and mutated export bodies through decode and mapping: bounded, so it runs in every
 /// test run; it fails on any panic.
 #[cfg(test)]
@@ -263,18 +282,7 @@ mod robustness {
     use crate::mapping::map_spans;
     use crate::span::Span as Neutral;
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use super::test_rng::Rng;
 
     fn valid_request() -> ExportTraceServiceRequest {
         let span = Neutral::new("tools/call search", 10, 20)

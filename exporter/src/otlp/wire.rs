@@ -30,46 +30,10 @@ const FIXED32: u8 = 5;
 /// deep, and the value sits a few messages down; deeper ones are left to prost whole.
 const MAX_VALUE_DEPTH: usize = 64;
 
-/// Attribute keys taken as static text instead of pointing into the request: the span
-/// contract's and the usual resource attributes'.
-const KNOWN_KEYS: [&str; 44] = [
-    attr::MCP_METHOD_NAME,
-    attr::GEN_AI_TOOL_NAME,
-    attr::GEN_AI_OPERATION_NAME,
-    attr::GEN_AI_PROMPT_NAME,
-    attr::MCP_RESOURCE_URI,
-    attr::JSONRPC_REQUEST_ID,
-    attr::MCP_PROTOCOL_VERSION,
-    attr::NETWORK_TRANSPORT,
-    attr::CLIENT_ADDRESS,
-    attr::MCP_SESSION_ID,
-    attr::SESSION_ID,
-    attr::MCP_CLIENT_NAME,
-    attr::MCP_CLIENT_VERSION,
-    attr::ARCHON_CLIENT_CAPABILITIES,
-    attr::USER_ID,
-    attr::USER_EMAIL,
-    attr::USER_HASH,
-    attr::USER_FULL_NAME,
-    attr::USER_NAME,
-    attr::ARCHON_USER_DEPARTMENT,
-    attr::ERROR_TYPE,
-    attr::RPC_RESPONSE_STATUS_CODE,
-    attr::GEN_AI_REQUEST_MODEL,
-    attr::GEN_AI_USAGE_INPUT_TOKENS,
-    attr::GEN_AI_USAGE_OUTPUT_TOKENS,
-    attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS,
-    attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS,
-    attr::ARCHON_COST_AMOUNT,
-    attr::ARCHON_COST_CURRENCY,
-    attr::GEN_AI_TOOL_CALL_ARGUMENTS,
-    attr::GEN_AI_TOOL_CALL_RESULT,
-    attr::ARCHON_SESSION_DISCONNECT_REASON,
-    attr::ARCHON_SESSION_REQUEST_COUNT,
-    attr::ARCHON_SESSION_CATALOG_TOKENS,
-    attr::SERVICE_NAME,
-    attr::SERVICE_INSTANCE_ID,
-    attr::SERVICE_VERSION,
+/// Resource attribute keys outside the span contract that SDKs usually send; with the
+/// contract's own ([`attr::KEYS`]) they are taken as static text instead of pointing into the
+/// request.
+const USUAL_RESOURCE_KEYS: [&str; 7] = [
     "service.namespace",
     "telemetry.sdk.name",
     "telemetry.sdk.language",
@@ -82,8 +46,9 @@ const KNOWN_KEYS: [&str; 44] = [
 /// The known key spelled `key`: the few known keys of its length are compared.
 pub(crate) fn known_key(key: &[u8]) -> Option<&'static str> {
     static BY_LENGTH: LazyLock<Vec<Vec<&'static str>>> = LazyLock::new(|| {
-        let mut by_length = vec![Vec::new(); KNOWN_KEYS.iter().map(|k| k.len()).max().unwrap_or(0) + 1];
-        for key in KNOWN_KEYS {
+        let known = || attr::KEYS.iter().chain(&USUAL_RESOURCE_KEYS).copied();
+        let mut by_length = vec![Vec::new(); known().map(str::len).max().unwrap_or(0) + 1];
+        for key in known() {
             by_length[key.len()].push(key);
         }
         by_length
@@ -420,22 +385,14 @@ mod tests {
     use super::*;
     use crate::otlp::spans_from_request;
 
-    /// xorshift: the same cases on every run.
-    struct Rng(u64);
+    use crate::otlp::test_rng::Rng;
+
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
         fn text(&mut self) -> String {
             let words = ["tools/call", "session.id", "", "é✓", "claude-code", "0195f3a0-0000-7000-8000-000000000001"];
             words[self.below(words.len())].to_owned()
         }
+
         fn bytes(&mut self, lengths: &[usize]) -> Vec<u8> {
             (0..lengths[self.below(lengths.len())]).map(|_| self.next() as u8).collect()
         }
