@@ -196,6 +196,12 @@ impl std::fmt::Display for DisconnectReason {
 
 /// Every attribute key of the contract — request, session and resource spans — for readers
 /// that recognise keys (the exporter's decoder keeps these static instead of copying them).
+///
+/// ```
+/// use archon_mcp_instrument::attributes::{KEYS, USER_ID};
+///
+/// assert!(KEYS.contains(&USER_ID));
+/// ```
 pub const KEYS: [&str; 37] = [
     MCP_METHOD_NAME,
     GEN_AI_TOOL_NAME,

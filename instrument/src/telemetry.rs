@@ -239,6 +239,12 @@ impl TelemetryBuilder {
 /// The subscriber's filter when neither [`TelemetryBuilder::filter`] nor `RUST_LOG` gives one:
 /// `info`, but rmcp only from `warn` — its per-message events cost every request, traced or
 /// not, and say nothing the request spans do not.
+///
+/// ```
+/// // Your own subscriber, filtered as `Telemetry::install` filters by default.
+/// let filter = tracing_subscriber::EnvFilter::new(archon_mcp_instrument::DEFAULT_FILTER);
+/// # drop(filter);
+/// ```
 pub const DEFAULT_FILTER: &str = "info,rmcp=warn";
 
 /// The OTLP span exporter for `endpoint` (else the environment's), with retries and, for an
