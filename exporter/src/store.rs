@@ -3,7 +3,8 @@
 //! Sessions are upserted first (earliest start, latest activity, first known client and user,
 //! an end once set is kept — a late request never reopens a session), then requests are
 //! inserted with `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`, priced from
-//! `archon_llm_pricing` at the request's time unless tool code reported a cost.
+//! `archon_llm_pricing` at the request's time (one lookup per model and day of a batch) unless tool
+//! code reported a cost.
 //! Replaying a batch, or its spans in any order, leaves the same tables.
 //!
 //! If PostgreSQL refuses the data of a batch (a constraint, a value out of range), the batch
@@ -382,6 +383,22 @@ async fn upsert_sessions(
 }
 
 const INSERT_REQUESTS: &str = r#"
+WITH u AS (
+    SELECT *
+      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::text[],
+                  $8::text[], $9::float8[], $10::text[], $11::timestamptz[], $12::float8[], $13::text[],
+                  $14::text[], $15::int4[], $16::text[], $17::uuid[], $18::text[], $19::text[], $20::text[])
+           AS u(request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source,
+                model, reported_cost, price_model, ts, duration_ms, status, error_type, error_code,
+                error_message, user_id, trace_id, span_id, jsonrpc_request_id)
+),
+-- Prices change by the day: one lookup per model and day of the batch, not one per row.
+prices AS (
+    SELECT g.price_model, g.day, p.input_price_per_1k, p.output_price_per_1k
+      FROM (SELECT price_model, ts::date AS day, min(ts) AS at
+              FROM u WHERE price_model IS NOT NULL GROUP BY 1, 2) g
+     CROSS JOIN LATERAL archon_llm_price_at(g.price_model, g.at) p
+)
 INSERT INTO archon_mcp_requests (
     request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source,
     model, estimated_cost, "timestamp", duration_ms, status, error_type, error_code,
@@ -390,21 +407,15 @@ SELECT u.request_id, u.session_id, u.method, u.tool_name, u.prompt_tokens, u.com
        u.token_source, u.model,
        coalesce(u.reported_cost::numeric,
                 CASE WHEN u.price_model IS NOT NULL AND u.prompt_tokens::bigint + u.completion_tokens > 0 THEN
-                     (SELECT round(u.prompt_tokens / 1000.0 * p.input_price_per_1k
-                                 + u.completion_tokens / 1000.0 * p.output_price_per_1k, 6)
-                        FROM archon_llm_price_at(u.price_model, u.ts) p)
+                     round(u.prompt_tokens / 1000.0 * p.input_price_per_1k
+                         + u.completion_tokens / 1000.0 * p.output_price_per_1k, 6)
                 END),
        u.ts, u.duration_ms, u.status, u.error_type, u.error_code, u.error_message,
        -- The request's own user: one without (no token, a bad one) is billed to nobody, never
        -- to its session's user.
        u.user_id,
        u.trace_id, u.span_id, u.jsonrpc_request_id
-  FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::text[],
-              $8::text[], $9::float8[], $10::text[], $11::timestamptz[], $12::float8[], $13::text[],
-              $14::text[], $15::int4[], $16::text[], $17::uuid[], $18::text[], $19::text[], $20::text[])
-       AS u(request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source,
-            model, reported_cost, price_model, ts, duration_ms, status, error_type, error_code,
-            error_message, user_id, trace_id, span_id, jsonrpc_request_id)
+  FROM u LEFT JOIN prices p ON p.price_model = u.price_model AND p.day = u.ts::date
 ON CONFLICT DO NOTHING
 "#;
 
