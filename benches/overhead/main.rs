@@ -125,7 +125,11 @@ fn main() {
         .user_resolver(resolver())
         .enforce_budgets(gate)
         .build();
-    let naive = naive::Naive { inner: KnowledgeServer::new(), session: uuid_like(), user };
+    let naive = naive::Naive {
+        inner: KnowledgeServer::new(),
+        session: "0193b2c4-7e1a-7c3e-9f4d-2a5b6c7d8e9f".to_owned(),
+        user,
+    };
 
     let [bare, traced, hand, budgeted] = runtime.block_on(async {
         let clients = [
@@ -172,9 +176,4 @@ fn main() {
     common::figure("traced + budget enforcement, median", budgeted.median(), "µs", None);
     common::figure("budget check added, median", budgeted.median() - traced.median(), "µs", None);
     std::mem::forget(provider);
-}
-
-/// A session id as the naive wrapper would keep one per connection.
-fn uuid_like() -> String {
-    "0193b2c4-7e1a-7c3e-9f4d-2a5b6c7d8e9f".to_owned()
 }

@@ -13,7 +13,9 @@
 
 use std::borrow::Cow;
 
+mod key_index;
 mod text;
+pub(crate) use key_index::KeyIndex;
 pub use text::Text;
 
 /// One finished span.

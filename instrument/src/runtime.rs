@@ -5,13 +5,14 @@
 
 use std::sync::{Arc, OnceLock};
 
+use opentelemetry::KeyValue;
+
 use crate::capture::CapturePolicy;
 use crate::metrics::Metrics;
 use crate::session::{ActiveSession, Owner, SessionStart, StatelessSessions};
 use crate::tracer::SpanTracer;
 use crate::usage::TokenEstimation;
 use crate::user::UserResolver;
-use opentelemetry::KeyValue;
 
 /// What the builder fixed (see [`TracedConfigBuilder`](crate::TracedConfigBuilder)).
 pub(crate) struct Settings {

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use archon_mcp_instrument::attributes as attr;
 
-use crate::span::{Attributes, Value};
+use crate::span::{Attributes, KeyIndex, Value};
 
 /// The attributes read from every request span: its session id, then those that describe one
 /// request, never its session ([`REQUEST_ONLY`]).
@@ -76,16 +76,10 @@ impl Field {
     pub(super) const COST_AMOUNT: Self = Self(index(attr::ARCHON_COST_AMOUNT));
     pub(super) const COST_CURRENCY: Self = Self(index(attr::ARCHON_COST_CURRENCY));
 
-    /// The field of an attribute key, if it is one: only the keys of its length are compared.
+    /// The field of an attribute key, if it is one.
     fn of(key: &str) -> Option<Self> {
-        static BY_LENGTH: LazyLock<Vec<Vec<(&'static str, usize)>>> = LazyLock::new(|| {
-            let mut by_length = vec![Vec::new(); PER_REQUEST.iter().map(|k| k.len()).max().unwrap_or(0) + 1];
-            for (i, key) in PER_REQUEST.iter().enumerate() {
-                by_length[key.len()].push((*key, i));
-            }
-            by_length
-        });
-        BY_LENGTH.get(key.len())?.iter().find(|(known, _)| *known == key).map(|(_, i)| Self(*i))
+        static INDEX: LazyLock<KeyIndex> = LazyLock::new(|| KeyIndex::new(PER_REQUEST));
+        INDEX.find(key.as_bytes()).map(|(_, i)| Self(i))
     }
 }
 

@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use prost::Message as _;
 
 use super::{Undecodable, checked_ids, span_kind, status_code, value};
-use crate::span::{Attributes, Span, Status, Text, Value};
+use crate::span::{Attributes, KeyIndex, Span, Status, Text, Value};
 
 /// Protobuf wire types.
 const VARINT: u8 = 0;
@@ -45,15 +45,9 @@ const USUAL_RESOURCE_KEYS: [&str; 7] = [
 
 /// The known key spelled `key`: the few known keys of its length are compared.
 pub(crate) fn known_key(key: &[u8]) -> Option<&'static str> {
-    static BY_LENGTH: LazyLock<Vec<Vec<&'static str>>> = LazyLock::new(|| {
-        let known = || attr::KEYS.iter().chain(&USUAL_RESOURCE_KEYS).copied();
-        let mut by_length = vec![Vec::new(); known().map(str::len).max().unwrap_or(0) + 1];
-        for key in known() {
-            by_length[key.len()].push(key);
-        }
-        by_length
-    });
-    BY_LENGTH.get(key.len())?.iter().find(|known| known.as_bytes() == key).copied()
+    static KNOWN: LazyLock<KeyIndex> =
+        LazyLock::new(|| KeyIndex::new(attr::KEYS.iter().chain(&USUAL_RESOURCE_KEYS).copied()));
+    KNOWN.find(key).map(|(known, _)| known)
 }
 
 /// The spans of an OTLP/protobuf export request, as [`spans_from_request`](super::spans_from_request)
