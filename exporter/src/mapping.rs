@@ -172,6 +172,7 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
     // span that says the same about the session (most spans of a batch) only moves the
     // session's times, so its upsert is not built again — same rows, a third of the work.
     let mut known: HashMap<&'a str, (&'a Span, Uuid, Option<Uuid>)> = HashMap::new();
+    let latest = latest_end();
     for span in spans {
         let fields = Fields::of(&span.attributes);
         let key = match fields.get(Field::SESSION_ID) {
@@ -180,7 +181,7 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
         };
         let same = key.and_then(|k| known.get(k)).filter(|(first, ..)| same_session_attributes(first, span));
         if let Some(&(_, session_id, user_id)) = same {
-            match check(span, &fields) {
+            match check(span, &fields, latest) {
                 Ok(Checked { method: Some(method), session_span: false, start, end, .. }) => {
                     batch.requests.push(request_row(span, &fields, &method, session_id, user_id, start));
                     sessions.touch(session_id, start, end);
@@ -193,7 +194,7 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
                 Ok(_) => {} // a session span: mapped in full below
             }
         }
-        match map_fields(span, &fields) {
+        match map_fields(span, &fields, latest) {
             Ok(Mapped::Request(request, session)) => {
                 if let Some(key) = key {
                     known.insert(key, (span, session.session_id, session.user_id));
@@ -247,8 +248,14 @@ struct Checked<'a> {
     end: SystemTime,
 }
 
-/// Refuses a span that is not an MCP span of a session, or whose times or status are bad.
-fn check<'a>(span: &Span, fields: &Fields<'a>) -> Result<Checked<'a>, Skipped> {
+/// The latest end a span may have: now and the skew allowed (read once per batch).
+fn latest_end() -> SystemTime {
+    SystemTime::now() + MAX_FUTURE_SKEW
+}
+
+/// Refuses a span that is not an MCP span of a session, or whose times or status are bad, or
+/// that ends after `latest`.
+fn check<'a>(span: &Span, fields: &Fields<'a>, latest: SystemTime) -> Result<Checked<'a>, Skipped> {
     let skip = |reason: SkipReason, detail: String| Skipped { span: span.span_ref(), reason, detail };
     let session_span = span.name == attr::SESSION_SPAN_NAME;
     let method = fields.str(Field::METHOD);
@@ -267,7 +274,6 @@ fn check<'a>(span: &Span, fields: &Fields<'a>) -> Result<Checked<'a>, Skipped> {
             format!("ends {} ns before it starts", span.start_time_unix_nano - span.end_time_unix_nano),
         ));
     }
-    let latest = SystemTime::now() + MAX_FUTURE_SKEW;
     if unix_nanos(span.end_time_unix_nano) > latest {
         return Err(skip(
             SkipReason::FutureTimestamp,
@@ -289,12 +295,12 @@ fn check<'a>(span: &Span, fields: &Fields<'a>) -> Result<Checked<'a>, Skipped> {
 /// Maps one span.
 #[cfg(test)]
 pub(crate) fn map_span(span: &Span) -> Result<Mapped, Skipped> {
-    map_fields(span, &Fields::of(&span.attributes))
+    map_fields(span, &Fields::of(&span.attributes), latest_end())
 }
 
 /// Maps one span, its per-request attributes found.
-fn map_fields(span: &Span, fields: &Fields<'_>) -> Result<Mapped, Skipped> {
-    let Checked { method, session_value, session_span, start, end } = check(span, fields)?;
+fn map_fields(span: &Span, fields: &Fields<'_>, latest: SystemTime) -> Result<Mapped, Skipped> {
+    let Checked { method, session_value, session_span, start, end } = check(span, fields, latest)?;
     let attrs = &span.attributes;
     let mut session = session_upsert(span, ids::session_id(&session_value), start, end);
 

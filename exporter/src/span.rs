@@ -17,6 +17,7 @@ mod key_index;
 mod text;
 pub(crate) use key_index::KeyIndex;
 pub use text::Text;
+pub(crate) use text::is_utf8;
 
 /// One finished span.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,12 +117,12 @@ impl std::fmt::Display for SpanRef {
 /// Lower-case hex of bytes, as OTLP/JSON and trace UIs show ids.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    let mut digits = vec![0; bytes.len() * 2];
+    for (pair, b) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
-    out
+    String::from_utf8(digits).expect("hex digits are ASCII")
 }
 
 /// Span kind, as in OTLP.

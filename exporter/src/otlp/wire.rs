@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use prost::Message as _;
 
 use super::{Undecodable, checked_ids, span_kind, status_code, value};
-use crate::span::{Attributes, KeyIndex, Span, Status, Text, Value};
+use crate::span::{Attributes, KeyIndex, Span, Status, Text, Value, is_utf8};
 
 /// Protobuf wire types.
 const VARINT: u8 = 0;
@@ -53,7 +53,7 @@ pub(crate) fn known_key(key: &[u8]) -> Option<&'static str> {
 /// The spans of an OTLP/protobuf export request, as [`spans_from_request`](super::spans_from_request)
 /// gives them after prost's decode; `None` where prost must decide (see the module docs).
 pub(crate) fn decode_request(body: Bytes) -> Option<(Vec<Span>, Vec<Undecodable>)> {
-    let mut decoder = Decoder { body: &body, spans: Vec::new(), invalid: Vec::new(), scratch: Vec::new() };
+    let mut decoder = Decoder { body: &body, spans: Vec::new(), invalid: Vec::new(), attributes_per_span: 0 };
     let mut reader = Reader::new(&body);
     while let Some((field, wire)) = reader.key()? {
         match (field, wire) {
@@ -70,8 +70,9 @@ struct Decoder<'a> {
     body: &'a Bytes,
     spans: Vec<Span>,
     invalid: Vec<Undecodable>,
-    /// A span's attributes as they are read; each span then gets an exact-size copy.
-    scratch: Vec<(Text, Value)>,
+    /// How many attributes the last span had: the next one's are read straight into a list
+    /// of that size (spans of one producer have about as many), not copied from a buffer.
+    attributes_per_span: usize,
 }
 
 impl Decoder<'_> {
@@ -118,9 +119,10 @@ impl Decoder<'_> {
 
     fn resource(&mut self, body: &[u8]) -> Option<Attributes> {
         let mut reader = Reader::new(body);
+        let mut attributes = Vec::new();
         while let Some((field, wire)) = reader.key()? {
             match (field, wire) {
-                (1, LEN) => self.attribute(reader.bytes()?)?,
+                (1, LEN) => self.attribute(reader.bytes()?, &mut attributes)?,
                 (2, VARINT) => reader.varint().map(drop)?,
                 // Entity references are not read; prost must accept them all the same.
                 (3, LEN) => EntityRef::decode(reader.bytes()?).map(drop).ok()?,
@@ -128,7 +130,7 @@ impl Decoder<'_> {
                 (_, wire) => reader.skip(wire)?,
             }
         }
-        Some(Attributes(self.scratch.drain(..).collect()))
+        Some(Attributes(attributes))
     }
 
     /// One span; `Err` for one whose ids are not 16 and 8 bytes, as the reference refuses it.
@@ -138,6 +140,7 @@ impl Decoder<'_> {
         let mut name = Text::default();
         let (mut kind, mut start, mut end) = (0, 0, 0);
         let mut status = None;
+        let mut attributes = Vec::with_capacity(self.attributes_per_span);
         while let Some((field, wire)) = reader.key()? {
             match (field, wire) {
                 (1, LEN) => trace_id = reader.bytes()?,
@@ -149,7 +152,7 @@ impl Decoder<'_> {
                 (6, VARINT) => kind = reader.varint()? as i32,
                 (7, FIXED64) => start = reader.fixed64()?,
                 (8, FIXED64) => end = reader.fixed64()?,
-                (9, LEN) => self.attribute(reader.bytes()?)?,
+                (9, LEN) => self.attribute(reader.bytes()?, &mut attributes)?,
                 (10 | 12 | 14, VARINT) => reader.varint().map(drop)?,
                 (11, LEN) => shallow(&Event::decode(reader.bytes()?).ok()?.attributes)?,
                 (13, LEN) => shallow(&Link::decode(reader.bytes()?).ok()?.attributes)?,
@@ -159,7 +162,8 @@ impl Decoder<'_> {
                 (_, wire) => reader.skip(wire)?,
             }
         }
-        let attributes = Attributes(self.scratch.drain(..).collect());
+        self.attributes_per_span = attributes.len();
+        let attributes = Attributes(attributes);
         let (trace_id, span_id) = match checked_ids(trace_id, span_id) {
             Ok(ids) => ids,
             Err(refused) => return Some(Err(refused)),
@@ -192,9 +196,9 @@ impl Decoder<'_> {
         Some(Status { code: status_code(code), message: message.into() })
     }
 
-    /// One `KeyValue`, added to the scratch attributes unless it has no value (the reference
-    /// drops those).
-    fn attribute(&mut self, body: &[u8]) -> Option<()> {
+    /// One `KeyValue`, added to `attributes` unless it has no value (the reference drops
+    /// those).
+    fn attribute(&self, body: &[u8], attributes: &mut Vec<(Text, Value)>) -> Option<()> {
         let mut reader = Reader::new(body);
         let mut key: &[u8] = &[];
         let mut any = None;
@@ -217,7 +221,7 @@ impl Decoder<'_> {
             Some(any) => self.any_value(any)?,
             None => None,
         } {
-            self.scratch.push((key, value));
+            attributes.push((key, value));
         }
         Some(())
     }
@@ -293,7 +297,7 @@ fn depth(any: &AnyValue) -> usize {
 
 /// Text prost would accept.
 fn utf8(bytes: &[u8]) -> Option<()> {
-    std::str::from_utf8(bytes).ok().map(drop)
+    is_utf8(bytes).then_some(())
 }
 
 /// A cursor over one message's bytes.
@@ -319,7 +323,19 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint of at most ten bytes, the tenth at most 1 (as prost reads them).
+    #[inline]
     fn varint(&mut self) -> Option<u64> {
+        // Keys, lengths of short texts and enums fit one byte.
+        let first = *self.body.get(self.at)?;
+        if first < 0x80 {
+            self.at += 1;
+            return Some(u64::from(first));
+        }
+        self.long_varint()
+    }
+
+    #[cold]
+    fn long_varint(&mut self) -> Option<u64> {
         let mut value = 0u64;
         for i in 0..10 {
             let byte = *self.body.get(self.at)?;

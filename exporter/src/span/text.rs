@@ -29,8 +29,7 @@ impl Text {
 
     /// Bytes that are UTF-8, without copying them; `None` when they are not.
     pub fn from_utf8(bytes: Bytes) -> Option<Self> {
-        std::str::from_utf8(&bytes).ok()?;
-        Some(Self(bytes))
+        is_utf8(&bytes).then_some(Self(bytes))
     }
 
     /// The string.
@@ -39,6 +38,12 @@ impl Text {
         // bytes never change.
         unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
+}
+
+/// Whether bytes are UTF-8; names and values are mostly ASCII, which is checked word by word
+/// before the full check.
+pub(crate) fn is_utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
 impl PartialEq for Text {
