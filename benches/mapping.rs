@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench mapping
+//! ARCHON_BENCH_PROFILE=1 target/release/deps/mapping-* --bench   # decode + map alone, for a profiler
 //! ```
 
 mod common;

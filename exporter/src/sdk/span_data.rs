@@ -63,7 +63,8 @@ fn value(value: opentelemetry::Value) -> Option<Value> {
         opentelemetry::Value::Bool(b) => Value::Bool(b),
         opentelemetry::Value::I64(i) => Value::I64(i),
         opentelemetry::Value::F64(f) => Value::F64(f),
-        opentelemetry::Value::String(s) => Value::Str(Text::from(s.as_str())),
+        // An owned string is taken over, not copied.
+        opentelemetry::Value::String(s) => Value::Str(Text::from(String::from(s))),
         // Arrays are rare: converted as the OTLP path converts them.
         array => return proto_value(AnyValue::from(array)),
     })

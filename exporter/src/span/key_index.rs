@@ -35,9 +35,8 @@ fn ends(key: &[u8]) -> Option<(u64, u64)> {
 /// partial word is covered by the ends), compared as numbers: a `memcmp` call costs more than
 /// a key's few words.
 fn same_words(known: &str, key: &[u8]) -> bool {
-    let (known, _) = known.as_bytes().as_chunks::<8>();
-    let (key, _) = key.as_chunks::<8>();
-    known.iter().zip(key).all(|(a, b)| u64::from_ne_bytes(*a) == u64::from_ne_bytes(*b))
+    let word = |chunk: &[u8]| chunk.try_into().map_or(0, u64::from_ne_bytes);
+    known.as_bytes().chunks_exact(8).zip(key.chunks_exact(8)).all(|(a, b)| word(a) == word(b))
 }
 
 impl KeyIndex {
