@@ -163,6 +163,10 @@ impl Decoder<'_> {
             }
         }
         self.attributes_per_span = attributes.len();
+        // A span with far fewer attributes than the one before does not keep the spare room.
+        if attributes.capacity() > 2 * attributes.len() + 8 {
+            attributes.shrink_to_fit();
+        }
         let attributes = Attributes(attributes);
         let (trace_id, span_id) = match checked_ids(trace_id, span_id) {
             Ok(ids) => ids,
