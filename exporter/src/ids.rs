@@ -43,13 +43,7 @@ pub fn user_id(principal: &str) -> Uuid {
 /// ```
 pub fn mcp_session_ref(id: &str) -> String {
     use sha2::{Digest as _, Sha256};
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in Sha256::digest(id.as_bytes()) {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    format!("sha256:{}", crate::span::hex(&Sha256::digest(id.as_bytes())))
 }
 
 /// The `request_id` of a span: UUIDv5 of its trace id and span id.

@@ -576,4 +576,17 @@ mod tests {
         assert_eq!(spans[0].status.message, "b");
         assert_eq!(spans[0].status.code, crate::span::StatusCode::Error);
     }
+
+    #[test]
+    fn a_small_span_after_a_huge_one_keeps_no_room_for_its_attributes() {
+        let huge = (0..10_000).fold(crate::span::Span::new("huge", 1, 2).with_ids([1; 16], [1; 8]), |span, i| {
+            span.with_attribute(format!("k{i}"), i64::from(i))
+        });
+        let small = crate::span::Span::new("small", 1, 2).with_ids([1; 16], [2; 8]).with_attribute("a", 1_i64);
+        let body = crate::otlp::request_from_spans(&[huge, small]).encode_to_vec();
+        let (spans, _) = decode_request(Bytes::from(body)).expect("decodes");
+        assert_eq!(spans[0].attributes.0.len(), 10_000);
+        assert_eq!(spans[1].attributes.0.len(), 1);
+        assert!(spans[1].attributes.0.capacity() < 100, "kept room for {}", spans[1].attributes.0.capacity());
+    }
 }
