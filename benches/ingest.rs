@@ -2,7 +2,8 @@
 //! clients to `archon-mcp-exporter serve` (a separate process, so its peak RSS is its own),
 //! committed rows/s measured from the database; in the same run the same rows loaded with
 //! binary COPY into the same schema (the baseline), and the in-process `PgSpanExporter` path;
-//! then the latency from span end to row visible at a steady 5,000 spans/s (direct path).
+//! the three in interleaved rounds; then the latency from span end to row visible at a steady
+//! 5,000 spans/s (direct path, and through a collector when rotel is installed).
 //!
 //! ```text
 //! cargo build --release -p archon-mcp-exporter && cargo bench --bench ingest
@@ -27,15 +28,38 @@ use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanProcessor};
 use prost::Message as _;
 use tokio_postgres::NoTls;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 
 const SESSIONS: u64 = 10_000;
+/// How many interleaved rounds the three throughput paths run in.
+const ROUNDS: u64 = 4;
 const SPANS_PER_REQUEST: u64 = 1_000;
 
+/// Keeps the spans a provider ends, to be handed to the measured processor later.
+#[derive(Clone, Debug, Default)]
+struct Made(Arc<std::sync::Mutex<Vec<SpanData>>>);
+
+impl SpanProcessor for Made {
+    fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        self.0.lock().unwrap().push(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
 fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
 }
@@ -109,8 +133,15 @@ async fn run(spans: u64, requests: u64, quick: bool) {
     eprintln!("encoding {requests} export requests …");
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..requests).map(|k| request(k, t0)).collect());
 
-    // 1. archon-mcp-exporter serve, fed by 4 concurrent OTLP/gRPC clients.
-    let serve_url = database(&cluster, "ingest_serve").await;
+    // The three paths run in interleaved rounds, each on its own share of the requests, so a
+    // drift of the shared machine hits them alike; each path's rate is its spans over the sum
+    // of its rounds' times.
+    let rounds = ROUNDS.min(requests);
+    let [serve_url, copy_url, sdk_url] = [
+        database(&cluster, "ingest_serve").await,
+        database(&cluster, "ingest_copy").await,
+        database(&cluster, "ingest_sdk").await,
+    ];
     let mut serve = ServeProcess::spawn(&serve_url, &["--no-reaper"]).expect("start serve");
     let pid = serve.pid();
     let endpoint = format!("http://{}", serve.grpc);
@@ -120,7 +151,6 @@ async fn run(spans: u64, requests: u64, quick: bool) {
         assert!(tries < 100, "serve did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let next = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let sampler = {
         let peak = peak.clone();
@@ -131,16 +161,101 @@ async fn run(spans: u64, requests: u64, quick: bool) {
             }
         })
     };
+    let (copy_client, connection) = tokio_postgres::connect(&copy_url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let copy_store = PgStore::connect(&copy_url, StoreConfig::default()).unwrap();
+    let mut took = [Duration::ZERO; 3];
+    for round in 0..rounds {
+        let share = (requests * round / rounds) as usize..(requests * (round + 1) / rounds) as usize;
+        eprintln!("round {} of {rounds} …", round + 1);
+        took[0] += serve_round(&endpoint, bodies.clone(), share.clone()).await;
+        took[1] += copy_round(&copy_client, &copy_store, &bodies[share.clone()]).await;
+        let first = share.start as u64 * SPANS_PER_REQUEST;
+        took[2] += sdk_round(&sdk_url, first..first + share.len() as u64 * SPANS_PER_REQUEST).await;
+    }
+    sampler.abort();
+    let [serve_rate, copy_rate, sdk_rate] = took.map(|t| spans as f64 / t.as_secs_f64());
+    for (path, url) in [("serve", &serve_url), ("COPY", &copy_url), ("the SDK path", &sdk_url)] {
+        assert_eq!(count(url).await as u64, spans, "{path} committed every span");
+    }
+    let hwm = status_kib(pid, "VmHWM:");
+    let _ = serve.child.kill().await;
+    common::figure("serve: committed over OTLP/gRPC, 4 clients", serve_rate, "spans/s", Some("≥ 50,000"));
+    common::figure(
+        "serve peak RSS (sampled VmRSS)",
+        peak.load(Ordering::Relaxed) as f64 / 1024.0,
+        "MiB",
+        Some("≤ 100 MB"),
+    );
+    common::figure("serve peak RSS (VmHWM)", hwm as f64 / 1024.0, "MiB", Some("≤ 100 MB"));
+    common::figure("baseline: binary COPY of the same rows", copy_rate, "rows/s", None);
+    common::figure("serve / COPY", 100.0 * serve_rate / copy_rate, "%", Some("≥ 75 %"));
+    common::figure("in-process PgSpanExporter (SDK batch processor)", sdk_rate, "spans/s", None);
+    common::figure("PgSpanExporter / serve", 100.0 * sdk_rate / serve_rate, "%", Some("≥ 90 %"));
+
+    // 4. Latency to visibility at a steady 5,000 spans/s: direct path, then collector path.
+    let seconds = if quick { 2 } else { 20 };
+    let direct_url = database(&cluster, "ingest_latency").await;
+    let store = PgStore::connect(&direct_url, StoreConfig::default().with_max_connections(2)).unwrap();
+    measure_visibility("direct path", PgSpanExporter::new(store), &direct_url, seconds, "≤ 1,000 ms").await;
+
+    match archon_mcp_otel::collector::rotel_agent() {
+        None => println!("collector path: rotel-agent not found (`pip install rotel`), not measured"),
+        Some(agent) => {
+            let collector_url = database(&cluster, "ingest_collector").await;
+            let mut serve = ServeProcess::spawn(&collector_url, &["--no-reaper"]).expect("start serve");
+            let rotel = archon_mcp_otel::collector::Rotel::start(agent, serve.grpc).await.expect("rotel");
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(format!("http://{}", rotel.grpc))
+                .build()
+                .unwrap();
+            measure_visibility("collector path", exporter, &collector_url, seconds, "≤ 2,000 ms").await;
+            rotel.stop().await;
+            let _ = serve.child.kill().await;
+        }
+    }
+    tokio::task::spawn_blocking(move || drop(cluster)).await.unwrap();
+}
+
+/// Latency to visibility through `exporter` (behind the SDK's batch processor), printed as p50
+/// and p99 figures.
+async fn measure_visibility(
+    path: &str,
+    exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+    url: &str,
+    seconds: usize,
+    target: &str,
+) {
+    let batch = BatchConfigBuilder::default()
+        .with_scheduled_delay(Duration::from_millis(100))
+        .with_max_queue_size(100_000)
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch).build())
+        .build();
+    let latencies = visibility(&provider, url, seconds).await;
+    let name = |q: &str| format!("{path} at 5,000 spans/s: span end → row visible, {q}");
+    common::figure(&name("p50"), common::quantile(&latencies, 0.5), "ms", None);
+    common::figure(&name("p99"), common::quantile(&latencies, 0.99), "ms", Some(target));
+}
+
+/// Path 1: `archon-mcp-exporter serve` fed requests `share` by 4 concurrent OTLP/gRPC clients,
+/// until every one is acknowledged.
+async fn serve_round(endpoint: &str, bodies: Arc<Vec<Vec<u8>>>, share: std::ops::Range<usize>) -> Duration {
+    let next = Arc::new(AtomicUsize::new(share.start));
     let started = Instant::now();
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let (bodies, next, endpoint) = (bodies.clone(), next.clone(), endpoint.clone());
+        let (bodies, next, endpoint, end) = (bodies.clone(), next.clone(), endpoint.to_owned(), share.end);
         clients.push(tokio::spawn(async move {
             let mut client = TraceServiceClient::connect(endpoint).await.unwrap().max_encoding_message_size(64 << 20);
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(k) else { return };
-                let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+                if k >= end {
+                    return;
+                }
+                let request = ExportTraceServiceRequest::decode(bodies[k].as_slice()).unwrap();
                 while let Err(status) = client.export(request.clone()).await {
                     assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -151,35 +266,20 @@ async fn run(spans: u64, requests: u64, quick: bool) {
     for c in clients {
         c.await.unwrap();
     }
-    let serve_secs = started.elapsed().as_secs_f64();
-    sampler.abort();
-    let stored = count(&serve_url).await;
-    assert_eq!(stored as u64, spans, "every span committed");
-    let hwm = status_kib(pid, "VmHWM:");
-    let _ = serve.child.kill().await;
-    let serve_rate = spans as f64 / serve_secs;
-    common::figure("serve: committed over OTLP/gRPC, 4 clients", serve_rate, "spans/s", Some("≥ 50,000"));
-    common::figure(
-        "serve peak RSS (sampled VmRSS)",
-        peak.load(Ordering::Relaxed) as f64 / 1024.0,
-        "MiB",
-        Some("≤ 100 MB"),
-    );
-    common::figure("serve peak RSS (VmHWM)", hwm as f64 / 1024.0, "MiB", Some("≤ 100 MB"));
+    started.elapsed()
+}
 
-    // 2. The baseline: the same rows, binary COPY into the same schema.
-    let copy_url = database(&cluster, "ingest_copy").await;
+/// Path 2, the baseline: the same rows, mapped before the clock, then their sessions written
+/// and the requests loaded with binary COPY into the same schema.
+async fn copy_round(client: &tokio_postgres::Client, store: &PgStore, bodies: &[Vec<u8>]) -> Duration {
     let mut sessions = Vec::new();
     let mut rows = Vec::new();
-    for body in bodies.iter() {
+    for body in bodies {
         let (s, _) = spans_from_request(ExportTraceServiceRequest::decode(body.as_slice()).unwrap());
         let batch = map_spans(&s);
         sessions.extend(batch.sessions);
         rows.extend(batch.requests);
     }
-    let store = PgStore::connect(&copy_url, StoreConfig::default()).unwrap();
-    let (client, connection) = tokio_postgres::connect(&copy_url, NoTls).await.unwrap();
-    tokio::spawn(connection);
     let started = Instant::now();
     let mut merged = archon_mcp_exporter::rows::SessionSet::default();
     for s in sessions {
@@ -243,31 +343,19 @@ async fn run(spans: u64, requests: u64, quick: bool) {
             .unwrap();
     }
     writer.finish().await.unwrap();
-    let copy_rate = spans as f64 / started.elapsed().as_secs_f64();
-    assert_eq!(count(&copy_url).await as u64, spans);
-    common::figure("baseline: binary COPY of the same rows", copy_rate, "rows/s", None);
-    common::figure("serve / COPY", 100.0 * serve_rate / copy_rate, "%", Some("≥ 75 %"));
-    drop(rows);
+    started.elapsed()
+}
 
-    // 3. The in-process path: SDK spans → batch processor → PgSpanExporter.
-    let sdk_url = database(&cluster, "ingest_sdk").await;
-    let store = PgStore::connect(&sdk_url, StoreConfig::default().with_max_connections(2)).unwrap();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(
-            BatchSpanProcessor::builder(PgSpanExporter::new(store))
-                .with_batch_config(
-                    BatchConfigBuilder::default()
-                        .with_max_queue_size(spans as usize + 1)
-                        .with_max_export_batch_size(2048)
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
-    let tracer = provider.tracer("bench");
-    let started = Instant::now();
-    // Sessions as in the OTLP requests above: 100 consecutive spans per session.
-    for i in 0..spans {
+/// Path 3, in process: SDK spans `numbers` → batch processor → `PgSpanExporter`. The spans are
+/// made by the SDK before the clock starts, as `serve`'s requests are encoded before its clock:
+/// making them is the instrumented application's work, not the exporter's. The clock runs from
+/// the batch processor's `on_end` (what a span's end calls) to every row committed.
+async fn sdk_round(url: &str, numbers: std::ops::Range<u64>) -> Duration {
+    let made = Made::default();
+    let maker = SdkTracerProvider::builder().with_span_processor(made.clone()).build();
+    let tracer = maker.tracer("bench");
+    // Sessions as in the OTLP requests: 100 consecutive spans per session.
+    for i in numbers.clone() {
         let session = format!("0195f3a0-0000-7000-8000-{:012x}", (i / 100) % SESSIONS);
         let mut span = tracer
             .span_builder("tools/call search_knowledge")
@@ -287,59 +375,25 @@ async fn run(spans: u64, requests: u64, quick: bool) {
             .start(&tracer);
         span.end();
     }
-    // Shutting down drains the whole queue (force_flush gives up after 5 s).
-    let flush = provider.clone();
-    tokio::task::spawn_blocking(move || flush.shutdown_with_timeout(Duration::from_secs(900))).await.unwrap().unwrap();
-    let sdk_rate = spans as f64 / started.elapsed().as_secs_f64();
-    assert_eq!(count(&sdk_url).await as u64, spans, "the SDK path stored every span");
-    common::figure("in-process PgSpanExporter (SDK batch processor)", sdk_rate, "spans/s", None);
-    common::figure("PgSpanExporter / serve", 100.0 * sdk_rate / serve_rate, "%", Some("≥ 90 %"));
-
-    // 4. Latency to visibility at a steady 5,000 spans/s: direct path, then collector path.
-    let seconds = if quick { 2 } else { 20 };
-    let direct_url = database(&cluster, "ingest_latency").await;
-    let store = PgStore::connect(&direct_url, StoreConfig::default().with_max_connections(2)).unwrap();
-    measure_visibility("direct path", PgSpanExporter::new(store), &direct_url, seconds, "≤ 1,000 ms").await;
-
-    match archon_mcp_otel::collector::rotel_agent() {
-        None => println!("collector path: rotel-agent not found (`pip install rotel`), not measured"),
-        Some(agent) => {
-            let collector_url = database(&cluster, "ingest_collector").await;
-            let mut serve = ServeProcess::spawn(&collector_url, &["--no-reaper"]).expect("start serve");
-            let rotel = archon_mcp_otel::collector::Rotel::start(agent, serve.grpc).await.expect("rotel");
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(format!("http://{}", rotel.grpc))
-                .build()
-                .unwrap();
-            measure_visibility("collector path", exporter, &collector_url, seconds, "≤ 2,000 ms").await;
-            rotel.stop().await;
-            let _ = serve.child.kill().await;
-        }
+    let made = std::mem::take(&mut *made.0.lock().unwrap());
+    let store = PgStore::connect(url, StoreConfig::default().with_max_connections(2)).unwrap();
+    let mut processor = BatchSpanProcessor::builder(PgSpanExporter::new(store))
+        .with_batch_config(
+            BatchConfigBuilder::default().with_max_queue_size(made.len() + 1).with_max_export_batch_size(2048).build(),
+        )
+        .build();
+    // What a provider does with its processors when it is built.
+    processor.set_resource(&Resource::builder().build());
+    let started = Instant::now();
+    for span in made {
+        processor.on_end(span);
     }
-    tokio::task::spawn_blocking(move || drop(cluster)).await.unwrap();
-}
-
-/// Latency to visibility through `exporter` (behind the SDK's batch processor), printed as p50
-/// and p99 figures.
-async fn measure_visibility(
-    path: &str,
-    exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
-    url: &str,
-    seconds: usize,
-    target: &str,
-) {
-    let batch = BatchConfigBuilder::default()
-        .with_scheduled_delay(Duration::from_millis(100))
-        .with_max_queue_size(100_000)
-        .build();
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch).build())
-        .build();
-    let latencies = visibility(&provider, url, seconds).await;
-    let name = |q: &str| format!("{path} at 5,000 spans/s: span end → row visible, {q}");
-    common::figure(&name("p50"), common::quantile(&latencies, 0.5), "ms", None);
-    common::figure(&name("p99"), common::quantile(&latencies, 0.99), "ms", Some(target));
+    // Shutting down drains the whole queue (force_flush gives up after 5 s).
+    tokio::task::spawn_blocking(move || processor.shutdown_with_timeout(Duration::from_secs(900)))
+        .await
+        .unwrap()
+        .unwrap();
+    started.elapsed()
 }
 
 /// Produces 5,000 spans/s for `seconds` through `provider` and returns, per span, the

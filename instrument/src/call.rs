@@ -201,7 +201,7 @@ impl Call {
             }
         }
         let arguments_json = (is_tool_call && shared.settings.estimation != usage::TokenEstimation::Off)
-            .then(|| arguments.map(|a| serde_json::Value::Object(a.clone()).to_string()).unwrap_or_default());
+            .then(|| arguments.and_then(|a| serde_json::to_string(a).ok()).unwrap_or_default());
 
         let session = session_for(shared, &connection, &origin, is_tool_call, &identity);
         // A session belongs to one principal: a request with another (or none, or a credential
