@@ -60,6 +60,7 @@ impl SpanProcessor for Made {
         Ok(())
     }
 }
+
 fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
 }
