@@ -41,7 +41,8 @@ const SESSIONS: u64 = 10_000;
 const ROUNDS: u64 = 4;
 const SPANS_PER_REQUEST: u64 = 1_000;
 
-/// Keeps the spans a provider ends, to be handed to the measured processor later.
+/// Keeps the spans a provider ends, to be handed to the measured processor later (moved, not
+/// cloned as `InMemorySpanExporter::get_finished_spans` would).
 #[derive(Clone, Debug, Default)]
 struct Made(Arc<std::sync::Mutex<Vec<SpanData>>>);
 
@@ -194,7 +195,7 @@ async fn run(spans: u64, requests: u64, quick: bool) {
     common::figure("in-process PgSpanExporter (SDK batch processor)", sdk_rate, "spans/s", None);
     common::figure("PgSpanExporter / serve", 100.0 * sdk_rate / serve_rate, "%", Some("≥ 90 %"));
 
-    // 4. Latency to visibility at a steady 5,000 spans/s: direct path, then collector path.
+    // Then the latency to visibility at a steady 5,000 spans/s: direct path, then collector path.
     let seconds = if quick { 2 } else { 20 };
     let direct_url = database(&cluster, "ingest_latency").await;
     let store = PgStore::connect(&direct_url, StoreConfig::default().with_max_connections(2)).unwrap();
@@ -356,7 +357,7 @@ async fn sdk_round(url: &str, numbers: std::ops::Range<u64>) -> Duration {
     let maker = SdkTracerProvider::builder().with_span_processor(made.clone()).build();
     let tracer = maker.tracer("bench");
     // Sessions as in the OTLP requests: 100 consecutive spans per session.
-    for i in numbers.clone() {
+    for i in numbers {
         let session = format!("0195f3a0-0000-7000-8000-{:012x}", (i / 100) % SESSIONS);
         let mut span = tracer
             .span_builder("tools/call search_knowledge")
