@@ -117,12 +117,12 @@ impl std::fmt::Display for SpanRef {
 /// Lower-case hex of bytes, as OTLP/JSON and trace UIs show ids.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = vec![0; bytes.len() * 2];
-    for (pair, b) in digits.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
+    let mut digits = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        digits.push(char::from(DIGITS[usize::from(b >> 4)]));
+        digits.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
-    String::from_utf8(digits).expect("hex digits are ASCII")
+    digits
 }
 
 /// Span kind, as in OTLP.

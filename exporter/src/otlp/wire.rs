@@ -221,10 +221,12 @@ impl Decoder<'_> {
             Some(known) => Text::from_static(known),
             None => self.text(key)?,
         };
-        if let Some(value) = match any {
-            Some(any) => self.any_value(any)?,
-            None => None,
-        } {
+        let Some(any) = any else { return Some(()) };
+        // The usual value, one string, is pushed as it is read: passed up as an
+        // `Option<Option<Value>>` it is copied through the stack a few times.
+        if let Some(string) = only_string(any) {
+            attributes.push((key, Value::Str(self.text(string)?)));
+        } else if let Some(value) = self.any_value(any)? {
             attributes.push((key, value));
         }
         Some(())
@@ -260,6 +262,17 @@ impl Decoder<'_> {
         }
         Text::from_utf8(self.body.slice_ref(bytes))
     }
+}
+
+/// The string of an `AnyValue` that holds one string field and nothing else (how exporters
+/// send a string), as [`Decoder::any_value`] would read it.
+fn only_string(any: &[u8]) -> Option<&[u8]> {
+    let mut reader = Reader::new(any);
+    if reader.key()? != Some((1, LEN)) {
+        return None;
+    }
+    let string = reader.bytes()?;
+    (reader.at == any.len()).then_some(string)
 }
 
 /// How many spans a `ScopeSpans` holds, at a glance (its fields' keys and lengths only), to
