@@ -163,6 +163,7 @@ fn main() {
     common::figure("added per call, median", traced.median() - bare.median(), "µs", Some("≤ 2 µs"));
     common::figure("added per call, p99", traced.p99() - bare.p99(), "µs", Some("≤ 10 µs"));
     common::figure("naive added per call, median", hand.median() - bare.median(), "µs", None);
+    common::figure("naive added per call, p99", hand.p99() - bare.p99(), "µs", None);
     common::figure("traced / bare, median", traced.median() / bare.median(), "×", None);
     common::figure(
         "added per call vs naive tracing-opentelemetry, median",
