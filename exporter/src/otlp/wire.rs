@@ -591,6 +591,48 @@ mod tests {
     }
 
     #[test]
+    fn a_value_with_more_than_one_field_is_read_to_its_last() {
+        use prost::encoding::{WireType, bytes, encode_key, encode_varint, string};
+        let text = |s: &str, out: &mut Vec<u8>| string::encode(1, &s.to_owned(), out);
+        let int = |n: u64, out: &mut Vec<u8>| {
+            encode_key(3, WireType::Varint, out);
+            encode_varint(n, out);
+        };
+        let span = opentelemetry_proto::tonic::trace::v1::Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            ..Default::default()
+        };
+        for (case, fields) in [
+            ("one string", &[Ok("a")][..]),
+            ("two strings", &[Ok("a"), Ok("b")]),
+            ("a string, then an integer", &[Ok("a"), Err(7)]),
+            ("an integer, then a string", &[Err(7), Ok("b")]),
+        ] {
+            let mut any = Vec::new();
+            for field in fields {
+                match *field {
+                    Ok(s) => text(s, &mut any),
+                    Err(n) => int(n, &mut any),
+                }
+            }
+            // The span's one attribute, its `AnyValue` given as these raw fields (fields may
+            // come in any order, so it is appended to the encoded span).
+            let mut attribute = Vec::new();
+            string::encode(1, &"k".to_owned(), &mut attribute);
+            bytes::encode(2, &any, &mut attribute);
+            let mut span = span.encode_to_vec();
+            bytes::encode(9, &attribute, &mut span);
+            // Request → `ResourceSpans` → `ScopeSpans` → the span, each a field 1 or 2.
+            let (mut scope, mut resource, mut request) = (Vec::new(), Vec::new(), Vec::new());
+            bytes::encode(2, &span, &mut scope);
+            bytes::encode(2, &scope, &mut resource);
+            bytes::encode(1, &resource, &mut request);
+            assert!(agrees(&request), "{case}: decoded here, as prost decodes it");
+        }
+    }
+
+    #[test]
     fn a_small_span_after_a_huge_one_keeps_no_room_for_its_attributes() {
         let huge = (0..10_000).fold(crate::span::Span::new("huge", 1, 2).with_ids([1; 16], [1; 8]), |span, i| {
             span.with_attribute(format!("k{i}"), i64::from(i))
