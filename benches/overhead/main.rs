@@ -7,6 +7,10 @@
 //! user is set, so spans carry every attribute a real deployment's do. Prints medians, p99s,
 //! allocations per call and the ratios.
 //!
+//! Two more `Traced` variants break the added time down: spans dropped on the thread that ends
+//! them (the SDK span without an export thread), and a no-op tracer (`Traced`'s own
+//! bookkeeping: origin, identity, session, in-flight entry, cancellation, attributes).
+//!
 //! ```text
 //! cargo bench --bench overhead
 //! ```
@@ -22,9 +26,13 @@ use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, Exceeded};
 use archon_mcp_instrument::user::{EnvUser, UserInfo};
 use archon_mcp_instrument::{TracedConfig, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
+use opentelemetry::global::BoxedTracer;
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::noop::NoopTracer;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanExporter, SpanProcessor,
+};
 use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, ClientConfig};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -38,6 +46,26 @@ struct Drop;
 
 impl SpanExporter for Drop {
     async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// Drops each span on the thread that ends it: what a span costs without an export thread.
+#[derive(Debug)]
+struct DropOnEnd;
+
+impl SpanProcessor for DropOnEnd {
+    fn on_start(&self, _: &mut Span, _: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        drop(std::hint::black_box(span));
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _: std::time::Duration) -> OTelSdkResult {
         Ok(())
     }
 }
@@ -125,20 +153,26 @@ fn main() {
         .user_resolver(resolver())
         .enforce_budgets(gate)
         .build();
+    let inline = SdkTracerProvider::builder().with_span_processor(DropOnEnd).build();
+    let traced = |tracer: archon_mcp_instrument::SpanTracer| {
+        KnowledgeServer::new().traced(TracedConfig::builder().tracer(tracer).user_resolver(resolver()).build())
+    };
     let naive = naive::Naive {
         inner: KnowledgeServer::new(),
         session: "0193b2c4-7e1a-7c3e-9f4d-2a5b6c7d8e9f".to_owned(),
         user,
     };
 
-    let [bare, traced, hand, budgeted] = runtime.block_on(async {
+    let [bare, traced, hand, budgeted, dropped, bookkeeping] = runtime.block_on(async {
         let clients = [
             connect(KnowledgeServer::new()).await,
             connect(KnowledgeServer::new().traced(config)).await,
             connect(naive).await,
             connect(KnowledgeServer::new().traced(enforcing)).await,
+            connect(traced(inline.tracer("bench").into())).await,
+            connect(traced(BoxedTracer::new(Box::new(NoopTracer::new())).into())).await,
         ];
-        let mut samples: [Samples; 4] = Default::default();
+        let mut samples: [Samples; 6] = Default::default();
         // Warm up, then alternate rounds so drift hits all alike.
         for client in &clients {
             Samples::default().take(client, 200).await;
@@ -176,5 +210,18 @@ fn main() {
     common::figure("allocations added per call, naive", hand.allocations() - bare.allocations(), "", None);
     common::figure("traced + budget enforcement, median", budgeted.median(), "µs", None);
     common::figure("budget check added, median", budgeted.median() - traced.median(), "µs", None);
+    // Where the added time goes: the bookkeeping, then the SDK span, then its export thread.
+    for (what, samples) in
+        [("spans dropped where they end", &dropped), ("no-op tracer (bookkeeping alone)", &bookkeeping)]
+    {
+        common::figure(&format!("added, {what}, median"), samples.median() - bare.median(), "µs", None);
+        common::figure(&format!("added, {what}, p99"), samples.p99() - bare.p99(), "µs", None);
+    }
+    common::figure(
+        "bookkeeping alone vs naive tracing-opentelemetry, median",
+        (bookkeeping.median() - bare.median()) / (hand.median() - bare.median()),
+        "×",
+        None,
+    );
     std::mem::forget(provider);
 }
