@@ -258,9 +258,22 @@ impl Call {
     /// A request cancelled while it runs (by the client, its timeout, or its leaving) is recorded
     /// as such, ending when it was given up — even when the handler ignores the cancellation and
     /// returns a result later, which rmcp then discards.
-    pub(crate) async fn run<T>(
+    pub(crate) fn run<T>(
         self,
         handler: impl Future<Output = Result<T, McpError>>,
+        tool_result: fn(&T) -> Option<&CallToolResult>,
+    ) -> impl Future<Output = Result<T, McpError>> {
+        // Wrapped here, outside the `async` part, so the handler's future is stored once in
+        // the request's state rather than once per layer (see `usage::scope`).
+        let handled = usage::scope(AssertUnwindSafe(handler.with_context(self.cx.clone())).catch_unwind());
+        // Boxed: rmcp spawns every request as a task, and a future of a couple of kilobytes is
+        // copied whole on each move on the way there; one allocation costs less (BENCHMARKS.md).
+        Box::pin(self.run_handled(handled, tool_result))
+    }
+
+    async fn run_handled<T>(
+        self,
+        handled: impl Future<Output = (std::thread::Result<Result<T, McpError>>, Option<Usage>)>,
         tool_result: fn(&T) -> Option<&CallToolResult>,
     ) -> Result<T, McpError> {
         if let Some((error, _)) = self.refusal.clone() {
@@ -268,8 +281,7 @@ impl Call {
             self.finish(&refusal, None, false, tool_result);
             return refusal;
         }
-        let traced = AssertUnwindSafe(handler.with_context(self.cx.clone())).catch_unwind();
-        let mut handled = std::pin::pin!(usage::scope(traced));
+        let mut handled = std::pin::pin!(handled);
         let (outcome, reported) = tokio::select! {
             biased;
             done = &mut handled => done,
@@ -279,7 +291,9 @@ impl Call {
             }
         };
         if matches!(self.in_flight.cancellation(), Some((Cancellation::Unexplained, _))) {
-            self.in_flight.reason_known(CANCEL_REASON_WAIT).await;
+            // Boxed: a timer kept in every request's state would be moved with it, for the
+            // rare request that is cancelled.
+            Box::pin(self.in_flight.reason_known(CANCEL_REASON_WAIT)).await;
         }
         let (result, panicked) = match outcome {
             Ok(result) => (result, false),

@@ -80,13 +80,14 @@ pub fn record(usage: Usage) {
 }
 
 /// Runs `future` with a fresh usage slot; returns its output and what it reported.
-pub(crate) async fn scope<F: Future>(future: F) -> (F::Output, Option<Usage>) {
-    CURRENT
-        .scope(RefCell::new(None), async move {
-            let output = future.await;
-            (output, CURRENT.with(|slot| slot.borrow_mut().take()))
-        })
-        .await
+///
+/// A combinator, not an `async fn`: an `async fn` would keep `future` twice in its state (as
+/// its argument and as what it awaits), and every request's task is moved whole when rmcp
+/// spawns it.
+pub(crate) fn scope<F: Future>(future: F) -> impl Future<Output = (F::Output, Option<Usage>)> {
+    use futures::FutureExt as _;
+    // The closure runs inside the scope's poll, where the slot is still set.
+    CURRENT.scope(RefCell::new(None), future.map(|output| (output, CURRENT.with(|slot| slot.borrow_mut().take()))))
 }
 
 /// How to estimate the tokens of tool arguments and results when tools report none.
