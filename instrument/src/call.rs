@@ -291,8 +291,8 @@ impl Call {
             }
         };
         if matches!(self.in_flight.cancellation(), Some((Cancellation::Unexplained, _))) {
-            // Boxed: a timer kept in every request's state would be moved with it, for the
-            // rare request that is cancelled.
+            // Boxed: its timer would otherwise enlarge every request's state, for the rare
+            // request that is cancelled.
             Box::pin(self.in_flight.reason_known(CANCEL_REASON_WAIT)).await;
         }
         let (result, panicked) = match outcome {
