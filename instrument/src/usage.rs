@@ -82,8 +82,7 @@ pub fn record(usage: Usage) {
 /// Runs `future` with a fresh usage slot; returns its output and what it reported.
 ///
 /// A combinator, not an `async fn`: an `async fn` would keep `future` twice in its state (as
-/// its argument and as what it awaits), and every request's task is moved whole when rmcp
-/// spawns it.
+/// its argument and as what it awaits), and this state is part of every request's.
 pub(crate) fn scope<F: Future>(future: F) -> impl Future<Output = (F::Output, Option<Usage>)> {
     use futures::FutureExt as _;
     // The closure runs inside the scope's poll, where the slot is still set.
@@ -144,6 +143,15 @@ mod tests {
 
         let ((), none) = scope(async {}).await;
         assert_eq!(none, None);
+    }
+
+    #[test]
+    fn the_scope_holds_its_future_once() {
+        let payload = [0u8; 1024];
+        let future = async move { std::hint::black_box(payload).len() };
+        let own = std::mem::size_of_val(&future);
+        let scoped = std::mem::size_of_val(&scope(future));
+        assert!(scoped < own + 512, "a scope of a {own}-byte future takes {scoped} bytes");
     }
 
     #[test]
