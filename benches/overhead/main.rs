@@ -144,7 +144,9 @@ fn main() {
                 .with_department(user.department),
         )
     };
-    let config = TracedConfig::builder().tracer(provider.tracer("bench")).user_resolver(resolver()).build();
+    let traced_with = |tracer: archon_mcp_instrument::SpanTracer| {
+        KnowledgeServer::new().traced(TracedConfig::builder().tracer(tracer).user_resolver(resolver()).build())
+    };
     // The same, enforcing budgets: a fresh reading with 20 budgets over (none of them this caller's).
     let gate = BudgetGate::new(std::time::Duration::from_secs(3600));
     gate.update((0..20).map(|i| Exceeded::new(BudgetScope::Department(format!("dept-{i}")), 10.0, 11.0)).collect());
@@ -154,9 +156,6 @@ fn main() {
         .enforce_budgets(gate)
         .build();
     let inline = SdkTracerProvider::builder().with_span_processor(DropOnEnd).build();
-    let traced = |tracer: archon_mcp_instrument::SpanTracer| {
-        KnowledgeServer::new().traced(TracedConfig::builder().tracer(tracer).user_resolver(resolver()).build())
-    };
     let naive = naive::Naive {
         inner: KnowledgeServer::new(),
         session: "0193b2c4-7e1a-7c3e-9f4d-2a5b6c7d8e9f".to_owned(),
@@ -166,11 +165,11 @@ fn main() {
     let [bare, traced, hand, budgeted, dropped, bookkeeping] = runtime.block_on(async {
         let clients = [
             connect(KnowledgeServer::new()).await,
-            connect(KnowledgeServer::new().traced(config)).await,
+            connect(traced_with(provider.tracer("bench").into())).await,
             connect(naive).await,
             connect(KnowledgeServer::new().traced(enforcing)).await,
-            connect(traced(inline.tracer("bench").into())).await,
-            connect(traced(BoxedTracer::new(Box::new(NoopTracer::new())).into())).await,
+            connect(traced_with(inline.tracer("bench").into())).await,
+            connect(traced_with(BoxedTracer::new(Box::new(NoopTracer::new())).into())).await,
         ];
         let mut samples: [Samples; 6] = Default::default();
         // Warm up, then alternate rounds so drift hits all alike.
