@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use archon_mcp_exporter::map_spans;
 use archon_mcp_exporter::span::Span;
+use archon_mcp_exporter::testing::TestDb;
 use archon_mcp_exporter::{PgStore, WriteOutcome};
 use archon_mcp_instrument::attributes as attr;
 use tokio_postgres::Client;
@@ -72,4 +73,72 @@ pub async fn dump(client: &Client) -> (Vec<String>, Vec<String>) {
         rows("SELECT row_to_json(s)::text FROM (SELECT * FROM archon_mcp_sessions ORDER BY session_id) s").await,
         rows("SELECT row_to_json(r)::text FROM (SELECT * FROM archon_mcp_requests ORDER BY request_id) r").await,
     )
+}
+
+/// A login role of a test (roles are per cluster: the name carries the database's), connected.
+pub struct Login {
+    pub name: String,
+    pub client: tokio_postgres::Client,
+}
+
+impl Login {
+    /// A new login `{what}_{database}` granted `grant` (a role list; empty for none).
+    pub async fn create(db: &TestDb, admin: &tokio_postgres::Client, what: &str, grant: &str) -> Self {
+        let name =
+            format!("{what}_{}", admin.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0));
+        let grant = if grant.is_empty() { String::new() } else { format!("GRANT {grant} TO {name};") };
+        admin
+            .batch_execute(&format!(
+                "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD 'pw-{name}'; {grant}"
+            ))
+            .await
+            .unwrap();
+        let client = Self::connect_as(db, &name).await;
+        Self { name, client }
+    }
+
+    /// A new connection of this login: a new session, with no plan cached yet.
+    pub async fn connect(&self, db: &TestDb) -> tokio_postgres::Client {
+        Self::connect_as(db, &self.name).await
+    }
+
+    async fn connect_as(db: &TestDb, name: &str) -> tokio_postgres::Client {
+        let mut config: tokio_postgres::Config = db.url().parse().unwrap();
+        config.user(name).password(format!("pw-{name}"));
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("the login connects");
+        tokio::spawn(connection);
+        client
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client
+            .query_one(&format!("SELECT count(*) FROM ({sql}) t"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
+
+    /// Rows this login sees through the tables, both views and every SQL API function.
+    pub async fn visible(&self, other: &User) -> [i64; 9] {
+        let ada = archon_mcp_exporter::ids::user_id(ADA.principal);
+        let other = archon_mcp_exporter::ids::user_id(other.principal);
+        [
+            self.count("SELECT * FROM archon_mcp_sessions").await,
+            self.count("SELECT * FROM archon_mcp_requests").await,
+            self.count("SELECT * FROM archon_mcp_user_stats").await,
+            self.count("SELECT * FROM archon_mcp_session_stats WHERE total_sessions > 0").await,
+            self.count("SELECT * FROM get_active_mcp_clients()").await,
+            self.count("SELECT * FROM get_disconnected_sessions(now() - interval '1 day', now() + interval '1 day')").await,
+            self.count(&format!("SELECT * FROM get_user_sessions('{other}', now() - interval '1 day', now() + interval '1 day')")).await
+                + self.count(&format!("SELECT * FROM get_user_sessions('{ada}', now() - interval '1 day', now() + interval '1 day')")).await,
+            self.count("SELECT * FROM get_mcp_usage_summary(now() - interval '1 day', now() + interval '1 day') WHERE total_requests > 0").await,
+            self.count("SELECT * FROM get_mcp_usage_by_tool(now() - interval '1 day', now() + interval '1 day')").await,
+        ]
+    }
+
+    /// Disconnects and drops the login with what it owns.
+    pub async fn remove(self, admin: &tokio_postgres::Client) {
+        drop(self.client);
+        admin.batch_execute(&format!("DROP OWNED BY {0}; DROP ROLE {0}", self.name)).await.unwrap();
+    }
 }

@@ -4,6 +4,7 @@
 mod api;
 mod budgets;
 mod cli;
+mod definer;
 mod fixtures;
 mod harness;
 mod hostile;

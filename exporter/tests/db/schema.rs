@@ -64,56 +64,6 @@ async fn rows_outside_the_partitions_land_in_the_default_one_and_move_later() {
     assert!(again.is_empty());
 }
 
-/// A login role of this test (roles are per cluster: the name carries the database's), connected.
-struct Login {
-    name: String,
-    client: tokio_postgres::Client,
-}
-
-impl Login {
-    async fn create(db: &TestDb, admin: &tokio_postgres::Client, what: &str, grant: &str) -> Self {
-        let name =
-            format!("{what}_{}", admin.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0));
-        admin
-            .batch_execute(&format!(
-                "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD 'pw-{name}'; GRANT {grant} TO {name};"
-            ))
-            .await
-            .unwrap();
-        let mut config: tokio_postgres::Config = db.url().parse().unwrap();
-        config.user(&name).password(format!("pw-{name}"));
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("the login connects");
-        tokio::spawn(connection);
-        Self { name, client }
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        self.client
-            .query_one(&format!("SELECT count(*) FROM ({sql}) t"), &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
-    }
-
-    /// Rows this login sees through the tables, both views and every SQL API function.
-    async fn visible(&self, other: &User) -> [i64; 9] {
-        let ada = archon_mcp_exporter::ids::user_id(ADA.principal);
-        let other = archon_mcp_exporter::ids::user_id(other.principal);
-        [
-            self.count("SELECT * FROM archon_mcp_sessions").await,
-            self.count("SELECT * FROM archon_mcp_requests").await,
-            self.count("SELECT * FROM archon_mcp_user_stats").await,
-            self.count("SELECT * FROM archon_mcp_session_stats WHERE total_sessions > 0").await,
-            self.count("SELECT * FROM get_active_mcp_clients()").await,
-            self.count("SELECT * FROM get_disconnected_sessions(now() - interval '1 day', now() + interval '1 day')").await,
-            self.count(&format!("SELECT * FROM get_user_sessions('{other}', now() - interval '1 day', now() + interval '1 day')")).await
-                + self.count(&format!("SELECT * FROM get_user_sessions('{ada}', now() - interval '1 day', now() + interval '1 day')")).await,
-            self.count("SELECT * FROM get_mcp_usage_summary(now() - interval '1 day', now() + interval '1 day') WHERE total_requests > 0").await,
-            self.count("SELECT * FROM get_mcp_usage_by_tool(now() - interval '1 day', now() + interval '1 day')").await,
-        ]
-    }
-}
-
 #[tokio::test]
 async fn a_reader_login_sees_its_own_rows_whatever_it_sets() {
     let db = TestDb::migrated().await;
@@ -180,8 +130,7 @@ async fn a_reader_login_sees_its_own_rows_whatever_it_sets() {
     assert!(grafana.client.batch_execute("SELECT * FROM archon_reader_logins").await.is_err(), "nor reads the mapping");
 
     for login in [ada, stranger, authenticator, grafana] {
-        drop(login.client);
-        admin.batch_execute(&format!("DROP OWNED BY {0}; DROP ROLE {0}", login.name)).await.unwrap();
+        login.remove(&admin).await;
     }
 }
 
