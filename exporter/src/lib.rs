@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod partitions;
 pub mod rows;
+pub mod secret;
 pub mod span;
 
 #[cfg(feature = "fuzzing")]

@@ -13,7 +13,7 @@ use archon_mcp_exporter::ReaperConfig;
 use archon_mcp_exporter::ReceiverTls;
 use archon_mcp_exporter::budgets::{self, BudgetDate, BudgetSpec, Scope};
 use archon_mcp_exporter::{ServeConfig, Server};
-use archon_mcp_exporter::{migrate, partitions};
+use archon_mcp_exporter::{migrate, partitions, secret};
 use clap::{Args, Parser, Subcommand};
 
 /// Turns MCP OpenTelemetry spans into Archon-compatible PostgreSQL rows.
@@ -169,13 +169,8 @@ struct Serve {
 impl Serve {
     fn config(self) -> anyhow::Result<ServeConfig> {
         let auth_token = match &self.auth_token_file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("reading --auth-token-file {}", path.display()))?
-                    .trim()
-                    .to_owned(),
-            ),
-            None => self.auth_token,
+            Some(path) => Some(secret::read_file("--auth-token-file", path, 1)?),
+            None => self.auth_token.map(|token| secret::check("--auth-token", token, 1)).transpose()?,
         };
         // Out-of-range values (0 writers, an in-flight budget below one body) are brought
         // into range by `Server::bind`, for this path and the library's alike.
@@ -214,21 +209,8 @@ impl Serve {
 
 /// Warns about secrets given as command-line flags: any local user can read them in `ps`.
 fn warn_about_secret_flags() {
-    for arg in std::env::args() {
-        let flag = arg.split('=').next().unwrap_or_default();
-        if flag == "--auth-token" {
-            tracing::warn!(
-                "--auth-token is visible to every local user (ps): use --auth-token-file or ARCHON_EXPORTER_AUTH_TOKEN"
-            );
-        }
-        // `--database-url=URL`, or the URL after `--database-url`: a password is `user:pass@`.
-        let url_like = flag == "--database-url" || flag.starts_with("postgres");
-        let userinfo = arg.split('@').next().filter(|_| arg.contains('@')).and_then(|u| u.rsplit("//").next());
-        if url_like && userinfo.is_some_and(|u| u.contains(':')) {
-            tracing::warn!(
-                "a password in --database-url is visible to every local user (ps): use DATABASE_URL, PGPASSWORD or ~/.pgpass"
-            );
-        }
+    for warning in archon_mcp_exporter::secret::on_command_line(std::env::args(), &["--auth-token"]) {
+        tracing::warn!("{warning}");
     }
 }
 
@@ -265,9 +247,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
+    warn_about_secret_flags();
     match command {
         Command::Serve(serve) => {
-            warn_about_secret_flags();
             let tls = serve.tls_cert.is_some();
             let server = Server::bind(serve.config()?).await?;
             tracing::info!(grpc = %server.grpc_addr(), http = %server.http_addr(), tls, "receiving OTLP traces");

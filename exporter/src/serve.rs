@@ -23,7 +23,7 @@ use crate::store::{PgStore, StoreConfig};
 ///
 /// ```
 /// let mut config = archon_mcp_exporter::ServeConfig::new("postgres://archon_exporter@db/archon");
-/// config.auth_token = Some(std::fs::read_to_string("/dev/null").unwrap_or_default());
+/// config.auth_token = Some("a-long-random-token".into()); // empty or blank: `Server::bind` refuses it
 /// config.migrate = true;
 /// assert_eq!(config.grpc_listen.port(), 4317);
 /// ```
@@ -35,7 +35,8 @@ pub struct ServeConfig {
     pub grpc_listen: SocketAddr,
     /// OTLP/HTTP, health and metrics address (default 0.0.0.0:4318).
     pub http_listen: SocketAddr,
-    /// Require `Authorization: Bearer <token>`.
+    /// Require `Authorization: Bearer <token>` (surrounding whitespace ignored; an empty or
+    /// blank token is refused by [`Server::bind`], never taken as "no authentication").
     pub auth_token: Option<String>,
     /// Serve both ports over TLS.
     pub tls: Option<ReceiverTls>,
@@ -117,6 +118,9 @@ pub enum ServeError {
     /// The certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] ReceiverTlsError),
+    /// The bearer token cannot be used.
+    #[error(transparent)]
+    Secret(#[from] crate::secret::SecretError),
     /// A receiver failed while serving.
     #[error("the {0} receiver failed: {1}")]
     Serve(&'static str, String),
@@ -154,7 +158,9 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Migrates (when asked) and binds both ports.
     pub async fn bind(config: ServeConfig) -> Result<Self, ServeError> {
-        let config = config.normalized();
+        let mut config = config.normalized();
+        config.auth_token =
+            config.auth_token.map(|token| crate::secret::check("the bearer token", token, 1)).transpose()?;
         // A bad certificate is found before anything else is touched.
         let tls = config.tls.as_ref().map(ReceiverTls::load).transpose()?;
         if config.migrate {

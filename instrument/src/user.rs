@@ -147,7 +147,8 @@ fn headers(extensions: &Extensions) -> Option<&http::HeaderMap> {
 /// `exp` is required and checked; `aud`/`iss` are checked when configured.
 #[derive(Clone)]
 pub struct JwtUser {
-    key: DecodingKey,
+    /// `None` for an empty HS256 secret: every token is refused, never checked against it.
+    key: Option<DecodingKey>,
     validation: Validation,
     department_claim: String,
 }
@@ -160,7 +161,21 @@ impl std::fmt::Debug for JwtUser {
 
 impl JwtUser {
     /// Tokens signed with a shared HS256 secret (Supabase's `SUPABASE_JWT_SECRET`, …).
+    ///
+    /// An empty (or blank) secret verifies nothing: every token is refused as `no_secret`, since
+    /// anyone can sign with an empty key. RFC 7518 asks for 32 bytes or more.
+    ///
+    /// ```
+    /// use archon_mcp_instrument::user::{JwtUser, Resolution};
+    /// assert!(matches!(JwtUser::hs256(b" ").verify("a.b.c"), Resolution::Invalid("no_secret")));
+    /// ```
     pub fn hs256(secret: &[u8]) -> Self {
+        if secret.trim_ascii().is_empty() {
+            tracing::error!("JwtUser::hs256 was given an empty secret: every token will be refused");
+            let mut refusing = Self::with_key(DecodingKey::from_secret(b"-"), Algorithm::HS256);
+            refusing.key = None;
+            return refusing;
+        }
         Self::with_key(DecodingKey::from_secret(secret), Algorithm::HS256)
     }
 
@@ -175,7 +190,7 @@ impl JwtUser {
         // `nbf`, when present, with the same leeway as `exp`: a token valid from later is refused.
         validation.validate_nbf = true;
         validation.leeway = 30;
-        Self { key, validation, department_claim: "department".into() }
+        Self { key: Some(key), validation, department_claim: "department".into() }
     }
 
     /// Requires this audience: a token without an `aud` claim, or with other audiences only,
@@ -205,7 +220,8 @@ impl JwtUser {
 
     /// Verifies a raw token.
     pub fn verify(&self, token: &str) -> Resolution {
-        match jsonwebtoken::decode::<Value>(token, &self.key, &self.validation) {
+        let Some(key) = &self.key else { return Resolution::Invalid("no_secret") };
+        match jsonwebtoken::decode::<Value>(token, key, &self.validation) {
             Ok(data) => self.user_from_claims(&data.claims),
             Err(e) => Resolution::Invalid(match e.kind() {
                 ErrorKind::ExpiredSignature => "expired",
@@ -389,7 +405,7 @@ pub fn hash_email(email: &str) -> String {
 #[derive(Debug)]
 pub struct UserFailures;
 
-static FAILURES: [(&str, AtomicU64); 11] = [
+static FAILURES: [(&str, AtomicU64); 12] = [
     ("expired", AtomicU64::new(0)),
     ("not_yet_valid", AtomicU64::new(0)),
     ("bad_signature", AtomicU64::new(0)),
@@ -400,6 +416,7 @@ static FAILURES: [(&str, AtomicU64); 11] = [
     ("missing_sub", AtomicU64::new(0)),
     ("not_bearer", AtomicU64::new(0)),
     ("malformed", AtomicU64::new(0)),
+    ("no_secret", AtomicU64::new(0)),
     ("other", AtomicU64::new(0)),
 ];
 

@@ -38,7 +38,8 @@ struct Args {
     /// Seconds to run.
     #[arg(long, env = "LOAD_DURATION", default_value_t = 10)]
     duration: u64,
-    /// Sign HS256 tokens for the users with this secret.
+    /// Sign HS256 tokens for the users with this secret (prefer ARCHON_JWT_SECRET: a flag's
+    /// value is visible in `ps`).
     #[arg(long, env = "ARCHON_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
     /// The tool to call, with arguments it accepts (the knowledge server's tools).
@@ -62,6 +63,9 @@ fn token(secret: &str, user: usize) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    for warning in archon_mcp_exporter::secret::on_command_line(std::env::args(), &["--jwt-secret"]) {
+        eprintln!("warning: {warning}");
+    }
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use archon_mcp_exporter::PgSpanExporter;
+use archon_mcp_exporter::{PgSpanExporter, secret};
 use archon_mcp_exporter::{PgStore, StoreConfig};
 use archon_mcp_instrument::attributes::DisconnectReason;
 use archon_mcp_instrument::budget::BudgetGate;
@@ -71,6 +71,25 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Secrets first: an unusable one stops the server before it touches anything.
+    for warning in secret::on_command_line(std::env::args(), &["--jwt-secret"]) {
+        eprintln!("warning: {warning}");
+    }
+    let jwt_secret = match &args.jwt_secret_file {
+        Some(path) => Some(secret::read_file("--jwt-secret-file", path, secret::JWT_SECRET_MIN_BYTES)?),
+        None => args
+            .jwt_secret
+            .clone()
+            .map(|s| secret::check("--jwt-secret", s, secret::JWT_SECRET_MIN_BYTES))
+            .transpose()?,
+    };
+    if let Some(short) = jwt_secret.as_ref().filter(|s| s.len() < secret::JWT_SECRET_RECOMMENDED_BYTES) {
+        eprintln!(
+            "warning: the JWT secret is {} bytes; RFC 7518 asks for {} or more for HS256 (`openssl rand -base64 32`)",
+            short.len(),
+            secret::JWT_SECRET_RECOMMENDED_BYTES
+        );
+    }
     let builder = Telemetry::builder().service_name("knowledge").log_to_stderr(true);
     let builder = match (&args.otlp_endpoint, &args.database_url) {
         (Some(endpoint), _) => builder.otlp_endpoint(endpoint.clone()),
@@ -82,20 +101,6 @@ async fn main() -> anyhow::Result<()> {
     };
     let telemetry = builder.install()?;
 
-    if std::env::args().any(|a| a == "--jwt-secret" || a.starts_with("--jwt-secret=")) {
-        eprintln!(
-            "warning: --jwt-secret is visible to every local user (ps): use --jwt-secret-file or ARCHON_JWT_SECRET"
-        );
-    }
-    let jwt_secret = match &args.jwt_secret_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading --jwt-secret-file {}", path.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        None => args.jwt_secret.clone(),
-    };
     let users: Box<dyn UserResolver> = match &jwt_secret {
         Some(secret) => Box::new(JwtUser::hs256(secret.as_bytes()).or(EnvUser::from_env())),
         None => Box::new(EnvUser::from_env()),

@@ -70,3 +70,26 @@ async fn the_readme_deployment_path_bills_every_user() {
     drop(collector);
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn tool_server_refuses_an_empty_or_short_jwt_secret_and_warns_of_secrets_in_flags() {
+    let file = std::env::temp_dir().join(format!("archon-blank-jwt-{}", std::process::id()));
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tool_server"))
+            .args(["--transport", "stdio", "--otlp-endpoint", "http://127.0.0.1:9"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    for (content, says) in [("\n", "is empty"), ("change-me\n", "is 9 bytes: at least 16")] {
+        std::fs::write(&file, content).unwrap();
+        let (ok, err) = run(&["--jwt-secret-file", file.to_str().unwrap()]);
+        assert!(!ok && err.contains("--jwt-secret-file") && err.contains(says), "{content:?}: {err}");
+    }
+    std::fs::remove_file(&file).unwrap();
+    let (ok, err) = run(&["--jwt-secret", "", "--budgets-database-url", "postgres://u:pw@127.0.0.1:9/x"]);
+    assert!(!ok && err.contains("--jwt-secret is empty"), "{err}");
+    assert!(err.contains("a password in a connection string is visible"), "{err}");
+}

@@ -71,3 +71,23 @@ async fn connection_errors_name_the_server_and_say_what_went_wrong() {
     assert_eq!(code, Some(1));
     assert!(err.contains("expected postgres://user[:password]@host[:port]/database"), "{err}");
 }
+
+#[tokio::test]
+async fn an_empty_or_blank_token_is_a_start_up_error_not_authentication_off() {
+    let db = TestDb::migrated().await;
+    let file = std::env::temp_dir().join(format!("archon-blank-token-{}", std::process::id()));
+    for blank in ["", " \n\t\n"] {
+        std::fs::write(&file, blank).unwrap();
+        let (code, _, err) = run(
+            &["serve", "--no-reaper", "--auth-token-file", file.to_str().unwrap(), "--http-listen", "127.0.0.1:0"],
+            db.url(),
+        );
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("--auth-token-file") && err.contains("is empty"), "{err}");
+    }
+    std::fs::remove_file(&file).unwrap();
+    let (code, _, err) = run(&["serve", "--no-reaper", "--auth-token", " ", "--http-listen", "127.0.0.1:0"], db.url());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--auth-token is empty"), "{err}");
+    assert!(err.contains("--auth-token is visible to every local user"), "the flag is warned about too: {err}");
+}
