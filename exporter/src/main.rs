@@ -207,6 +207,12 @@ impl Serve {
     }
 }
 
+/// Text from the database as a terminal may show it: control characters (escape sequences
+/// that would move the cursor, recolour or retitle the terminal) written as `\u{1b}`.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+}
+
 /// Warns about secrets given as command-line flags: any local user can read them in `ps`.
 fn warn_about_secret_flags() {
     for warning in archon_mcp_exporter::secret::on_command_line(std::env::args(), &["--auth-token"]) {
@@ -304,8 +310,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     spec.effective_from = from;
                     budgets::set(&client, &spec).await?;
                     println!(
-                        "budget for {scope}: {monthly:.2} {} a month, warnings at {:?} %",
-                        spec.currency, spec.warn_at
+                        "budget for {}: {monthly:.2} {} a month, warnings at {:?} %",
+                        printable(&scope.to_string()),
+                        printable(&spec.currency),
+                        spec.warn_at
                     );
                 }
                 BudgetAction::List => {
@@ -322,20 +330,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         for b in all {
                             println!(
                                 "{:<32} {:>8.2} {} {:>12.2} {:>12.2} {:>6.1}%  {}",
-                                b.scope.to_string(),
+                                printable(&b.scope.to_string()),
                                 b.monthly_amount,
-                                b.currency,
+                                printable(&b.currency),
                                 b.spend_mtd,
                                 b.forecast,
                                 b.percent_used,
-                                b.state
+                                printable(&b.state)
                             );
                         }
                     }
                 }
                 BudgetAction::Remove { scope } => {
                     let removed = budgets::remove(&client, &scope).await?;
-                    println!("removed {removed} budget(s) for {scope}");
+                    println!("removed {removed} budget(s) for {}", printable(&scope.to_string()));
                 }
             }
         }

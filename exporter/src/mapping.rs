@@ -69,8 +69,15 @@ impl std::fmt::Display for SkipReason {
     }
 }
 
-/// How far in the future a span may end (clock skew between hosts); later ones are refused.
-pub(crate) const MAX_FUTURE_SKEW: Duration = Duration::from_secs(3600);
+/// How far ahead of the time of receipt a span may end (a sender's clock set wrong); later ones
+/// are refused, as no clock is that wrong. Within it, nothing is lost: the request keeps its
+/// own times, and its session's times are clamped to the time of receipt, so a session is never
+/// kept "active" by activity from the future (the reaper compares `last_activity` with now).
+pub(crate) const MAX_FUTURE_SKEW: Duration = Duration::from_secs(2 * 86_400);
+
+/// The session metadata key saying how far (ms) its first span seen ahead of the time of receipt
+/// ended after it: the sender's clock is off by about that much.
+pub(crate) const CLOCK_AHEAD_MS: &str = "clock_ahead_ms";
 
 /// A span that produced no row, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +100,9 @@ pub struct MappedBatch {
     pub requests: Vec<RequestRow>,
     /// Spans that produced no row.
     pub skipped: Vec<Skipped>,
+    /// The furthest a mapped span ended ahead of the time of receipt (a sender's clock ahead
+    /// of this one); its session's times were clamped to the time of receipt.
+    pub clock_ahead: Duration,
 }
 
 impl MappedBatch {
@@ -126,11 +136,12 @@ impl MappedBatch {
             let chunk: Vec<RequestRow> = requests.by_ref().take(max_requests).collect();
             let needed: std::collections::BTreeSet<Uuid> = chunk.iter().map(|r| r.session_id).collect();
             let sessions = needed.iter().filter_map(|id| sessions.get(id).cloned()).collect();
-            parts.push(MappedBatch { sessions, requests: chunk, skipped: Vec::new() });
+            parts.push(MappedBatch { sessions, requests: chunk, ..MappedBatch::default() });
         }
         let referenced: std::collections::BTreeSet<Uuid> =
             parts.iter().flat_map(|p| p.requests.iter().map(|r| r.session_id)).collect();
         let first = &mut parts[0];
+        first.clock_ahead = self.clock_ahead;
         first.sessions.extend(sessions.into_values().filter(|s| !referenced.contains(&s.session_id)));
         first.sessions.sort_by_key(|s| s.session_id);
         first.skipped = self.skipped;
@@ -172,7 +183,7 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
     // span that says the same about the session (most spans of a batch) only moves the
     // session's times, so its upsert is not built again — same rows, a third of the work.
     let mut known: HashMap<&'a str, (&'a Span, Uuid, Option<Uuid>)> = HashMap::new();
-    let latest = latest_end();
+    let received = SystemTime::now();
     for span in spans {
         let fields = Fields::of(&span.attributes);
         let key = match fields.get(Field::SESSION_ID) {
@@ -181,10 +192,11 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
         };
         let same = key.and_then(|k| known.get(k)).filter(|(first, ..)| same_session_attributes(first, span));
         if let Some(&(_, session_id, user_id)) = same {
-            match check(span, &fields, latest) {
-                Ok(Checked { method: Some(method), session_span: false, start, end, .. }) => {
+            match check(span, &fields, received) {
+                Ok(Checked { method: Some(method), session_span: false, start, end, ahead, .. }) => {
                     batch.requests.push(request_row(span, &fields, &method, session_id, user_id, start));
-                    sessions.touch(session_id, start, end);
+                    sessions.touch(session_id, start.min(received), end.min(received));
+                    batch.clock_ahead = batch.clock_ahead.max(ahead);
                     continue;
                 }
                 Err(skipped) => {
@@ -194,7 +206,11 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
                 Ok(_) => {} // a session span: mapped in full below
             }
         }
-        match map_fields(span, &fields, latest) {
+        let mapped = map_fields(span, &fields, received);
+        if mapped.is_ok() {
+            batch.clock_ahead = batch.clock_ahead.max(ahead_of(span, received));
+        }
+        match mapped {
             Ok(Mapped::Request(request, session)) => {
                 if let Some(key) = key {
                     known.insert(key, (span, session.session_id, session.user_id));
@@ -246,16 +262,18 @@ struct Checked<'a> {
     session_span: bool,
     start: SystemTime,
     end: SystemTime,
+    /// How far the span's end is ahead of the time of receipt (zero when it is not).
+    ahead: Duration,
 }
 
-/// The latest end a span may have: now and the skew allowed (read once per batch).
-fn latest_end() -> SystemTime {
-    SystemTime::now() + MAX_FUTURE_SKEW
+/// How far `span` ends ahead of `received` (zero when it does not).
+fn ahead_of(span: &Span, received: SystemTime) -> Duration {
+    unix_nanos(span.end_time_unix_nano).duration_since(received).unwrap_or_default()
 }
 
 /// Refuses a span that is not an MCP span of a session, or whose times or status are bad, or
-/// that ends after `latest`.
-fn check<'a>(span: &Span, fields: &Fields<'a>, latest: SystemTime) -> Result<Checked<'a>, Skipped> {
+/// that ends more than [`MAX_FUTURE_SKEW`] after `received` (read once per batch).
+fn check<'a>(span: &Span, fields: &Fields<'a>, received: SystemTime) -> Result<Checked<'a>, Skipped> {
     let skip = |reason: SkipReason, detail: String| Skipped { span: span.span_ref(), reason, detail };
     let session_span = span.name == attr::SESSION_SPAN_NAME;
     let method = fields.str(Field::METHOD);
@@ -274,10 +292,11 @@ fn check<'a>(span: &Span, fields: &Fields<'a>, latest: SystemTime) -> Result<Che
             format!("ends {} ns before it starts", span.start_time_unix_nano - span.end_time_unix_nano),
         ));
     }
-    if unix_nanos(span.end_time_unix_nano) > latest {
+    let end = unix_nanos(span.end_time_unix_nano);
+    if end > received + MAX_FUTURE_SKEW {
         return Err(skip(
             SkipReason::FutureTimestamp,
-            format!("ends more than {} s after now", MAX_FUTURE_SKEW.as_secs()),
+            format!("ends more than {} s after its time of receipt", MAX_FUTURE_SKEW.as_secs()),
         ));
     }
     if let StatusCode::Unknown(code) = span.status.code {
@@ -288,21 +307,27 @@ fn check<'a>(span: &Span, fields: &Fields<'a>, latest: SystemTime) -> Result<Che
         session_value,
         session_span,
         start: unix_nanos(span.start_time_unix_nano),
-        end: unix_nanos(span.end_time_unix_nano),
+        end,
+        ahead: ahead_of(span, received),
     })
 }
 
 /// Maps one span.
 #[cfg(test)]
 pub(crate) fn map_span(span: &Span) -> Result<Mapped, Skipped> {
-    map_fields(span, &Fields::of(&span.attributes), latest_end())
+    map_fields(span, &Fields::of(&span.attributes), SystemTime::now())
 }
 
 /// Maps one span, its per-request attributes found.
-fn map_fields(span: &Span, fields: &Fields<'_>, latest: SystemTime) -> Result<Mapped, Skipped> {
-    let Checked { method, session_value, session_span, start, end } = check(span, fields, latest)?;
+fn map_fields(span: &Span, fields: &Fields<'_>, received: SystemTime) -> Result<Mapped, Skipped> {
+    let Checked { method, session_value, session_span, start, end, ahead } = check(span, fields, received)?;
     let attrs = &span.attributes;
-    let mut session = session_upsert(span, ids::session_id(&session_value), start, end);
+    // The session's times, unlike the request's, never lie ahead of the time of receipt.
+    let (session_start, session_end) = (start.min(received), end.min(received));
+    let mut session = session_upsert(span, ids::session_id(&session_value), session_start, session_end);
+    if !ahead.is_zero() {
+        session.metadata.insert(CLOCK_AHEAD_MS.into(), (ahead.as_millis() as u64).into());
+    }
 
     match method {
         Some(method) if !session_span => {
@@ -313,7 +338,7 @@ fn map_fields(span: &Span, fields: &Fields<'_>, latest: SystemTime) -> Result<Ma
             let reason = attrs
                 .str(attr::ARCHON_SESSION_DISCONNECT_REASON)
                 .map_or(DisconnectReason::ClientDisconnect, |r| DisconnectReason::parse(&r));
-            session.disconnected_at = Some(end);
+            session.disconnected_at = Some(session_end);
             session.disconnect_reason = Some(clean_text(reason.as_str(), limits::DISCONNECT_REASON));
             session.catalog_tokens = attrs
                 .get(attr::ARCHON_SESSION_CATALOG_TOKENS)
@@ -344,7 +369,9 @@ fn session_upsert(span: &Span, session_id: Uuid, start: SystemTime, end: SystemT
     // Hashing mode sends `user.hash` instead of `user.email`; with no principal it identifies.
     let hash = text(attr::USER_HASH, limits::TEXT);
     let principal = text(attr::USER_ID, limits::TEXT).or_else(|| hash.clone());
-    session.user_id = principal.as_deref().map(ids::user_id);
+    // The id from the principal as sent: two principals that differ only in what cleaning
+    // removes (a NUL) stay two users.
+    session.user_id = attrs.str(attr::USER_ID).or_else(|| attrs.str(attr::USER_HASH)).as_deref().map(ids::user_id);
     session.user_key = principal;
     session.user_email = text(attr::USER_EMAIL, limits::USER_FIELD);
     session.user_name =

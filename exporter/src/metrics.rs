@@ -76,6 +76,11 @@ impl Gauge {
         self.0.dec_by(n as i64);
     }
 
+    /// Sets the value.
+    pub fn set(&self, n: i64) {
+        self.0.set(n);
+    }
+
     /// The current value.
     pub fn get(&self) -> i64 {
         self.0.get()
@@ -128,6 +133,9 @@ pub struct Metrics {
     pub sessions_reaped: LabeledCounter,
     /// Rows queued or being written now, against `--max-pending-rows`.
     pub pending_rows: Gauge,
+    /// How far ahead of this service's clock the spans of the latest export ended at most, in
+    /// seconds (0 when none was ahead): a sender's clock set wrong.
+    pub clock_ahead_seconds: Gauge,
     registry: Registry,
 }
 
@@ -145,6 +153,7 @@ impl Default for Metrics {
             database_errors: LabeledCounter::new("kind"),
             sessions_reaped: LabeledCounter::new("status"),
             pending_rows: Gauge::default(),
+            clock_ahead_seconds: Gauge::default(),
             registry: Registry::default(),
         };
         metrics.registered()
@@ -189,6 +198,12 @@ impl Metrics {
             "archon_exporter_pending_rows",
             "Rows queued or being written; exports are refused as busy at --max-pending-rows",
             self.pending_rows.0.clone(),
+        );
+        r.register(
+            "archon_exporter_clock_ahead_seconds",
+            "How far ahead of this service's clock the latest export's spans ended at most (a sender's clock set \
+             wrong; their sessions' times are clamped to the time of receipt)",
+            self.clock_ahead_seconds.0.clone(),
         );
         r.register_with_unit(
             "archon_exporter_batch_duration",

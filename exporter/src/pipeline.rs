@@ -57,6 +57,7 @@ impl Pipeline {
             undecodable.iter().take(QUOTED_REASONS).map(|u| format!("{}: {}", Undecodable::REASON, u.detail)).collect();
 
         let batch = map_spans(spans);
+        metrics.clock_ahead_seconds.set(batch.clock_ahead.as_secs() as i64);
         for (reason, count) in batch.skipped_by_reason() {
             let counter = if reason.is_rejection() { &metrics.spans_rejected } else { &metrics.spans_ignored };
             counter.add(reason.as_str(), count as u64);

@@ -241,6 +241,11 @@ impl JwtUser {
         let Some(id) = claims.get("sub").and_then(text) else {
             return Resolution::Invalid("missing_sub");
         };
+        // A NUL or another control character would be cut or shown differently downstream, and
+        // two principals could become one.
+        if id.chars().any(char::is_control) {
+            return Resolution::Invalid("bad_sub");
+        }
         let nested = |key: &str| {
             claims
                 .get(key)
@@ -405,7 +410,7 @@ pub fn hash_email(email: &str) -> String {
 #[derive(Debug)]
 pub struct UserFailures;
 
-static FAILURES: [(&str, AtomicU64); 12] = [
+static FAILURES: [(&str, AtomicU64); 13] = [
     ("expired", AtomicU64::new(0)),
     ("not_yet_valid", AtomicU64::new(0)),
     ("bad_signature", AtomicU64::new(0)),
@@ -414,6 +419,7 @@ static FAILURES: [(&str, AtomicU64); 12] = [
     ("wrong_issuer", AtomicU64::new(0)),
     ("missing_claim", AtomicU64::new(0)),
     ("missing_sub", AtomicU64::new(0)),
+    ("bad_sub", AtomicU64::new(0)),
     ("not_bearer", AtomicU64::new(0)),
     ("malformed", AtomicU64::new(0)),
     ("no_secret", AtomicU64::new(0)),
@@ -536,6 +542,10 @@ mod tests {
         let resolver = JwtUser::hs256(b"k");
         let no_sub = sign(json!({"exp": in_an_hour()}));
         assert_eq!(resolver.verify(&no_sub), Resolution::Invalid("missing_sub"));
+        for sub in ["bob\u{0}@corp", "bob\u{1b}[2J"] {
+            let control = sign(json!({"sub": sub, "exp": 4_102_444_800u64}));
+            assert_eq!(resolver.verify(&control), Resolution::Invalid("bad_sub"), "{sub:?}");
+        }
         assert_eq!(resolver.verify("x.y.z"), Resolution::Invalid("malformed"));
         let basic = with_headers(&[("authorization", "Basic dXNlcjpwdw==")]);
         assert_eq!(resolver.resolve(&basic), Resolution::Invalid("not_bearer"));

@@ -329,6 +329,25 @@ fn spans_dated_far_in_the_future_are_refused() {
 }
 
 #[test]
+fn a_sender_a_day_ahead_loses_nothing_and_its_session_lives_in_the_present() {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let day = 86_400 * 1_000_000_000;
+    let mut ahead = call(1, "x");
+    ahead.start_time_unix_nano = now + day;
+    ahead.end_time_unix_nano = now + day + 1_000_000;
+    let batch = map_spans([&ahead, &ahead.clone()]);
+    assert!(batch.skipped.is_empty(), "{:?}", batch.skipped);
+    assert_eq!(batch.requests.len(), 2);
+    assert_eq!(batch.requests[0].timestamp, UNIX_EPOCH + Duration::from_nanos(now + day), "the request keeps its time");
+    let session = &batch.sessions[0];
+    let received = SystemTime::now();
+    assert!(session.connected_at <= received && session.last_activity <= received, "clamped to the time of receipt");
+    let recorded = session.metadata["clock_ahead_ms"].as_u64().unwrap();
+    assert!((86_399_000..=86_400_100).contains(&recorded), "{recorded}");
+    assert!(batch.clock_ahead >= Duration::from_secs(86_399));
+}
+
+#[test]
 fn a_large_batch_splits_into_parts_that_each_carry_their_sessions() {
     let mut spans = Vec::new();
     for i in 0..10u8 {

@@ -91,3 +91,16 @@ async fn an_empty_or_blank_token_is_a_start_up_error_not_authentication_off() {
     assert!(err.contains("--auth-token is empty"), "{err}");
     assert!(err.contains("--auth-token is visible to every local user"), "the flag is warned about too: {err}");
 }
+
+#[tokio::test]
+async fn budgets_list_shows_control_characters_escaped_not_executed() {
+    let db = TestDb::migrated().await;
+    let hostile = "user:eve\u{1b}]0;owned\u{7}\u{1b}[2J";
+    let (code, out, err) = run(&["budgets", "set", "--scope", hostile, "--monthly", "5"], db.url());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    let (code, out, err) = run(&["budgets", "list"], db.url());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+    assert!(out.contains(r"user:eve\u{1b}]0;owned\u{7}\u{1b}[2J"), "{out}");
+}

@@ -512,3 +512,44 @@ async fn no_connection_slot_left_means_retry_later_then_everything_lands() {
     service.stop().await.unwrap();
     admin.batch_execute(&format!("DROP ROLE {role}")).await.unwrap();
 }
+
+#[tokio::test]
+async fn senders_two_hours_ahead_or_behind_lose_no_span() {
+    let db = TestDb::migrated().await;
+    let service = start(db.url(), |_| {}).await;
+    let now = an_hour_ago() + 3600 * SEC;
+    let (mut ahead, mut behind) =
+        (Conn::new(SESSION_1, "Cursor", Some(ADA)), Conn::new(SESSION_2, "Cursor", Some(BOB)));
+    let mut spans = Vec::new();
+    for (conn, skew) in [(&mut ahead, now + 2 * 3600 * SEC), (&mut behind, now - 2 * 3600 * SEC)] {
+        for i in 0..5 {
+            spans.push(conn.call("search", skew + i * SEC, 5));
+        }
+    }
+    spans.push(ahead.end(now + 2 * 3600 * SEC, now + 2 * 3600 * SEC + 10 * SEC, "client_disconnect"));
+    let response =
+        post(&url(&service, "/v1/traces"), "application/x-protobuf", otlp_request(&spans).encode_to_vec(), &[]).await;
+    assert_eq!(response.status(), 200);
+    let answer = ExportTraceServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer.partial_success, None, "nothing refused");
+    assert_eq!(count(&db).await, 10, "every span stored");
+    assert!(service.metrics().clock_ahead_seconds.get() >= 7_200 - 5, "the skew is measured");
+
+    let client = db.client().await;
+    let rows = client
+        .query(
+            "SELECT user_key, last_activity <= now(), disconnected_at <= now(), total_duration,
+                    (metadata ->> 'clock_ahead_ms')::bigint
+               FROM archon_mcp_sessions ORDER BY user_key",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (ada, bob) = (&rows[0], &rows[1]);
+    assert_eq!(ada.get::<_, String>(0), ADA.principal);
+    assert!(ada.get::<_, bool>(1) && ada.get::<_, bool>(2), "the session ahead lives in the present");
+    let ahead_ms = ada.get::<_, Option<i64>>(4).unwrap();
+    assert!((7_195_000..=7_215_000).contains(&ahead_ms), "the difference is recorded: {ahead_ms}");
+    assert_eq!(bob.get::<_, Option<i64>>(4), None, "a sender behind is nothing to clamp");
+    service.stop().await.unwrap();
+}
