@@ -200,10 +200,13 @@ impl Server {
         let ingest = Ingest::new(pipeline.clone(), config.auth_token.clone());
         let stop = CancellationToken::new();
 
-        // HTTP/2 pings find dead collectors; a live one answering them is not idle.
+        // HTTP/2 pings find dead collectors; a live one answering them is not idle. tonic leaves
+        // h2's stream limit off (hyper's own default is 200): without it one connection that
+        // never reads its responses queues them without end (issue #29).
         let grpc_service = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .max_concurrent_streams(100)
             .add_service(GrpcReceiver::service(ingest.clone(), config.limits.max_decompressed_bytes));
         let router = http::router(ingest, config.limits).merge(crate::admin::router(store.clone(), metrics.clone()));
         let (grpc_stop, http_stop) = (stop.clone().cancelled_owned(), stop.clone().cancelled_owned());

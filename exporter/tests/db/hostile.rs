@@ -294,3 +294,105 @@ async fn one_span_with_broken_text_does_not_lose_the_export() {
     assert_eq!(tools, ["good_tool", "bad_tool\u{fffd}", "json_good", "json_bad\u{fffd}"]);
     service.stop().await.unwrap();
 }
+
+/// A hostile HTTP/2 client written frame by frame, so it obeys no limit the server announces:
+/// one connection, no token, `streams` streams of an OTLP/gRPC export each with 16 KiB of a
+/// message it never finishes. Everything the server sends is read and dropped, so the server
+/// is never slowed by its own writes. Returns the streams it opened before the server closed
+/// the connection.
+async fn h2_stream_flood(addr: SocketAddr, streams: u32, whole_requests_unread: bool) -> u32 {
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+    // HPACK: every field a literal without indexing, new name, no Huffman (all under 127 bytes).
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
+        (":authority", "serve"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        block.push(0);
+        block.push(name.len() as u8);
+        block.extend_from_slice(name.as_bytes());
+        block.push(value.len() as u8);
+        block.extend_from_slice(value.as_bytes());
+    }
+    // A gRPC message announced as 1 MiB, of which 16 KiB are sent.
+    let mut data = vec![0u8, 0, 0x10, 0, 0];
+    data.resize(16 << 10, 0x0a);
+
+    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = socket.into_split();
+    let drain = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 << 10];
+        if whole_requests_unread {
+            std::future::pending::<()>().await;
+        }
+        while matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    let mut opening = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    opening.extend(frame(4, 0, 0, &[]));
+    if write.write_all(&opening).await.is_err() {
+        return 0;
+    }
+    let mut opened = 0;
+    for chunk in (0..streams).collect::<Vec<_>>().chunks(64) {
+        let mut burst = Vec::new();
+        for i in chunk {
+            let stream = 2 * i + 1;
+            if whole_requests_unread {
+                burst.extend(frame(1, 0x4 | 0x1, stream, &block));
+            } else {
+                burst.extend(frame(1, 0x4, stream, &block));
+                burst.extend(frame(0, 0, stream, &data));
+            }
+        }
+        if write.write_all(&burst).await.is_err() {
+            break;
+        }
+        opened += chunk.len() as u32;
+    }
+    drop(write);
+    drain.abort();
+    opened
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_http2_stream_flood_is_bounded_and_exports_go_on() {
+    let db = TestDb::migrated().await;
+    let dir = std::env::temp_dir().join(format!("archon-h2-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let serve = ServeProcess::start(&db, &dir, &[]).await;
+    let pid = serve.child.id().unwrap();
+    let baseline = peak_mib(pid);
+
+    // Four connections flooding at once, 20,000 streams each (320 MB of message bytes each).
+    let floods: Vec<_> = (0..4).map(|i| tokio::spawn(h2_stream_flood(serve.grpc, 200_000, i % 2 == 0))).collect();
+    // A collector with the token exports during it.
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", serve.grpc)).await.unwrap();
+    for _ in 0..5 {
+        let mut ok = tonic::Request::new(otlp_request(&dataset(an_hour_ago())));
+        ok.metadata_mut().insert("authorization", "Bearer s3cret-token".parse().unwrap());
+        grpc.export(ok).await.expect("a legitimate export during the flood");
+    }
+    let opened: Vec<u32> = futures::future::join_all(floods).await.into_iter().map(Result::unwrap).collect();
+    let peak = peak_mib(pid);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let now = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    println!(
+        "serve peak RSS: {baseline} MiB idle, {peak} MiB during 4 floods (streams sent: {opened:?}); now {}",
+        now.lines().find(|l| l.starts_with("VmRSS:")).unwrap()
+    );
+    assert!(peak < baseline + 100, "the flood held {} MiB", peak - baseline);
+    let mut ok = tonic::Request::new(otlp_request(&dataset(an_hour_ago())));
+    ok.metadata_mut().insert("authorization", "Bearer s3cret-token".parse().unwrap());
+    grpc.export(ok).await.expect("and after it");
+    std::fs::remove_dir_all(&dir).ok();
+}
