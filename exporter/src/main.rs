@@ -130,13 +130,23 @@ struct Serve {
     /// decompressed; beyond it exports are answered 429 with Retry-After.
     #[arg(long, env = "ARCHON_EXPORTER_MAX_IN_FLIGHT_BYTES", default_value_t = BodyLimits::default().max_in_flight_bytes)]
     max_in_flight_bytes: usize,
-    /// Connections open at once across both ports; a new one beyond it is closed at once.
+    /// Connections open at once across both ports; a new one beyond it takes the slot of the one
+    /// that has waited longest for a request, and is closed only when all are serving one.
     #[arg(long, env = "ARCHON_EXPORTER_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
     max_connections: usize,
-    /// Seconds a connection may sit with nothing read or written (a stalled header or body, an
-    /// idle keep-alive or TLS session) before it is closed.
+    /// Seconds a connection may wait for a request (whatever it sends meanwhile: header
+    /// fragments, pings, a TLS handshake), or serve one with nothing moving, before it is closed.
     #[arg(long, env = "ARCHON_EXPORTER_IDLE_TIMEOUT_SECS", default_value_t = ConnectionLimits::default().idle_timeout.as_secs())]
     idle_timeout_secs: u64,
+    /// Seconds an HTTP/1 request's headers may take to arrive.
+    #[arg(long, env = "ARCHON_EXPORTER_HEADER_TIMEOUT_SECS", default_value_t = ConnectionLimits::default().header_timeout.as_secs())]
+    header_timeout_secs: u64,
+    /// Seconds a request's body may take to arrive in full.
+    #[arg(long, env = "ARCHON_EXPORTER_BODY_TIMEOUT_SECS", default_value_t = ConnectionLimits::default().body_timeout.as_secs())]
+    body_timeout_secs: u64,
+    /// Requests at once on one HTTP/2 connection (gRPC or HTTP).
+    #[arg(long, env = "ARCHON_EXPORTER_MAX_STREAMS_PER_CONNECTION", default_value_t = ConnectionLimits::default().max_streams_per_connection)]
+    max_streams_per_connection: u32,
     /// Concurrent database writers (each holds one connection).
     #[arg(long, env = "ARCHON_EXPORTER_WRITERS", default_value_t = BatcherConfig::default().writers)]
     writers: usize,
@@ -185,10 +195,12 @@ impl Serve {
             max_decompressed_bytes: self.max_decompressed_bytes,
             max_in_flight_bytes: self.max_in_flight_bytes,
         };
-        config.connections = ConnectionLimits {
-            max_connections: self.max_connections,
-            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
-        };
+        config.connections = ConnectionLimits::default()
+            .with_max_connections(self.max_connections)
+            .with_idle_timeout(Duration::from_secs(self.idle_timeout_secs))
+            .with_header_timeout(Duration::from_secs(self.header_timeout_secs))
+            .with_body_timeout(Duration::from_secs(self.body_timeout_secs))
+            .with_max_streams_per_connection(self.max_streams_per_connection);
         config.batcher = BatcherConfig {
             max_batch_rows: self.batch_rows,
             max_pending_rows: self.max_pending_rows,

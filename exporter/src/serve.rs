@@ -13,9 +13,11 @@ use crate::migrate;
 use crate::pipeline::Pipeline;
 use crate::reaper::{self, ReaperConfig};
 use crate::receiver::Ingest;
+use crate::receiver::budget::InFlight;
 use crate::receiver::grpc::GrpcReceiver;
 use crate::receiver::http::{self, BodyLimits};
 use crate::receiver::incoming::{ConnectionLimits, Incoming};
+use crate::receiver::port::{self, Protocols};
 use crate::receiver::tls::{ReceiverTls, ReceiverTlsError};
 use crate::store::{PgStore, StoreConfig};
 
@@ -200,38 +202,39 @@ impl Server {
         let ingest = Ingest::new(pipeline.clone(), config.auth_token.clone());
         let stop = CancellationToken::new();
 
-        // HTTP/2 pings find dead collectors; a live one answering them is not idle. tonic leaves
-        // h2's stream limit off (hyper's own default is 200): without it one connection that
-        // never reads its responses queues them without end (issue #29).
-        let grpc_service = tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
-            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
-            .max_concurrent_streams(100)
-            .add_service(GrpcReceiver::service(ingest.clone(), config.limits.max_decompressed_bytes));
-        let router = http::router(ingest, config.limits).merge(crate::admin::router(store.clone(), metrics.clone()));
+        // One in-flight budget for both ports.
+        let in_flight = InFlight::new(config.limits.max_in_flight_bytes);
+        let grpc_router = tonic::service::Routes::new(GrpcReceiver::service(
+            ingest.clone(),
+            config.limits.max_decompressed_bytes,
+            in_flight.clone(),
+        ))
+        .into_axum_router();
+        let router =
+            http::router(ingest, config.limits, in_flight).merge(crate::admin::router(store.clone(), metrics.clone()));
+        let shared = config.connections.shared();
+        let limits = shared.limits;
         let (grpc_stop, http_stop) = (stop.clone().cancelled_owned(), stop.clone().cancelled_owned());
-        let grpc_error = |e: tonic::transport::Error| ServeError::Serve("gRPC", e.to_string());
-        let http_error = |e: std::io::Error| ServeError::Serve("HTTP", e.to_string());
-        let limits = config.connections.shared();
         let (grpc_task, http_task) = match tls {
             Some(tls) => (
-                tokio::spawn(
-                    grpc_service
-                        .serve_with_incoming_shutdown(Incoming::tls(grpc, tls.clone(), limits.clone()), grpc_stop),
-                ),
-                tokio::spawn(
-                    axum::serve(Incoming::tls(http, tls, limits), router)
-                        .with_graceful_shutdown(http_stop)
-                        .into_future(),
-                ),
+                tokio::spawn(port::serve(
+                    Incoming::tls(grpc, tls.clone(), shared.clone()),
+                    grpc_router,
+                    Protocols::Http2,
+                    limits,
+                    grpc_stop,
+                )),
+                tokio::spawn(port::serve(Incoming::tls(http, tls, shared), router, Protocols::Any, limits, http_stop)),
             ),
             None => (
-                tokio::spawn(
-                    grpc_service.serve_with_incoming_shutdown(Incoming::plain(grpc, limits.clone()), grpc_stop),
-                ),
-                tokio::spawn(
-                    axum::serve(Incoming::plain(http, limits), router).with_graceful_shutdown(http_stop).into_future(),
-                ),
+                tokio::spawn(port::serve(
+                    Incoming::plain(grpc, shared.clone()),
+                    grpc_router,
+                    Protocols::Http2,
+                    limits,
+                    grpc_stop,
+                )),
+                tokio::spawn(port::serve(Incoming::plain(http, shared), router, Protocols::Any, limits, http_stop)),
             ),
         };
         let reaper_task = config.reaper.clone().map(|reaper| tokio::spawn(reap_forever(store, reaper, metrics)));
@@ -247,8 +250,8 @@ impl Server {
         }
         pipeline.close().await;
         let joined = |e: tokio::task::JoinError| ServeError::Serve("receiver", e.to_string());
-        grpc_result.map_err(joined)?.map_err(grpc_error)?;
-        http_result.map_err(joined)?.map_err(http_error)?;
+        grpc_result.map_err(joined)?;
+        http_result.map_err(joined)?;
         Ok(())
     }
 }

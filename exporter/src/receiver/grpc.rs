@@ -15,6 +15,7 @@ use tonic::codegen::{Body, BoxFuture, Context, Poll, Service, StdError, http};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
+use super::budget::{Held, InFlight, Reserved};
 use super::{Ingest, export_response};
 use crate::otlp::{self, spans_from_protobuf, spans_from_request};
 use crate::pipeline::Outcome;
@@ -41,17 +42,34 @@ pub(crate) struct GrpcReceiver {
     accept: EnabledCompressionEncodings,
     send: EnabledCompressionEncodings,
     max_message_bytes: usize,
+    in_flight: InFlight,
 }
 
 impl GrpcReceiver {
     /// The tonic service, accepting gzip and messages up to `max_message_bytes` (decompressed),
-    /// from clients with the token (checked before the message is read).
-    pub(crate) fn service(ingest: Ingest, max_message_bytes: usize) -> InterceptedService<Self, Authenticate> {
+    /// from clients with the token (checked before the message is read), holding messages as
+    /// received and decompressed within `in_flight`.
+    pub(crate) fn service(
+        ingest: Ingest,
+        max_message_bytes: usize,
+        in_flight: InFlight,
+    ) -> InterceptedService<Self, Authenticate> {
         let mut accept = EnabledCompressionEncodings::default();
         accept.enable(CompressionEncoding::Gzip);
-        let server = Self { ingest: Arc::new(ingest.clone()), accept, send: accept, max_message_bytes };
+        let server = Self { ingest: Arc::new(ingest.clone()), accept, send: accept, max_message_bytes, in_flight };
         InterceptedService::new(server, Authenticate(ingest))
     }
+}
+
+/// `RESOURCE_EXHAUSTED` with a retry delay: the receivers hold as many export bytes as they may.
+/// OTLP senders retry it when it carries `RetryInfo`.
+fn over_budget() -> Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    Status::with_error_details(
+        tonic::Code::ResourceExhausted,
+        "the receiver is holding as many export bytes as it may: retry later",
+        ErrorDetails::with_retry_info(Some(retry::RETRY_AFTER)),
+    )
 }
 
 impl tonic::server::NamedService for GrpcReceiver {
@@ -60,7 +78,7 @@ impl tonic::server::NamedService for GrpcReceiver {
 
 impl<B> Service<http::Request<B>> for GrpcReceiver
 where
-    B: Body + Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
@@ -76,26 +94,44 @@ where
             return Box::pin(async { Ok(Status::unimplemented("only TraceService/Export is served").into_http()) });
         }
         let this = self.clone();
+        // The message's bytes come out of the budget as they arrive, and stay out until the
+        // export is answered.
+        let held = Held::default();
+        let mut request = request.map(|body| Reserved::new(body, this.in_flight.clone(), held.clone(), over_budget));
+        request.extensions_mut().insert(held);
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(RawRequestCodec)
                 .apply_compression_config(this.accept, this.send)
                 .apply_max_message_size_config(Some(this.max_message_bytes), None);
-            Ok(grpc.unary(Export(this.ingest), request).await)
+            let export = Export { ingest: this.ingest.clone(), in_flight: this.in_flight.clone() };
+            let response = grpc.unary(export, request).await;
+            if response.headers().get("grpc-status").is_some_and(|s| s == "8") {
+                this.ingest.metrics().exports.add("over_budget", 1);
+            }
+            Ok(response)
         })
     }
 }
 
 /// `Export` itself.
-struct Export(Arc<Ingest>);
+struct Export {
+    ingest: Arc<Ingest>,
+    in_flight: InFlight,
+}
 
 impl tonic::server::UnaryService<Bytes> for Export {
     type Response = ExportTraceServiceResponse;
     type Future = BoxFuture<Response<Self::Response>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let ingest = self.0.clone();
+        let (ingest, in_flight) = (self.ingest.clone(), self.in_flight.clone());
         Box::pin(async move {
+            let held = request.extensions().get::<Held>().cloned().unwrap_or_default();
             let body = request.into_inner();
+            // The message decompressed is held too (its received bytes already are).
+            if !held.reserve(&in_flight, body.len()) {
+                return Err(over_budget());
+            }
             let (spans, undecodable) = spans_from_protobuf(body.clone())
                 .or_else(|strict| otlp::decode_lossy(&body).map(spans_from_request).map_err(|_| strict))
                 .map_err(|e| Status::invalid_argument(format!("cannot decode the export request: {e}")))?;

@@ -13,8 +13,8 @@ use axum::routing::post;
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
-use tokio::sync::Semaphore;
 
+use super::budget::InFlight;
 use super::{Ingest, export_response};
 use crate::otlp::{self, Undecodable, spans_from_protobuf, spans_from_request};
 use crate::pipeline::Outcome;
@@ -47,22 +47,16 @@ impl Default for BodyLimits {
 struct AppState {
     ingest: Ingest,
     limits: BodyLimits,
-    /// The in-flight body budget, in KiB.
-    in_flight: Arc<Semaphore>,
+    /// The in-flight body budget, shared with the gRPC port.
+    in_flight: InFlight,
 }
 
-/// The OTLP/HTTP route.
-pub(crate) fn router(ingest: Ingest, limits: BodyLimits) -> Router {
-    let in_flight = Arc::new(Semaphore::new(kib(limits.max_in_flight_bytes) as usize));
+/// The OTLP/HTTP route, holding bodies within `in_flight`.
+pub(crate) fn router(ingest: Ingest, limits: BodyLimits, in_flight: InFlight) -> Router {
     Router::new()
         .route("/v1/traces", post(traces))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(Arc::new(AppState { ingest, limits, in_flight }))
-}
-
-/// Bytes as permits of the in-flight budget (KiB, rounded up).
-fn kib(bytes: usize) -> u32 {
-    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// The encodings of an OTLP/HTTP body.
@@ -195,7 +189,7 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         return error(encoding, StatusCode::PAYLOAD_TOO_LARGE, 8, format!("the body is larger than {limit} bytes"));
     }
     // The bytes about to be held come out of the in-flight budget, or the export waits outside.
-    let Ok(mut held) = state.in_flight.clone().try_acquire_many_owned(kib(declared.unwrap_or(limit))) else {
+    let Some(mut held) = state.in_flight.try_reserve(declared.unwrap_or(limit)) else {
         return over_budget(ingest, encoding);
     };
     let body = match axum::body::to_bytes(body, limit).await {
@@ -207,12 +201,12 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     };
     let content_encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("(not ASCII)").trim());
     let budget = state.in_flight.clone();
-    let mut reserve = |bytes: usize| match budget.clone().try_acquire_many_owned(kib(bytes)) {
-        Ok(more) => {
+    let mut reserve = |bytes: usize| match budget.try_reserve(bytes) {
+        Some(more) => {
             held.merge(more);
             true
         }
-        Err(_) => false,
+        None => false,
     };
     // The spans point into the (decompressed) body: it is held, within the budget, until they
     // are written.

@@ -1,10 +1,11 @@
-//! The connections of both ports, bounded: at most `max_connections` open at once (beyond it a
-//! new connection is closed at once), and each closed when nothing has moved on it for
-//! `idle_timeout` — a header that never ends, a body that stalls, an idle keep-alive or an idle
-//! TLS session. TLS handshakes run in their own tasks with their own deadline, so a stalled
-//! client blocks no one.
+//! The connections of both ports, bounded: at most `max_connections` open at once (a new one
+//! beyond it takes the slot of the connection that has waited longest for a request — see
+//! [`slots`](super::slots) — and is closed only when every connection is serving one), and each
+//! closed when it has waited `idle_timeout` for a request, whatever bytes (header fragments,
+//! HTTP/2 pings) it sends meanwhile, or when nothing has moved for `idle_timeout` while a request
+//! of it is served. TLS handshakes run in their own tasks, each waiting in its slot under its
+//! own deadline, so a stalled client blocks no one.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -13,93 +14,176 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use super::slots::{Slot, SlotGuard, Slots};
 use super::tls::HANDSHAKE_TIMEOUT;
 
 /// Bounds on the connections of the receiver's ports.
 ///
 /// ```
 /// use std::time::Duration;
-/// let limits = archon_mcp_exporter::ConnectionLimits { max_connections: 2048, idle_timeout: Duration::from_secs(60) };
-/// # let _ = limits;
+/// let limits = archon_mcp_exporter::ConnectionLimits::default()
+///     .with_max_connections(2048)
+///     .with_idle_timeout(Duration::from_secs(60));
+/// assert_eq!(limits.max_streams_per_connection, 100);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionLimits {
     /// Connections open at once across both ports (default 512: under the common limit of
-    /// 1,024 file descriptors, with room for the database pool).
+    /// 1,024 file descriptors, with room for the database pool). Beyond it a new connection
+    /// takes the slot of the one that has waited longest for a request.
     pub max_connections: usize,
-    /// A connection on which nothing is read or written for this long is closed (default 30 s).
+    /// A connection waiting this long for a request (default 30 s), or serving one on which
+    /// nothing moved this long, is closed.
     pub idle_timeout: Duration,
+    /// How long an HTTP/1 request's headers may take to arrive (default 10 s; hyper's
+    /// `header_read_timeout`).
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive in full once its headers are read (default
+    /// 60 s): a byte now and then is not progress.
+    pub body_timeout: Duration,
+    /// Requests at once on one HTTP/2 connection (default 100; h2's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`, enforced from the connection's first frame).
+    pub max_streams_per_connection: u32,
 }
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        Self { max_connections: 512, idle_timeout: Duration::from_secs(30) }
+        Self {
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            max_streams_per_connection: 100,
+        }
     }
 }
 
 impl ConnectionLimits {
+    /// Sets [`max_connections`](Self::max_connections).
+    pub fn with_max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Sets [`idle_timeout`](Self::idle_timeout).
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`header_timeout`](Self::header_timeout).
+    pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// Sets [`body_timeout`](Self::body_timeout).
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_streams_per_connection`](Self::max_streams_per_connection).
+    pub fn with_max_streams_per_connection(mut self, n: u32) -> Self {
+        self.max_streams_per_connection = n;
+        self
+    }
+
     /// The limits with one connection budget, to share between the ports.
-    pub fn shared(self) -> SharedLimits {
-        // At least one connection and one second: zero would refuse or close everything.
+    pub(crate) fn shared(self) -> SharedLimits {
+        // At least one connection, stream and second: zero would refuse or close everything.
+        let second = Duration::from_secs(1);
         SharedLimits {
-            slots: Arc::new(Semaphore::new(self.max_connections.max(1))),
-            idle_timeout: self.idle_timeout.max(Duration::from_secs(1)),
+            slots: Slots::new(self.max_connections),
+            limits: Self {
+                max_connections: self.max_connections.max(1),
+                idle_timeout: self.idle_timeout.max(second),
+                header_timeout: self.header_timeout.max(second),
+                body_timeout: self.body_timeout.max(second),
+                max_streams_per_connection: self.max_streams_per_connection.max(1),
+            },
         }
     }
 }
 
 /// [`ConnectionLimits`] with their connection budget, shared by the listeners that use it.
 #[derive(Debug, Clone)]
-pub struct SharedLimits {
-    slots: Arc<Semaphore>,
-    idle_timeout: Duration,
+pub(crate) struct SharedLimits {
+    slots: Arc<Slots>,
+    pub(crate) limits: ConnectionLimits,
 }
 
-/// A bounded connection: it holds one of the budget's slots until it is dropped, and fails
-/// with `TimedOut` once nothing has moved on it for the idle timeout.
+/// A bounded connection: it holds a slot of the budget until it is dropped, and fails once it
+/// has waited too long for a request, has stalled while serving one, or lost its slot.
 #[derive(Debug)]
 pub(crate) struct Bounded<Io> {
     io: Io,
+    guard: SlotGuard,
     idle_timeout: Duration,
+    last_progress: Instant,
     deadline: Pin<Box<Sleep>>,
-    _slot: OwnedSemaphorePermit,
+    evicted: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl<Io> Bounded<Io> {
-    fn new(io: Io, idle_timeout: Duration, slot: OwnedSemaphorePermit) -> Self {
-        Self { io, idle_timeout, deadline: Box::pin(tokio::time::sleep(idle_timeout)), _slot: slot }
+    fn new(io: Io, guard: SlotGuard, idle_timeout: Duration) -> Self {
+        let evicted = Box::pin(guard.slot().evicted());
+        Self {
+            io,
+            guard,
+            idle_timeout,
+            last_progress: Instant::now(),
+            deadline: Box::pin(tokio::time::sleep(idle_timeout)),
+            evicted,
+        }
     }
 
-    /// Something moved: the idle clock starts again.
-    fn progressed(&mut self) {
-        let next = Instant::now() + self.idle_timeout;
-        self.deadline.as_mut().reset(next);
+    /// The connection's standing in the budget.
+    pub(crate) fn slot(&self) -> &Arc<Slot> {
+        self.guard.slot()
     }
 
-    /// Nothing moved: whether the connection has been idle too long.
-    fn idle(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
+    /// Nothing moved: whether the connection must close — evicted, waited too long for a
+    /// request (bytes do not count), or stalled while serving one.
+    fn expired(&mut self, cx: &mut Context<'_>) -> Option<std::io::Error> {
+        if self.evicted.as_mut().poll(cx).is_ready() {
+            return Some(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the connection budget is full and this connection was waiting longest",
+            ));
+        }
+        let slot = self.guard.slot();
+        let since = if slot.working() { self.last_progress } else { slot.waiting_since() };
+        let until = since + self.idle_timeout;
+        if self.deadline.deadline() != until {
+            self.deadline.as_mut().reset(until);
+        }
+        self.deadline
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+            .then(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "connection idle for too long"))
     }
-}
-
-fn timed_out() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection idle for too long")
 }
 
 impl<Io: AsyncRead + Unpin> AsyncRead for Bounded<Io> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         match Pin::new(&mut self.io).poll_read(cx, buf) {
             Poll::Ready(result) => {
-                self.progressed();
+                self.last_progress = Instant::now();
                 Poll::Ready(result)
             }
-            Poll::Pending if self.idle(cx) => Poll::Ready(Err(timed_out())),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => match self.expired(cx) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
         }
     }
 }
@@ -108,11 +192,13 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Bounded<Io> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         match Pin::new(&mut self.io).poll_write(cx, data) {
             Poll::Ready(result) => {
-                self.progressed();
+                self.last_progress = Instant::now();
                 Poll::Ready(result)
             }
-            Poll::Pending if self.idle(cx) => Poll::Ready(Err(timed_out())),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => match self.expired(cx) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
         }
     }
 
@@ -125,46 +211,43 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Bounded<Io> {
     }
 }
 
-impl<Io: tonic::transport::server::Connected> tonic::transport::server::Connected for Bounded<Io> {
-    type ConnectInfo = Io::ConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.connect_info()
-    }
-}
-
-/// A listener's accepted connections, bounded by [`SharedLimits`]: an [`axum::serve::Listener`]
-/// for the HTTP port and a stream of connections for tonic's `serve_with_incoming`.
+/// A listener's accepted connections, bounded by [`SharedLimits`].
 #[derive(Debug)]
 pub(crate) struct Incoming<Io> {
-    local_addr: SocketAddr,
-    connections: mpsc::Receiver<(Bounded<Io>, SocketAddr)>,
+    connections: mpsc::Receiver<Bounded<Io>>,
     accept_loop: tokio::task::JoinHandle<()>,
 }
 
 impl Incoming<TcpStream> {
     /// Plain-text connections of `listener` (starts accepting on the current Tokio runtime).
     pub(crate) fn plain(listener: TcpListener, limits: SharedLimits) -> Self {
-        Self::start(listener, limits, |tcp| async move { Some(tcp) })
+        Self::start(listener, limits, |tcp, _| async move { Some(tcp) })
     }
 }
 
 impl Incoming<TlsStream<TcpStream>> {
     /// Connections of `listener` through their TLS handshake (at most
-    /// [`HANDSHAKE_TIMEOUT`](super::tls::HANDSHAKE_TIMEOUT) each).
+    /// [`HANDSHAKE_TIMEOUT`](super::tls::HANDSHAKE_TIMEOUT) each, and given up when the
+    /// connection's slot is taken by a newer one meanwhile).
     pub(crate) fn tls(listener: TcpListener, config: Arc<ServerConfig>, limits: SharedLimits) -> Self {
         let acceptor = TlsAcceptor::from(config);
-        Self::start(listener, limits, move |tcp| {
+        Self::start(listener, limits, move |tcp, slot| {
             let acceptor = acceptor.clone();
             async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => Some(tls),
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "TLS handshake failed");
-                        None
-                    }
-                    Err(_) => {
-                        tracing::debug!("TLS handshake timed out");
+                tokio::select! {
+                    handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)) => match handshake {
+                        Ok(Ok(tls)) => Some(tls),
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            None
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            None
+                        }
+                    },
+                    () = slot.evicted() => {
+                        tracing::debug!("TLS handshake given up: its slot went to a newer connection");
                         None
                     }
                 }
@@ -176,10 +259,9 @@ impl Incoming<TlsStream<TcpStream>> {
 impl<Io: Send + 'static> Incoming<Io> {
     fn start<F, Fut>(listener: TcpListener, limits: SharedLimits, open: F) -> Self
     where
-        F: Fn(TcpStream) -> Fut + Send + 'static,
+        F: Fn(TcpStream, Arc<Slot>) -> Fut + Send + 'static,
         Fut: Future<Output = Option<Io>> + Send + 'static,
     {
-        let local_addr = listener.local_addr().expect("a bound listener has an address");
         let (ready, connections) = mpsc::channel(64);
         let accept_loop = tokio::spawn(async move {
             loop {
@@ -192,19 +274,29 @@ impl<Io: Send + 'static> Incoming<Io> {
                         continue;
                     }
                 };
-                let Ok(slot) = limits.slots.clone().try_acquire_owned() else {
-                    tracing::debug!(%peer, "connection limit reached: closing a new connection");
+                let Some(guard) = limits.slots.acquire() else {
+                    tracing::debug!(%peer, "every connection is serving a request: closing a new connection");
                     continue; // dropping `tcp` closes it
                 };
-                let (opening, ready, idle_timeout) = (open(tcp), ready.clone(), limits.idle_timeout);
+                let (opening, ready) = (open(tcp, guard.slot().clone()), ready.clone());
+                let idle_timeout = limits.limits.idle_timeout;
                 tokio::spawn(async move {
                     if let Some(io) = opening.await {
-                        let _ = ready.send((Bounded::new(io, idle_timeout, slot), peer)).await;
+                        let _ = ready.send(Bounded::new(io, guard, idle_timeout)).await;
                     }
                 });
             }
         });
-        Self { local_addr, connections, accept_loop }
+        Self { connections, accept_loop }
+    }
+
+    /// The next connection.
+    pub(crate) async fn accept(&mut self) -> Bounded<Io> {
+        match self.connections.recv().await {
+            Some(connection) => connection,
+            // The accept loop only ends when aborted, which only happens on drop.
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -212,30 +304,5 @@ impl<Io> Drop for Incoming<Io> {
     fn drop(&mut self) {
         // Closes the port with the listener.
         self.accept_loop.abort();
-    }
-}
-
-impl<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static> axum::serve::Listener for Incoming<Io> {
-    type Io = Bounded<Io>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.connections.recv().await {
-            Some(connection) => connection,
-            // The accept loop only ends when aborted, which only happens on drop.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
-}
-
-impl<Io> futures_core::Stream for Incoming<Io> {
-    type Item = std::io::Result<Bounded<Io>>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.connections.poll_recv(cx).map(|connection| connection.map(|(io, _)| Ok(io)))
     }
 }

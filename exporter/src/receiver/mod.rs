@@ -1,9 +1,12 @@
 //! The OTLP receivers (gRPC and HTTP) and what they share: authentication, and one export
 //! request → decode → map → group commit → an outcome each transport spells its own way.
 
+pub(crate) mod budget;
 pub(crate) mod grpc;
 pub(crate) mod http;
 pub(crate) mod incoming;
+pub(crate) mod port;
+pub(crate) mod slots;
 pub(crate) mod tls;
 
 use std::sync::Arc;

@@ -127,6 +127,21 @@ async fn big_bodies_never_hold_more_memory_than_the_budget() {
     ok.metadata_mut().insert("authorization", "Bearer s3cret-token".parse().unwrap());
     grpc.export(ok).await.expect("the right token is served");
     assert!(peak_mib(pid) < 150, "peak RSS {} MiB after gRPC", peak_mib(pid));
+
+    // 12 at once with the right token: held within the same 48 MiB budget as HTTP bodies, the
+    // rest told to retry (RESOURCE_EXHAUSTED with RetryInfo).
+    let calls = (0..12).map(|_| {
+        let mut request = tonic::Request::new(big.clone());
+        request.metadata_mut().insert("authorization", "Bearer s3cret-token".parse().unwrap());
+        let mut grpc = grpc.clone();
+        async move { grpc.export(request).await.map(|_| ()).map_err(|e| e.code()) }
+    });
+    let outcomes = futures::future::join_all(calls).await;
+    assert!(outcomes.contains(&Err(tonic::Code::ResourceExhausted)), "some were over the budget: {outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, Ok(()) | Err(tonic::Code::ResourceExhausted))), "{outcomes:?}");
+    let peak = peak_mib(pid);
+    println!("serve peak RSS after 12 × 20 MB authenticated gRPC messages: {peak} MiB");
+    assert!(peak < 150, "peak RSS {peak} MiB after authenticated gRPC");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -134,7 +149,7 @@ async fn big_bodies_never_hold_more_memory_than_the_budget() {
 async fn connections_beyond_the_limit_or_that_never_finish_are_closed() {
     let db = TestDb::migrated().await;
     let service = start(db.url(), |c| {
-        c.connections = ConnectionLimits { max_connections: 64, idle_timeout: Duration::from_secs(1) };
+        c.connections = ConnectionLimits::default().with_max_connections(64).with_idle_timeout(Duration::from_secs(1));
     })
     .await;
     let addr = service.http_addr();
@@ -395,4 +410,141 @@ async fn an_unauthenticated_http2_stream_flood_is_bounded_and_exports_go_on() {
     ok.metadata_mut().insert("authorization", "Bearer s3cret-token".parse().unwrap());
     grpc.export(ok).await.expect("and after it");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Connections that send a byte now and then but never a whole request, as a slowloris does:
+/// HTTP/1 header fragments and HTTP/2 pings on a connection without streams, every 200 ms.
+/// Returns the tasks; each ends when the server closes its connection.
+async fn tricklers(addr: SocketAddr, http1: usize, http2: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for i in 0..http1 + http2 {
+        let Ok(mut socket) = tokio::net::TcpStream::connect(addr).await else { continue };
+        tasks.push(tokio::spawn(async move {
+            let (opening, again): (Vec<u8>, Vec<u8>) = if i < http1 {
+                (b"POST /v1/traces HTTP/1.1\r\nx-a: ".to_vec(), b"a".to_vec())
+            } else {
+                // The HTTP/2 preface, an empty SETTINGS, then a PING (8 bytes of payload) each time.
+                let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+                preface.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+                (preface, vec![0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+            };
+            if socket.write_all(&opening).await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 1024];
+            loop {
+                tokio::select! {
+                    read = socket.read(&mut buf) => if !matches!(read, Ok(n) if n > 0) { return },
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {
+                        if socket.write_all(&again).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_on_every_slot_keeps_no_export_out() {
+    let db = TestDb::migrated().await;
+    // The idle timeout is far off: what lets the exports in is the budget's eviction.
+    let service = start(db.url(), |c| c.connections = ConnectionLimits::default().with_max_connections(32)).await;
+    let tricklers = tricklers(service.http_addr(), 24, 24).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let body = otlp_request(&dataset(an_hour_ago())).encode_to_vec();
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let export = http
+            .post(format!("http://{}/v1/traces", service.http_addr()))
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("an export while every slot trickles");
+        assert_eq!(export.status(), 200);
+        let mut grpc = TraceServiceClient::connect(format!("http://{}", service.grpc_addr())).await.unwrap();
+        grpc.export(otlp_request(&dataset(an_hour_ago()))).await.expect("a gRPC export while every slot trickles");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let closed = tricklers.iter().filter(|t| t.is_finished()).count();
+    println!("{closed} of {} trickling connections closed to make room", tricklers.len());
+    assert!(closed >= 16, "the exports took slots of tricklers: {closed} closed");
+    for t in tricklers {
+        t.abort();
+    }
+    service.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_handshakes_on_every_slot_keep_no_export_out() {
+    let db = TestDb::migrated().await;
+    let certs = archon_mcp_exporter::testing::TestCertificates::generate().expect("test certificates");
+    let tls = archon_mcp_exporter::ReceiverTls::new(&certs.cert, &certs.key);
+    let service = start(db.url(), |c| {
+        c.tls = Some(tls);
+        c.connections = ConnectionLimits::default().with_max_connections(32);
+    })
+    .await;
+    // Twice the budget of handshakes that never finish: a TLS record header, then nothing.
+    let mut stalled = Vec::new();
+    for _ in 0..64 {
+        let mut socket = tokio::net::TcpStream::connect(service.http_addr()).await.unwrap();
+        let _ = socket.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await;
+        stalled.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = otlp_request(&dataset(an_hour_ago())).encode_to_vec();
+    for _ in 0..3 {
+        let response = crate::service::post_over_tls(service.http_addr(), &certs.ca, &body)
+            .await
+            .expect("a TLS export while every slot holds a stalled handshake");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    drop(stalled);
+    service.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byte_now_and_then_is_not_progress() {
+    let db = TestDb::migrated().await;
+    let limits = ConnectionLimits::default()
+        .with_idle_timeout(Duration::from_secs(1))
+        .with_header_timeout(Duration::from_secs(1))
+        .with_body_timeout(Duration::from_secs(2));
+    let service = start(db.url(), |c| c.connections = limits).await;
+    // Header fragments and pings every 200 ms: closed once the wait for a request is over.
+    let tricklers = tricklers(service.http_addr(), 4, 4).await;
+    // A body of 1,000 bytes sent a byte every 200 ms: answered (or closed) at its deadline.
+    let mut slow_body = tokio::net::TcpStream::connect(service.http_addr()).await.unwrap();
+    slow_body
+        .write_all(
+            b"POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let body_ended = tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        loop {
+            tokio::select! {
+                read = slow_body.read(&mut buf) => return String::from_utf8_lossy(&buf[..read.unwrap_or(0)]).into_owned(),
+                () = tokio::time::sleep(Duration::from_millis(200)) => if slow_body.write_all(b" ").await.is_err() {
+                    return String::new();
+                },
+            }
+        }
+    });
+    let all_closed = tokio::time::timeout(Duration::from_secs(8), async {
+        for t in tricklers {
+            t.await.unwrap();
+        }
+        body_ended.await.unwrap()
+    })
+    .await;
+    let answer = all_closed.expect("every trickling connection closed within 8 s");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "the slow body is refused: {answer}");
+    service.stop().await.unwrap();
 }

@@ -416,7 +416,7 @@ async fn a_locked_table_means_back_pressure_not_a_hang_or_a_drop() {
 }
 
 /// One OTLP/HTTP request over TLS, trusting `ca`; the raw HTTP/1.1 response.
-async fn post_over_tls(addr: SocketAddr, ca: &std::path::Path, body: &[u8]) -> std::io::Result<String> {
+pub(crate) async fn post_over_tls(addr: SocketAddr, ca: &std::path::Path, body: &[u8]) -> std::io::Result<String> {
     use rustls::pki_types::pem::PemObject as _;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut roots = rustls::RootCertStore::empty();
