@@ -1,5 +1,6 @@
-//! Budget enforcement fed from PostgreSQL: what `archon_budget_status()` says is `over`, read
-//! in the background into a [`BudgetGate`] that servers check in memory.
+//! Budget enforcement fed from PostgreSQL: the budgets in force and their spend, as
+//! `archon_budget_status()` gives them, and the prices of the models the server's calls used,
+//! read in the background into a [`BudgetGate`] that servers check in memory.
 //!
 //! ```no_run
 //! # async fn run() {
@@ -14,35 +15,90 @@ use std::time::Duration;
 
 use archon_mcp_exporter::budgets::{self, Scope};
 use archon_mcp_exporter::{PgStore, StoreConfig};
-use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, Exceeded};
+use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, BudgetStatus};
 
-/// The budgets over their amount now (client-type budgets are not enforced: the server does
-/// not know a client's normalised type).
-pub async fn over_budget(store: &PgStore) -> anyhow::Result<Vec<Exceeded>> {
+/// The budgets in force now with their spend (client-type budgets are not enforced: the server
+/// does not know a client's normalised type).
+pub async fn budgets_in_force(store: &PgStore) -> anyhow::Result<Vec<BudgetStatus>> {
     let client = store.pool().get().await?;
     Ok(budgets::status(&**client)
         .await?
         .into_iter()
-        .filter(|b| b.state == "over")
         .filter_map(|b| {
             let scope = match b.scope {
                 Scope::All => BudgetScope::All,
+                Scope::Anonymous => BudgetScope::Anonymous,
                 Scope::User(key) => BudgetScope::User(key),
                 Scope::Department(d) => BudgetScope::Department(d),
                 Scope::Tool(t) => BudgetScope::Tool(t),
                 Scope::ClientType(_) => return None,
             };
-            Some(Exceeded::new(scope, b.monthly_amount, b.spend_mtd))
+            Some(BudgetStatus::new(scope, b.monthly_amount, b.spend_mtd))
         })
         .collect())
 }
 
+/// The prices (USD per 1,000 input and output tokens) in force now of `models`, as the
+/// exporter prices them (`archon_llm_price_at`); models without a price are left out.
+pub async fn prices_now(store: &PgStore, models: &[String]) -> anyhow::Result<Vec<(String, (f64, f64))>> {
+    let client = store.pool().get().await?;
+    let mut prices = Vec::new();
+    for model in models {
+        let row = client
+            .query_opt(
+                "SELECT input_price_per_1k::float8, output_price_per_1k::float8 FROM archon_llm_price_at($1)",
+                &[model],
+            )
+            .await?;
+        if let Some(row) = row {
+            prices.push((model.clone(), (row.get(0), row.get(1))));
+        }
+    }
+    Ok(prices)
+}
+
 /// Refreshes `gate` from the database at `url` every `every` (one connection, on the current
-/// runtime); while the database cannot be read the gate goes stale and lets calls through.
+/// runtime). A read that fails or takes longer than `every` (at least a second: a database that
+/// stops answering, a half-open connection) is given up and logged, and the next one opens a
+/// new connection; while none succeeds the gate goes stale and lets calls through, which is
+/// logged once when it happens and counted by `archon.budget.unknown_state`.
 pub fn refresh_from_postgres(gate: &BudgetGate, url: String, every: Duration) -> tokio::task::JoinHandle<()> {
-    let store = PgStore::connect(&url, StoreConfig::default().with_max_connections(1));
-    gate.refresh_every(every, move || {
-        let store = store.as_ref().map_err(|e| anyhow::anyhow!("{e}")).cloned();
-        async move { over_budget(&store?).await }
+    let gate = gate.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut store, mut was_stale) = (None::<PgStore>, false);
+        loop {
+            tick.tick().await;
+            let current = match &store {
+                Some(current) => Ok(current.clone()),
+                None => PgStore::connect(&url, StoreConfig::default().with_max_connections(1)),
+            };
+            let read = async {
+                let current = current?;
+                let budgets = budgets_in_force(&current).await?;
+                let prices = prices_now(&current, &gate.unpriced_models()).await?;
+                anyhow::Ok((current, budgets, prices))
+            };
+            match tokio::time::timeout(every.max(Duration::from_secs(1)), read).await {
+                Ok(Ok((current, budgets, prices))) => {
+                    gate.set_prices(prices);
+                    gate.update(budgets);
+                    store = Some(current);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "reading budgets failed; reconnecting for the next read");
+                    store = None;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "reading budgets took longer than {:?}; giving the connection up and reconnecting",
+                        every.max(Duration::from_secs(1))
+                    );
+                    store = None;
+                }
+            }
+            was_stale = gate.log_staleness(was_stale);
+        }
     })
 }

@@ -22,7 +22,7 @@ mod naive;
 
 use std::time::Instant;
 
-use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, Exceeded};
+use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, BudgetStatus};
 use archon_mcp_instrument::user::{EnvUser, UserInfo};
 use archon_mcp_instrument::{TracedConfig, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
@@ -149,7 +149,7 @@ fn main() {
     };
     // The same, enforcing budgets: a fresh reading with 20 budgets over (none of them this caller's).
     let gate = BudgetGate::new(std::time::Duration::from_secs(3600));
-    gate.update((0..20).map(|i| Exceeded::new(BudgetScope::Department(format!("dept-{i}")), 10.0, 11.0)).collect());
+    gate.update((0..20).map(|i| BudgetStatus::new(BudgetScope::Department(format!("dept-{i}")), 10.0, 11.0)).collect());
     let enforcing = TracedConfig::builder()
         .tracer(provider.tracer("bench"))
         .user_resolver(resolver())

@@ -22,6 +22,8 @@ use tokio_postgres::GenericClient;
 pub enum Scope {
     /// Every request.
     All,
+    /// The requests of no user (anonymous calls).
+    Anonymous,
     /// One user, by principal (`user_key`: the JWT `sub`, …).
     User(String),
     /// One department.
@@ -37,6 +39,7 @@ impl Scope {
     pub fn parts(&self) -> (&'static str, Option<&str>) {
         match self {
             Scope::All => ("all", None),
+            Scope::Anonymous => ("anonymous", None),
             Scope::User(v) => ("user", Some(v)),
             Scope::Department(v) => ("department", Some(v)),
             Scope::Tool(v) => ("tool", Some(v)),
@@ -47,6 +50,7 @@ impl Scope {
     fn from_parts(scope: &str, value: Option<String>) -> Option<Self> {
         Some(match (scope, value) {
             ("all", _) => Scope::All,
+            ("anonymous", _) => Scope::Anonymous,
             ("user", Some(v)) => Scope::User(v),
             ("department", Some(v)) => Scope::Department(v),
             ("tool", Some(v)) => Scope::Tool(v),
@@ -59,15 +63,17 @@ impl Scope {
 impl FromStr for Scope {
     type Err = BudgetError;
 
-    /// `all`, or `user:KEY`, `department:NAME`, `tool:NAME`, `client_type:TYPE`.
+    /// `all`, `anonymous`, or `user:KEY`, `department:NAME`, `tool:NAME`, `client_type:TYPE`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || BudgetError::Scope(s.to_owned());
-        if s.trim() == "all" {
-            return Ok(Scope::All);
+        match s.trim() {
+            "all" => return Ok(Scope::All),
+            "anonymous" => return Ok(Scope::Anonymous),
+            _ => {}
         }
         let (kind, value) = s.split_once(':').ok_or_else(bad)?;
         let value = value.trim();
-        if value.is_empty() || kind.trim() == "all" {
+        if value.is_empty() || matches!(kind.trim(), "all" | "anonymous") {
             return Err(bad());
         }
         Scope::from_parts(kind.trim(), Some(value.to_owned())).ok_or_else(bad)
@@ -130,7 +136,7 @@ pub struct BudgetStatus {
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetError {
     /// A scope that does not parse.
-    #[error("invalid scope {0:?}: use all, user:KEY, department:NAME, tool:NAME or client_type:TYPE")]
+    #[error("invalid scope {0:?}: use all, anonymous, user:KEY, department:NAME, tool:NAME or client_type:TYPE")]
     Scope(String),
     /// An amount, currency or threshold the schema refuses.
     #[error("{0}")]
@@ -259,10 +265,12 @@ mod tests {
 
     #[test]
     fn scopes_parse_and_print() {
-        for text in ["all", "user:ada@corp", "department:Research", "tool:search_knowledge", "client_type:Cursor"] {
+        for text in
+            ["all", "anonymous", "user:ada@corp", "department:Research", "tool:search_knowledge", "client_type:Cursor"]
+        {
             assert_eq!(text.parse::<Scope>().unwrap().to_string(), text);
         }
-        for bad in ["", "department", "department:", "team:x", "all:x"] {
+        for bad in ["", "department", "department:", "team:x", "all:x", "anonymous:x"] {
             assert!(bad.parse::<Scope>().is_err(), "{bad}");
         }
         assert_eq!("2026-11-03".parse::<BudgetDate>().unwrap().to_string(), "2026-11-03");

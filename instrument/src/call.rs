@@ -152,6 +152,8 @@ pub(crate) struct Call {
     prompt: Option<String>,
     /// The arguments as JSON text, kept for token estimation.
     arguments_json: Option<String>,
+    /// With budgets enforced, on `tools/call`: the user its spend counts for (none: anonymous).
+    budgeted: Option<Option<Arc<UserInfo>>>,
     ct: CancellationToken,
     started: Instant,
 }
@@ -212,10 +214,12 @@ impl Call {
         } else {
             identity
         };
+        let budgeted = (is_tool_call && shared.settings.budgets.is_some() && tool.is_some())
+            .then(|| if foreign { None } else { origin.user.clone() });
         let refusal = if foreign && shared.settings.refuse_foreign_principals {
             Some((McpError::invalid_request(FOREIGN_PRINCIPAL, None), None))
-        } else if let (true, Some(gate), Some((tool, _))) = (is_tool_call, &shared.settings.budgets, &tool) {
-            budget_refusal(gate, if foreign { None } else { origin.user.as_deref() }, tool, shared)
+        } else if let (Some(user), Some(gate), Some((tool, _))) = (&budgeted, &shared.settings.budgets, &tool) {
+            budget_refusal(gate, user.as_deref(), tool, shared)
         } else {
             None
         };
@@ -247,6 +251,7 @@ impl Call {
             tool,
             prompt,
             arguments_json,
+            budgeted,
             ct: ctx.ct.clone(),
             started: arrival.instant,
         }
@@ -347,6 +352,12 @@ impl Call {
             span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type.clone()));
         }
         if let Some(usage) = reported {
+            // What this server spends counts at once, not only when the database is read again.
+            if let (Some(user), Some(gate), Some((tool, _))) =
+                (&self.budgeted, &self.shared.settings.budgets, &self.tool)
+            {
+                gate.spent(user.as_deref(), tool, &usage);
+            }
             record_usage(&span, usage);
         }
         if let Some(session) = &self.session {

@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use archon_mcp_exporter::{PgSpanExporter, secret};
 use archon_mcp_exporter::{PgStore, StoreConfig};
 use archon_mcp_instrument::attributes::DisconnectReason;
-use archon_mcp_instrument::budget::BudgetGate;
+use archon_mcp_instrument::budget::{AnonymousCalls, BudgetGate};
 use archon_mcp_instrument::usage::TokenEstimation;
 use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolver, UserResolverExt};
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
@@ -33,6 +33,12 @@ const DRAIN: Duration = Duration::from_millis(1500);
 enum Transport {
     Stdio,
     Http,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Anonymous {
+    Budgeted,
+    Refused,
 }
 
 /// A knowledge and task MCP server whose tool calls become OpenTelemetry spans.
@@ -59,6 +65,10 @@ struct Args {
     /// database every 30 s (`archon-mcp-exporter budgets set …`); off when not given.
     #[arg(long, env = "ARCHON_BUDGETS_DATABASE_URL", hide_env_values = true)]
     budgets_database_url: Option<String>,
+    /// With budgets enforced, calls without credentials: `budgeted` (against the `anonymous`
+    /// budget; refused when there is none while per-user budgets exist) or `refused`.
+    #[arg(long, value_enum, env = "TOOL_SERVER_ANONYMOUS_CALLS", default_value = "budgeted")]
+    anonymous_calls: Anonymous,
     /// Do not estimate tokens (characters ÷ 4 of arguments and results) for tools that report
     /// no usage; estimates are flagged `estimated` and priced by `serve --estimate-model`.
     #[arg(long, env = "TOOL_SERVER_NO_TOKEN_ESTIMATION")]
@@ -108,7 +118,11 @@ async fn main() -> anyhow::Result<()> {
     let estimation = if args.no_token_estimation { TokenEstimation::Off } else { TokenEstimation::CharsDiv4 };
     let mut config = TracedConfig::builder().user_resolver(users).token_estimation(estimation);
     if let Some(url) = args.budgets_database_url.clone() {
-        let gate = BudgetGate::new(Duration::from_secs(120));
+        let policy = match args.anonymous_calls {
+            Anonymous::Budgeted => AnonymousCalls::Budgeted,
+            Anonymous::Refused => AnonymousCalls::Refused,
+        };
+        let gate = BudgetGate::new(Duration::from_secs(120)).with_anonymous_calls(policy);
         archon_mcp_otel::budgets::refresh_from_postgres(&gate, url, Duration::from_secs(30));
         config = config.enforce_budgets(gate);
     }

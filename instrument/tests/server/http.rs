@@ -276,7 +276,7 @@ async fn a_stolen_session_id_bills_nobody_and_can_be_refused() {
 
 #[tokio::test]
 async fn calls_over_budget_are_refused_and_unknown_state_lets_them_through() {
-    use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, Exceeded};
+    use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, BudgetStatus};
     let capture = Capture::new();
     let gate = BudgetGate::new(std::time::Duration::from_secs(60));
     let config =
@@ -296,26 +296,33 @@ async fn calls_over_budget_are_refused_and_unknown_state_lets_them_through() {
     // Nothing read yet (the database unreachable, say): everyone is served.
     ada.call_tool(search("before")).await.expect("unknown state lets the call through");
 
-    gate.update(vec![Exceeded::new(BudgetScope::Department("Research".into()), 500.0, 512.4)]);
+    gate.update(vec![BudgetStatus::new(BudgetScope::Department("Research".into()), 500.0, 512.4)]);
     let refused = ada.call_tool(search("over")).await.unwrap_err().to_string();
     assert!(refused.contains("department:Research") && refused.contains("budgets set"), "{refused}");
     bob.call_tool(search("under")).await.expect("another department is under its budget");
+
+    // Ada drops her token: a call of no user is not a way around her department's budget.
+    let anonymous = client(addr, "claude-code", None, ClientLifecycleMode::Initialize).await;
+    let refused = anonymous.call_tool(search("anonymous")).await.unwrap_err().to_string();
+    assert!(refused.contains("--scope anonymous"), "{refused}");
 
     gate.update(vec![]);
     ada.call_tool(search("raised")).await.expect("allowed again once the budget is raised");
 
     let spans = summary(
         &capture
-            .wait_for("four calls", |s| {
-                summary(s).iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).count() == 4
+            .wait_for("five calls", |s| {
+                summary(s).iter().filter(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).count() == 5
             })
             .await,
     );
     let refused: Vec<&Seen> =
         spans.iter().filter(|s| s.attr(attr::ERROR_TYPE) == Some(attr::ERROR_TYPE_BUDGET_EXCEEDED)).collect();
-    assert_eq!(refused.len(), 1);
+    assert_eq!(refused.len(), 2);
     assert_eq!(refused[0].attr(attr::USER_ID), Some("ada"));
-    assert!(refused[0].status.contains("512.40 of 500.00"), "{:?}", refused[0]);
-    drop((ada, bob));
+    assert!(refused[0].status.contains("department:Research (500.00 USD)"), "{:?}", refused[0]);
+    assert!(!refused[0].status.contains("512"), "the department's spend is not shown: {:?}", refused[0]);
+    assert_eq!(refused[1].attr(attr::USER_ID), None, "the anonymous call");
+    drop((ada, bob, anonymous));
     stop.cancel();
 }
