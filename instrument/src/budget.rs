@@ -394,7 +394,10 @@ mod tests {
         assert_eq!(gate.unpriced_models(), ["claude"]);
         assert_eq!(gate.check(Some(&ada), "search"), Verdict::Allowed, "unpriced: not counted yet");
         gate.set_prices([("claude".to_owned(), (0.003, 0.015))]);
-        assert!(matches!(gate.check(Some(&ada), "search"), Verdict::Refused(_)), "2M tokens at 0.003 USD per 1k: 6 of 5 USD");
+        assert!(
+            matches!(gate.check(Some(&ada), "search"), Verdict::Refused(_)),
+            "2M tokens at 0.003 USD per 1k: 6 of 5 USD"
+        );
         assert!(gate.unpriced_models().is_empty());
     }
 
