@@ -51,6 +51,9 @@ pub(crate) struct Connection {
     /// Messages the client sent over HTTP (not those the instrumentation delivers on its
     /// behalf), to tell a client that reconnected its stream from one that left.
     messages: AtomicUsize,
+    /// Streams the client resumed (`GET` with `Last-Event-ID`), to tell a response stream that
+    /// dropped and was taken up again from one whose client left.
+    resumes: AtomicUsize,
 }
 
 impl Connection {
@@ -63,6 +66,7 @@ impl Connection {
             unexplained,
             streams: AtomicUsize::new(0),
             messages: AtomicUsize::new(0),
+            resumes: AtomicUsize::new(0),
             catalog_tokens: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -105,6 +109,17 @@ impl Connection {
     /// A message arrived from the client.
     pub(crate) fn message_received(&self) {
         self.messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The client resumed a stream with `Last-Event-ID`.
+    pub(crate) fn stream_resumed(&self) {
+        self.resumes.fetch_add(1, Ordering::Relaxed);
+        self.message_received();
+    }
+
+    /// Streams resumed so far.
+    pub(crate) fn resumes(&self) -> usize {
+        self.resumes.load(Ordering::Relaxed)
     }
 
     /// A standalone event stream opened.

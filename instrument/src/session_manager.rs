@@ -24,27 +24,34 @@ use crate::connection::{CLIENT_GONE_REASON, Connection, UnexplainedEnd};
 use crate::runtime::Shared;
 use crate::transport::{Arrival, ObservedTransport};
 
-/// How long a closed event stream may stay closed before its client counts as gone: clients
-/// reconnect a dropped stream at once (rmcp's, the TypeScript and Python SDKs').
-const STREAM_GRACE: Duration = Duration::from_secs(2);
-/// How long after a response stream closes early the request counts as abandoned — time for
-/// the client's own `notifications/cancelled`, with its reason, to arrive first.
-const RESPONSE_GRACE: Duration = Duration::from_millis(500);
+/// The `retry` interval rmcp's `StreamableHttpService` advertises by default
+/// (`StreamableHttpServerConfig::sse_retry`): a client whose stream dropped reconnects, or
+/// resumes with `Last-Event-ID`, within it.
+const DEFAULT_SSE_RETRY: Duration = Duration::from_secs(3);
+/// Beyond the retry interval, how long a dropped stream may stay dropped before its client
+/// counts as gone: its reconnection's own round trip, and time for the client's own
+/// `notifications/cancelled`, with its reason, to arrive first.
+const GRACE_BEYOND_RETRY: Duration = Duration::from_millis(500);
 
 /// A [`SessionManager`] that reports how each streamable-HTTP session ends to the analytics
 /// session of its [`Traced`](crate::Traced) server, as it happens:
 ///
 /// - the client's `DELETE`: `client_disconnect`, then;
-/// - its standalone event stream closing and not reopening within 2 s (the client process
-///   died, or closed without a `DELETE`): `client_disconnect`, at the moment it closed;
-/// - a response stream closing before its response: the request is cancelled the way rmcp
-///   cancels a request (a `notifications/cancelled` to the server), so a tool that honours
-///   cancellation stops, and its span says `cancelled`, `client_disconnect`;
+/// - its standalone event stream closing and not reopening within the `retry` interval the
+///   service advertises and half a second (the client process died, or closed without a
+///   `DELETE`): `client_disconnect`, at the moment it closed;
+/// - a response stream closing before its response and not resumed (`Last-Event-ID`) within
+///   that time: the request is cancelled the way rmcp cancels a request (a
+///   `notifications/cancelled` to the server), so a tool that honours cancellation stops, and
+///   its span says `cancelled`, `client_disconnect`. A client that resumes gets its result,
+///   exactly as without the instrumentation;
 /// - the session's keep-alive expiring with nothing else seen: `timeout`, at the last activity;
 /// - a message the transport could not deliver: `transport_error`.
 ///
 /// It wraps any session manager (rmcp's [`LocalSessionManager`] by default) and changes nothing
-/// of what it does. Give it the same [`TracedConfig`] as the servers:
+/// of what it does. Give it the same [`TracedConfig`] as the servers, and, when the service
+/// advertises another `retry` than rmcp's default 3 s, the same with
+/// [`with_sse_retry`](Self::with_sse_retry):
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -64,12 +71,32 @@ const RESPONSE_GRACE: Duration = Duration::from_millis(500);
 pub struct TracedSessionManager<M> {
     inner: Arc<M>,
     shared: Arc<Shared>,
+    /// How long a dropped stream may stay dropped before its client counts as gone.
+    grace: Duration,
 }
 
 impl<M> TracedSessionManager<M> {
     /// Wraps `inner`, reporting to the servers of `config`.
     pub fn new(inner: M, config: &TracedConfig) -> Self {
-        Self { inner: Arc::new(inner), shared: config.shared.clone() }
+        Self { inner: Arc::new(inner), shared: config.shared.clone(), grace: DEFAULT_SSE_RETRY + GRACE_BEYOND_RETRY }
+    }
+
+    /// The `retry` interval the `StreamableHttpService` advertises
+    /// (`StreamableHttpServerConfig::sse_retry`; rmcp's default is 3 s, `None` advertises none):
+    /// a stream dropped within it is the client reconnecting, not leaving.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use archon_mcp_instrument::{TracedConfig, TracedSessionManager};
+    /// use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    /// let config = TracedConfig::default();
+    /// let sessions = TracedSessionManager::new(LocalSessionManager::default(), &config)
+    ///     .with_sse_retry(Some(Duration::from_secs(10)));
+    /// # let _ = sessions;
+    /// ```
+    pub fn with_sse_retry(mut self, retry: Option<Duration>) -> Self {
+        self.grace = retry.unwrap_or_default() + GRACE_BEYOND_RETRY;
+        self
     }
 
     /// The wrapped session manager.
@@ -146,8 +173,11 @@ impl<M: SessionManager> SessionManager for TracedSessionManager<M> {
                 session: id.clone(),
                 request: request.clone(),
             };
-            let abandoned: Box<dyn FnOnce() + Send + Sync> =
-                Box::new(move || after(RESPONSE_GRACE, watch.cancel_if_pending(SystemTime::now())));
+            let grace = self.grace;
+            let abandoned: Box<dyn FnOnce() + Send + Sync> = Box::new(move || {
+                let resumes = watch.shared.connections.get(&watch.session).map_or(0, |c| c.resumes());
+                after(grace, watch.cancel_if_pending(SystemTime::now(), resumes));
+            });
             (request, abandoned)
         });
         Ok(ResponseStream { inner: Box::pin(stream), watch })
@@ -169,7 +199,7 @@ impl<M: SessionManager> SessionManager for TracedSessionManager<M> {
         if let Some(connection) = &connection {
             connection.stream_opened();
         }
-        Ok(StandaloneStream { inner: Box::pin(stream), connection })
+        Ok(StandaloneStream { inner: Box::pin(stream), connection, grace: self.grace })
     }
 
     async fn resume(
@@ -177,6 +207,11 @@ impl<M: SessionManager> SessionManager for TracedSessionManager<M> {
         id: &SessionId,
         last_event_id: String,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        // The client is there, and takes up a stream that dropped: its requests are not
+        // abandoned (rmcp replays what it missed).
+        if let Some(connection) = self.shared.connections.get(id) {
+            connection.stream_resumed();
+        }
         self.inner.resume(id, last_event_id).await
     }
 
@@ -211,6 +246,7 @@ fn after(delay: Duration, task: impl Future<Output = ()> + Send + 'static) {
 struct StandaloneStream<S> {
     inner: Pin<Box<S>>,
     connection: Option<Arc<Connection>>,
+    grace: Duration,
 }
 
 impl<S: Stream<Item = ServerSseMessage>> Stream for StandaloneStream<S> {
@@ -225,7 +261,7 @@ impl<S> Drop for StandaloneStream<S> {
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take() {
             let check = connection.stream_closed(SystemTime::now());
-            after(STREAM_GRACE, async move { check() });
+            after(self.grace, async move { check() });
         }
     }
 }
@@ -240,11 +276,12 @@ struct ResponseWatch<M> {
 }
 
 impl<M: SessionManager> ResponseWatch<M> {
-    /// The response stream closed at `closed`; a grace period later, a request still running
-    /// and not cancelled by the client meanwhile is abandoned as of `closed`, and cancelled.
-    async fn cancel_if_pending(self, closed: SystemTime) {
+    /// The response stream closed at `closed`, when the session had `resumes` resumed streams;
+    /// a grace period later, a request still running, not cancelled by the client and not
+    /// resumed meanwhile is abandoned as of `closed`, and cancelled.
+    async fn cancel_if_pending(self, closed: SystemTime, resumes: usize) {
         let Some(connection) = self.shared.connections.get(&self.session) else { return };
-        if !connection.abandon(&self.request.to_string(), closed) {
+        if connection.resumes() != resumes || !connection.abandon(&self.request.to_string(), closed) {
             return;
         }
         let param = CancelledNotificationParam::new(Some(self.request), Some(CLIENT_GONE_REASON.to_owned()));

@@ -417,3 +417,75 @@ async fn stdio_client_killed_mid_session_and_mid_call() {
     assert_close("abandoned call", call.seconds(), secs(busy_killed) - secs(busy_calling));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A raw streamable-HTTP client: one JSON-RPC message posted in the session, the response.
+async fn post_raw(url: &str, session: Option<&str>, message: serde_json::Value) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18");
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request.json(&message).send().await.unwrap()
+}
+
+/// Reads server-sent events from `response` until one holds `wanted` (or 10 s pass); returns
+/// the text read and the id of the last event that had one.
+async fn read_events_until(response: &mut reqwest::Response, wanted: &str) -> (String, Option<String>) {
+    let mut text = String::new();
+    let read = async {
+        while !text.contains(wanted) {
+            match response.chunk().await {
+                Ok(Some(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+    let last_id = text.lines().filter_map(|l| l.strip_prefix("id:")).map(|id| id.trim().to_owned()).last();
+    (text, last_id)
+}
+
+#[tokio::test]
+async fn a_client_that_drops_its_response_stream_and_resumes_gets_its_result() {
+    let capture = Capture::new();
+    let config = capture.config(TracedConfig::builder());
+    let (addr, stop) = serve_http(&config, config.session_manager()).await;
+    let url = format!("http://{addr}/mcp");
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw-resumer", "version": "1.0"}}});
+    let mut response = post_raw(&url, None, initialize).await;
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    read_events_until(&mut response, "\"id\":1").await;
+    post_raw(&url, Some(&session), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+
+    // A call that takes 1.5 s; its response stream drops after its first event...
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "slow", "arguments": {"ms": 1500, "tag": "resume"}}});
+    let mut stream = post_raw(&url, Some(&session), call).await;
+    let (_, last_id) = read_events_until(&mut stream, "id:").await;
+    let last_id = last_id.expect("the response stream's priming event has an id");
+    drop(stream);
+    // ...and is resumed 1 s later, inside the 3 s `retry` the service advertises.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut resumed = reqwest::Client::new()
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("last-event-id", &last_id)
+        .send()
+        .await
+        .unwrap();
+    let (events, _) = read_events_until(&mut resumed, "slept").await;
+    assert!(events.contains("slept"), "the client gets its result, as without tracing: {events}");
+
+    let spans = summary(&capture.wait_for("the slow call", |s| calls_of(&summary(s), "slow").len() == 1).await);
+    let call = calls_of(&spans, "slow")[0];
+    assert_eq!(call.attr(attr::ERROR_TYPE), None, "the call succeeded: {call:?}");
+    assert_close("call duration", call.seconds(), 1.5);
+    drop(resumed);
+    stop.cancel();
+}
