@@ -199,6 +199,9 @@ impl PgStore {
         if batch.sessions.is_empty() && batch.requests.is_empty() {
             return Ok(WriteOutcome::default());
         }
+        if self.config.estimate_model.is_none() {
+            warn_unpriced_estimates(batch.requests.iter().filter(|r| r.token_source == TokenSource::Estimated).count());
+        }
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         match self.write_rows(&tx, &batch.sessions, &batch.requests).await {
@@ -290,6 +293,27 @@ impl PgStore {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Says in the log, at most every 10 minutes, that requests with estimated tokens are stored
+/// without a price: with no estimate model their cost stays empty, silently otherwise.
+fn warn_unpriced_estimates(count: usize) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+    if count == 0 {
+        return;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let last = LAST_WARNING.load(Ordering::Relaxed);
+    if (last == 0 || now >= last + 600)
+        && LAST_WARNING.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    {
+        tracing::warn!(
+            count,
+            "requests with estimated tokens are stored without a cost: give `serve --estimate-model MODEL` \
+             (in process: StoreConfig::with_estimate_model) to price them at a model's price (one warning every 10 min)"
+        );
     }
 }
 

@@ -79,7 +79,7 @@ impl Default for TracedConfigBuilder {
             record_all_methods: false,
             refuse_foreign_principals: false,
             budgets: None,
-            estimation: TokenEstimation::Off,
+            estimation: TokenEstimation::default(),
             capture: CapturePolicy::none(),
             stateless_idle: Duration::from_secs(30 * 60),
             stateless_capacity: 10_000,
@@ -129,7 +129,9 @@ impl TracedConfigBuilder {
         self
     }
 
-    /// Estimates tokens of tool arguments and results when tools report no usage.
+    /// How tokens of tool arguments and results are estimated when tools report no usage
+    /// (default [`TokenEstimation::CharsDiv4`]; [`TokenEstimation::Off`] leaves such calls
+    /// without tokens or cost).
     pub fn token_estimation(mut self, estimation: TokenEstimation) -> Self {
         self.estimation = estimation;
         self

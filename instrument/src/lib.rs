@@ -69,6 +69,8 @@ mod metrics;
 #[cfg(feature = "full")]
 mod origin;
 #[cfg(feature = "full")]
+mod otel_layer;
+#[cfg(feature = "full")]
 mod propagation;
 #[cfg(feature = "full")]
 mod routing;
@@ -96,11 +98,11 @@ pub use config::{TracedConfig, TracedConfigBuilder};
 #[cfg(feature = "full")]
 pub use connection::CLIENT_GONE_REASON;
 #[cfg(feature = "full")]
+pub use otel_layer::layer;
+#[cfg(feature = "full")]
 pub use session_manager::TracedSessionManager;
 #[cfg(feature = "full")]
-pub use telemetry::{
-    DEFAULT_FILTER, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, layer, otlp_retry_policy,
-};
+pub use telemetry::{DEFAULT_FILTER, Telemetry, TelemetryBuilder, TelemetryError, TelemetryGuard, otlp_retry_policy};
 #[cfg(feature = "full")]
 pub use traced::{Traced, TracedExt};
 #[cfg(feature = "full")]

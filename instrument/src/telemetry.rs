@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use opentelemetry::global;
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{
@@ -14,7 +13,6 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Registry};
 
-use crate::SCOPE;
 use crate::attributes::DisconnectReason;
 use crate::session;
 
@@ -44,8 +42,13 @@ pub enum TelemetryError {
     /// The OTLP exporter could not be built (bad endpoint, protocol, …).
     #[error("cannot build the OTLP exporter: {0}")]
     Exporter(String),
-    /// A global tracing subscriber is already installed; use [`layer`] to add ours to it.
-    #[error("a tracing subscriber is already installed; add archon_mcp_instrument::layer() to it instead")]
+    /// A global tracing subscriber is already installed; build the provider alone with
+    /// [`TelemetryBuilder::build_provider`] and add [`layer`](crate::layer) to that subscriber.
+    #[error(
+        "a tracing subscriber is already installed: call .build_provider() instead of .install(), and add \
+         archon_mcp_instrument::layer(guard.provider()) to your subscriber (tracing_subscriber::fmt().finish().with(…), \
+         or registry().with(…))"
+    )]
     SubscriberInstalled,
 }
 
@@ -229,7 +232,7 @@ impl TelemetryBuilder {
         Registry::default()
             .with(filter)
             .with(fmt)
-            .with(layer(provider))
+            .with(crate::layer(provider))
             .try_init()
             .map_err(|_| TelemetryError::SubscriberInstalled)?;
         Ok(guard)
@@ -333,28 +336,6 @@ fn with_batch<E: SpanExporter + 'static>(
     batch: BatchConfigBuilder,
 ) -> TracerProviderBuilder {
     builder.with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch.build()).build())
-}
-
-/// The `tracing` layer that turns `tracing` spans into OpenTelemetry spans of `provider`, for
-/// applications that compose their own subscriber.
-///
-/// rmcp's own spans and events (targets `rmcp…`) never reach it, whatever the subscriber's
-/// level: at debug level rmcp formats every message it handles, which would double the cost
-/// of a traced call, and the request spans of `Traced` already describe those messages.
-///
-/// ```no_run
-/// use tracing_subscriber::prelude::*;
-/// # let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-/// tracing_subscriber::registry().with(archon_mcp_instrument::layer(&provider)).init();
-/// ```
-pub fn layer<S>(provider: &SdkTracerProvider) -> impl tracing_subscriber::Layer<S>
-where
-    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
-{
-    use tracing_subscriber::Layer as _;
-    tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer(SCOPE))
-        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| !metadata.target().starts_with("rmcp")))
 }
 
 /// Keeps telemetry running; on [`shutdown`](Self::shutdown) or drop it ends every open
@@ -465,22 +446,5 @@ mod tests {
         assert_eq!(http_traces_url("http://collector:4318"), "http://collector:4318/v1/traces");
         assert_eq!(http_traces_url("http://collector:4318/"), "http://collector:4318/v1/traces");
         assert_eq!(http_traces_url("https://c.example.com/otlp/v1/traces"), "https://c.example.com/otlp/v1/traces");
-    }
-
-    #[test]
-    fn rmcp_spans_never_reach_the_opentelemetry_layer() {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-        let subscriber = tracing_subscriber::registry().with(layer(&provider));
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::debug_span!(target: "rmcp::service", "serve_inner").in_scope(|| {
-                tracing::debug!(target: "rmcp::service", "received request");
-                tracing::info_span!("tool_work").in_scope(|| {});
-            });
-        });
-        let names: Vec<String> =
-            exporter.get_finished_spans().unwrap().into_iter().map(|s| s.name.into_owned()).collect();
-        assert_eq!(names, ["tool_work"], "the tool's span, not rmcp's");
     }
 }

@@ -90,12 +90,17 @@ pub(crate) fn scope<F: Future>(future: F) -> impl Future<Output = (F::Output, Op
 }
 
 /// How to estimate the tokens of tool arguments and results when tools report none.
+///
+/// On by default (`CharsDiv4`): a tool that reports no usage still has tokens, flagged
+/// `estimated`, which the exporter prices at its estimate model (`serve --estimate-model`,
+/// `StoreConfig::with_estimate_model`) — without them its rows would have no cost at all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenEstimation {
-    /// No estimates.
-    #[default]
+    /// No estimates: a tool without `usage::record` has no tokens and no cost.
     Off,
     /// Characters ÷ 4, the usual rule of thumb for English text and JSON.
+    #[default]
     CharsDiv4,
 }
 

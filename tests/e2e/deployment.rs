@@ -93,3 +93,47 @@ async fn tool_server_refuses_an_empty_or_short_jwt_secret_and_warns_of_secrets_i
     assert!(!ok && err.contains("--jwt-secret is empty"), "{err}");
     assert!(err.contains("a password in a connection string is visible"), "{err}");
 }
+
+/// The README's instrumenting path with the subscriber rmcp's examples set up — `fmt()` with
+/// an `EnvFilter` — and the layer added to it: it starts (it panicked), and a tool that reports
+/// no usage still gets a row with tokens and a cost (estimation is on by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_path_with_fmt_and_an_env_filter_gets_rows_with_cost() {
+    use archon_mcp_exporter::{PgSpanExporter, PgStore, StoreConfig};
+    use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt as _};
+    use rmcp::ServiceExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let _turn = ONE_PIPELINE_AT_A_TIME.lock().await;
+    let db = Database::start().await;
+    let store = PgStore::connect(&db.url, StoreConfig::default().with_estimate_model("claude-sonnet-4-5")).unwrap();
+    let telemetry = Telemetry::builder()
+        .service_name("readme-server")
+        .exporter(PgSpanExporter::new(store))
+        .build_provider()
+        .unwrap();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,rmcp=warn"))
+        .with_writer(std::io::sink)
+        .finish()
+        .with(archon_mcp_instrument::layer(telemetry.provider()));
+    let _subscriber = tracing::subscriber::set_default(subscriber);
+
+    let (server_io, client_io) = tokio::io::duplex(64 << 10);
+    let server = archon_mcp_otel::knowledge::KnowledgeServer::new().traced(TracedConfig::default());
+    let served = tokio::spawn(async move { server.serve(server_io).await.unwrap().waiting().await });
+    let client = ().serve(client_io).await.unwrap();
+    client.call_tool(call("search_knowledge", serde_json::json!({"query": "sessions"}))).await.unwrap();
+    client.cancel().await.unwrap();
+    let _ = served.await;
+    // The exporter writes on this runtime: shut down off it, as `Drop` in `main` would be.
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await.unwrap();
+
+    let rows = db
+        .rows(
+            "SELECT token_source::text, (prompt_tokens > 0)::text, (estimated_cost > 0)::text FROM archon_mcp_requests",
+        )
+        .await;
+    let expected = [Some("estimated".to_owned()), Some("true".to_owned()), Some("true".to_owned())];
+    assert_eq!(rows, [expected], "one row, with estimated tokens and a cost");
+}
