@@ -257,10 +257,10 @@ impl DemoRun {
     }
 
     async fn stop_exporter(&mut self) {
-        if let Some(exporter) = self.exporter.take() {
-            if let Err(e) = exporter.stop().await {
-                eprintln!("exporter: {e}");
-            }
+        if let Some(exporter) = self.exporter.take()
+            && let Err(e) = exporter.stop().await
+        {
+            eprintln!("exporter: {e}");
         }
     }
 

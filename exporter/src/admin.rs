@@ -44,10 +44,10 @@ struct Readiness(tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>);
 impl Readiness {
     async fn check(&self, store: &PgStore) -> Result<(), String> {
         let mut last = self.0.lock().await;
-        if let Some((at, result)) = &*last {
-            if at.elapsed() < READINESS_TTL {
-                return result.clone();
-            }
+        if let Some((at, result)) = &*last
+            && at.elapsed() < READINESS_TTL
+        {
+            return result.clone();
         }
         let result = Self::ask(store).await;
         *last = Some((Instant::now(), result.clone()));

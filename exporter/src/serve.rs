@@ -322,10 +322,10 @@ async fn reap_forever(store: PgStore, config: ReaperConfig, metrics: Arc<Metrics
         match store.pool().get().await {
             Ok(client) => {
                 // Partitions at start and then about hourly.
-                if rounds % (3600 / config.interval.as_secs()).max(1) == 0 {
-                    if let Err(e) = crate::partitions::create(&**client, config.months_ahead).await {
-                        tracing::warn!(error = %e, "could not create the coming request partitions");
-                    }
+                if rounds.is_multiple_of((3600 / config.interval.as_secs()).max(1))
+                    && let Err(e) = crate::partitions::create(&**client, config.months_ahead).await
+                {
+                    tracing::warn!(error = %e, "could not create the coming request partitions");
                 }
                 match reaper::reap_once(&client, &config).await {
                     Ok(reaped) => {

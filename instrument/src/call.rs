@@ -193,14 +193,12 @@ impl Call {
 
         let (name, tool, prompt) = target.names(&method, shared, &mut attributes);
         let capture_content = tool.as_ref().is_some_and(|(_, allowed)| *allowed);
-        if capture_content {
-            if let Some(arguments) = arguments {
-                let value = serde_json::Value::Object(arguments.clone());
-                attributes.push(KeyValue::new(
-                    attr::GEN_AI_TOOL_CALL_ARGUMENTS,
-                    capture::redact_and_truncate(&value, shared.settings.capture.max_chars),
-                ));
-            }
+        if capture_content && let Some(arguments) = arguments {
+            let value = serde_json::Value::Object(arguments.clone());
+            attributes.push(KeyValue::new(
+                attr::GEN_AI_TOOL_CALL_ARGUMENTS,
+                capture::redact_and_truncate(&value, shared.settings.capture.max_chars),
+            ));
         }
         let arguments_json = (is_tool_call && shared.settings.estimation != usage::TokenEstimation::Off)
             .then(|| arguments.and_then(|a| serde_json::to_string(a).ok()).unwrap_or_default());

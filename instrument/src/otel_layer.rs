@@ -150,11 +150,14 @@ mod tests {
         exporter.get_finished_spans().unwrap().into_iter().map(|s| s.name.into_owned()).collect()
     }
 
+    /// A subscriber with the layer of a provider.
+    type Setup = fn(&SdkTracerProvider) -> tracing::Dispatch;
+
     #[test]
     fn rmcp_spans_never_reach_the_opentelemetry_layer_in_any_common_setup() {
         // A registry with the layer alone; with a filter and a log; and `fmt()`'s own
         // subscriber, which panicked with a per-layer filter.
-        let setups: [(&str, fn(&SdkTracerProvider) -> tracing::Dispatch); 3] = [
+        let setups: [(&str, Setup); 3] = [
             ("registry", |p| tracing_subscriber::registry().with(layer(p)).into()),
             ("registry + EnvFilter + fmt layer", |p| {
                 tracing_subscriber::registry()

@@ -223,12 +223,11 @@ impl StatelessSessions {
         if map.len() >= self.capacity {
             // Sweep idle sessions; if still full, end the least recently active one.
             self.end_idle(&mut map, now);
-            if map.len() >= self.capacity {
-                if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_activity()).map(|(k, _)| k.clone()) {
-                    if let Some(s) = map.remove(&oldest) {
-                        s.end(DisconnectReason::Timeout);
-                    }
-                }
+            if map.len() >= self.capacity
+                && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_activity()).map(|(k, _)| k.clone())
+                && let Some(s) = map.remove(&oldest)
+            {
+                s.end(DisconnectReason::Timeout);
             }
         }
         let session = create();

@@ -81,10 +81,10 @@ where
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
-        if let Some(data) = frame.data_ref() {
-            if !self.held.reserve(&self.budget, data.remaining()) {
-                return Poll::Ready(Some(Err(Box::new((self.over_budget)()))));
-            }
+        if let Some(data) = frame.data_ref()
+            && !self.held.reserve(&self.budget, data.remaining())
+        {
+            return Poll::Ready(Some(Err(Box::new((self.over_budget)()))));
         }
         Poll::Ready(Some(Ok(frame)))
     }

@@ -444,7 +444,7 @@ async fn read_events_until(response: &mut reqwest::Response, wanted: &str) -> (S
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
-    let last_id = text.lines().filter_map(|l| l.strip_prefix("id:")).map(|id| id.trim().to_owned()).last();
+    let last_id = text.lines().filter_map(|l| l.strip_prefix("id:")).map(|id| id.trim().to_owned()).next_back();
     (text, last_id)
 }
 
