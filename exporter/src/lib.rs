@@ -22,6 +22,7 @@
 //! ```
 #![warn(unreachable_pub, missing_docs)]
 
+pub mod adopt;
 pub mod budgets;
 pub mod ids;
 pub mod metrics;
@@ -44,6 +45,7 @@ mod connection_string;
 mod mapping;
 mod otlp;
 mod pipeline;
+mod privileges;
 mod reaper;
 mod receiver;
 mod retry;

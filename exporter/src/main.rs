@@ -32,6 +32,10 @@ enum Command {
     Migrate {
         #[command(flatten)]
         db: Database,
+        /// Print what would be done (the migrations to apply; for an Archon database, the rows
+        /// kept and the objects replaced) and change nothing.
+        #[arg(long, env = "ARCHON_EXPORTER_DRY_RUN")]
+        dry_run: bool,
     },
     /// Drop request partitions older than --keep and create the coming months.
     Retention {
@@ -274,15 +278,37 @@ async fn run(command: Command) -> anyhow::Result<()> {
             server.run(shutdown_signal()).await?;
             tracing::info!("stopped");
         }
-        Command::Migrate { db } => {
-            let applied = migrate::migrate_url_verified(&db.database_url, db.database_ca_file.as_deref())
-                .await
-                .context("migrating (check --database-url / DATABASE_URL and that the server is up)")?;
-            if applied.is_empty() {
+        Command::Migrate { db, dry_run } => {
+            let mut client = archon_mcp_exporter::connect(&db.database_url, db.database_ca_file.as_deref()).await?;
+            if dry_run {
+                let (pending, adoption) = migrate::plan(&mut client).await?;
+                if let Some(plan) = adoption {
+                    print!("{plan}");
+                }
+                if pending.is_empty() {
+                    println!("schema is current ({} migrations): nothing to do", migrate::known().len());
+                }
+                for m in pending {
+                    println!("would apply V{}__{}", m.version, m.name);
+                }
+                println!("(dry run: nothing was changed)");
+                return Ok(());
+            }
+            let migrated = migrate::migrate_reporting(&mut client).await?;
+            if let Some((state, summary)) = &migrated.adopted {
+                match state {
+                    Some(state) => println!("adopted the {state} database: {}", summary.before),
+                    None => println!("resumed adopting the Archon database: {}", summary.before),
+                }
+            }
+            if migrated.applied.is_empty() {
                 println!("schema is current ({} migrations)", migrate::known().len());
             }
-            for m in applied {
+            for m in &migrated.applied {
                 println!("applied V{}__{}", m.version, m.name);
+            }
+            if let Some((_, summary)) = migrated.adopted {
+                println!("kept: {} before, {} after", summary.before, summary.after);
             }
         }
         Command::Retention { db, keep, months_ahead, dry_run } => {

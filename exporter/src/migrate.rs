@@ -10,6 +10,8 @@
 
 use tokio_postgres::Client;
 
+use crate::adopt::{self, ArchonState, Found, Plan, Summary};
+
 mod embedded {
     refinery::embed_migrations!("../migrations");
 }
@@ -53,8 +55,36 @@ pub enum MigrateError {
         found: String,
     },
     /// A migration failed; the database is left at the last migration that succeeded.
-    #[error("migration failed: {0}")]
-    Migration(#[from] refinery::Error),
+    #[error("{}", describe_refinery(.0))]
+    Migration(refinery::Error),
+    /// The database holds tables under the product's names that are neither this project's
+    /// nor Archon's; nothing was changed.
+    #[error(
+        "the database holds {0}: `migrate` creates this project's schema on an empty database, upgrades its own, \
+         or adopts Archon's; nothing was changed — point --database-url at another database"
+    )]
+    Unrecognised(String),
+    /// Adopting an Archon database stopped; what was done is kept and a new run resumes.
+    #[error("adopting the Archon database: {0}")]
+    Adoption(#[from] crate::adopt::TakeInError),
+}
+
+impl From<refinery::Error> for MigrateError {
+    fn from(e: refinery::Error) -> Self {
+        MigrateError::Migration(e)
+    }
+}
+
+/// A failed migration said once: which one, and PostgreSQL's own words (refinery's message
+/// stops at "db error" and repeats it in its sources).
+fn describe_refinery(e: &refinery::Error) -> String {
+    match e.kind() {
+        refinery::error::Kind::Connection(what, source) => match source.downcast_ref::<tokio_postgres::Error>() {
+            Some(pg) => format!("{what}: {}", crate::connect::describe(pg)),
+            None => format!("{what}: {source}"),
+        },
+        other => other.to_string(),
+    }
 }
 
 // By hand, not `#[from]`: the driver's error is described in the message, not chained.
@@ -88,16 +118,63 @@ pub async fn migrate_url_verified(
 }
 
 /// Applies every pending migration on `client`, holding the advisory lock [`LOCK_KEY`] for the
-/// whole run: a second migrator waits, then finds nothing to do.
+/// whole run: a second migrator waits, then finds nothing to do. An Archon database is adopted
+/// (see [`crate::adopt`]); a database with other tables under the product's names is refused.
 pub async fn migrate(client: &mut Client) -> Result<Vec<MigrationInfo>, MigrateError> {
+    Ok(migrate_reporting(client).await?.applied)
+}
+
+/// What [`migrate_reporting`] did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Migrated {
+    /// The migrations applied.
+    pub applied: Vec<MigrationInfo>,
+    /// The Archon database adopted, if it was one (or one whose adoption this run resumed).
+    pub adopted: Option<(Option<ArchonState>, Summary)>,
+}
+
+/// [`migrate`], saying what it did.
+pub async fn migrate_reporting(client: &mut Client) -> Result<Migrated, MigrateError> {
     check_server_version(client).await?;
     client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await?;
-    let result = runner().run_async(client).await;
+    let result = migrate_locked(client).await;
     // The lock also ends with the session; unlocking early lets a waiting migrator go on.
     let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]).await;
-    let report = result?;
+    let migrated = result?;
     unlocked?;
-    Ok(report.applied_migrations().iter().map(info).collect())
+    Ok(migrated)
+}
+
+async fn migrate_locked(client: &mut Client) -> Result<Migrated, MigrateError> {
+    let adopting = match adopt::inspect(&*client).await? {
+        Found::Other(what) => return Err(MigrateError::Unrecognised(what)),
+        Found::Archon(state) => {
+            adopt::set_aside(client).await?;
+            Some(Some(state))
+        }
+        Found::Adopting => Some(None),
+        _ => None,
+    };
+    let report = runner().run_async(client).await?;
+    let applied = report.applied_migrations().iter().map(info).collect();
+    let adopted = match adopting {
+        Some(state) => Some((state, adopt::take_in(client).await?)),
+        None => None,
+    };
+    crate::privileges::confine(&*client).await?;
+    Ok(Migrated { applied, adopted })
+}
+
+/// What `migrate` would do, changing nothing: the migrations it would apply, and for an Archon
+/// database the adoption's [`Plan`].
+pub async fn plan(client: &mut Client) -> Result<(Vec<MigrationInfo>, Option<Plan>), MigrateError> {
+    check_server_version(client).await?;
+    match adopt::inspect(&*client).await? {
+        Found::Other(what) => Err(MigrateError::Unrecognised(what)),
+        Found::Archon(state) => Ok((known(), Some(adopt::plan(&*client, state).await?))),
+        _ => Ok((pending(client).await?, None)),
+    }
 }
 
 /// Migrations this build knows that the database has not applied (empty when current).

@@ -104,3 +104,24 @@ async fn budgets_list_shows_control_characters_escaped_not_executed() {
     assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
     assert!(out.contains(r"user:eve\u{1b}]0;owned\u{7}\u{1b}[2J"), "{out}");
 }
+
+#[tokio::test]
+async fn migrate_says_what_it_found_and_a_dry_run_changes_nothing() {
+    let db = TestDb::new().await;
+    db.client().await.batch_execute("CREATE TABLE archon_mcp_sessions (id int)").await.unwrap();
+    let (code, _, err) = run(&["migrate"], db.url());
+    assert_eq!(code, Some(1));
+    assert!(err.contains("archon_mcp_sessions (id)") && err.contains("nothing was changed"), "{err}");
+    assert!(
+        !err.contains("check --database-url") && err.matches("db error").count() == 0,
+        "no misleading words: {err}"
+    );
+
+    let fresh = TestDb::new().await;
+    let (code, out, err) = run(&["migrate", "--dry-run"], fresh.url());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("would apply V1__sessions_and_requests") && out.contains("nothing was changed"), "{out}");
+    let (code, out, _) = run(&["migrate"], fresh.url());
+    assert_eq!(code, Some(0));
+    assert!(out.contains("applied V1__sessions_and_requests"), "{out}");
+}

@@ -2,6 +2,7 @@
 //! One binary, so the database server is found (or started) once.
 
 mod api;
+mod archon;
 mod budgets;
 mod cli;
 mod definer;
