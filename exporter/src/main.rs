@@ -54,7 +54,7 @@ enum Command {
     /// Monthly cost budgets: set, list (with spend, forecast and state), remove.
     Budgets {
         #[command(flatten)]
-        db: Database,
+        db: AnywhereDatabase,
         #[command(subcommand)]
         action: BudgetAction,
     },
@@ -248,6 +248,27 @@ struct Database {
     database_ca_file: Option<PathBuf>,
 }
 
+/// [`Database`] for a command with subcommands: the flags go before or after the subcommand
+/// (`budgets set --database-url …` and `budgets --database-url … set`).
+#[derive(Debug, Args)]
+struct AnywhereDatabase {
+    /// PostgreSQL connection string (postgres://user:password@host:port/db or key=value).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    database_url: Option<String>,
+    /// Verify the database's TLS certificate against the CAs in this PEM file.
+    #[arg(long, env = "ARCHON_EXPORTER_DATABASE_CA_FILE", global = true)]
+    database_ca_file: Option<PathBuf>,
+}
+
+impl AnywhereDatabase {
+    fn required(self) -> anyhow::Result<Database> {
+        let database_url = self
+            .database_url
+            .context("say which database: --database-url URL (before or after the subcommand) or DATABASE_URL")?;
+        Ok(Database { database_url, database_ca_file: self.database_ca_file })
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -337,7 +358,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Budgets { db, action } => {
-            let client = connect(&db).await?;
+            let client = connect(&db.required()?).await?;
             match action {
                 BudgetAction::Set { scope, monthly, currency, warn_at, from } => {
                     let mut spec = BudgetSpec::monthly(scope.clone(), monthly);

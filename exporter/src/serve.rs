@@ -19,7 +19,7 @@ use crate::receiver::http::{self, BodyLimits};
 use crate::receiver::incoming::{ConnectionLimits, Incoming};
 use crate::receiver::port::{self, Protocols};
 use crate::receiver::tls::{ReceiverTls, ReceiverTlsError};
-use crate::store::{PgStore, StoreConfig};
+use crate::store::{PgStore, StoreConfig, StoreError};
 
 /// Everything `serve` is told.
 ///
@@ -123,9 +123,35 @@ pub enum ServeError {
     /// The bearer token cannot be used.
     #[error(transparent)]
     Secret(#[from] crate::secret::SecretError),
+    /// The database has not had every migration this build needs.
+    #[error(
+        "the database is {count} migration(s) behind this build (first: {first}): run `archon-mcp-exporter migrate \
+         --database-url URL` as a role that may create tables, or start serve with --migrate"
+    )]
+    NotMigrated {
+        /// How many are pending.
+        count: usize,
+        /// The first pending one, `V{n}__{name}`.
+        first: String,
+    },
     /// A receiver failed while serving.
     #[error("the {0} receiver failed: {1}")]
     Serve(&'static str, String),
+}
+
+/// Refuses to serve a database that lacks migrations, when it can tell: a database that cannot be
+/// reached now is served anyway (writes wait for it), as is one whose history this login cannot read.
+async fn refuse_unmigrated(config: &ServeConfig) -> Result<(), ServeError> {
+    let Ok(mut client) = crate::connect(&config.database_url, config.store.ca_file.as_deref()).await else {
+        return Ok(());
+    };
+    match migrate::pending(&mut client).await {
+        Ok(pending) if !pending.is_empty() => Err(ServeError::NotMigrated {
+            count: pending.len(),
+            first: format!("V{}__{}", pending[0].version, pending[0].name),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A bound, not yet running service.
@@ -173,6 +199,7 @@ impl Server {
         let listen = |addr: SocketAddr, port: &'static str, flag: &'static str| async move {
             TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { port, flag, addr, source })
         };
+        refuse_unmigrated(&config).await?;
         let grpc = listen(config.grpc_listen, "OTLP/gRPC", "--grpc-listen").await?;
         let http = listen(config.http_listen, "OTLP/HTTP", "--http-listen").await?;
         let store = PgStore::connect(&config.database_url, config.store.clone())?;
@@ -325,14 +352,14 @@ async fn reap_forever(store: PgStore, config: ReaperConfig, metrics: Arc<Metrics
                 if rounds.is_multiple_of((3600 / config.interval.as_secs()).max(1))
                     && let Err(e) = crate::partitions::create(&**client, config.months_ahead).await
                 {
-                    tracing::warn!(error = %e, "could not create the coming request partitions");
+                    tracing::warn!(error = %StoreError::from(e), "could not create the coming request partitions");
                 }
                 match reaper::reap_once(&client, &config).await {
                     Ok(reaped) => {
                         metrics.sessions_reaped.add("idle", reaped.idled);
                         metrics.sessions_reaped.add("disconnected", reaped.timed_out);
                     }
-                    Err(e) => tracing::warn!(error = %e, "reaper round failed; retrying next round"),
+                    Err(e) => tracing::warn!(error = %StoreError::from(e), "reaper round failed; retrying next round"),
                 }
             }
             Err(e) => tracing::warn!(error = %e, "reaper cannot reach the database; retrying next round"),

@@ -125,3 +125,31 @@ async fn migrate_says_what_it_found_and_a_dry_run_changes_nothing() {
     assert_eq!(code, Some(0));
     assert!(out.contains("applied V1__sessions_and_requests"), "{out}");
 }
+
+#[tokio::test]
+async fn budget_commands_take_the_database_url_before_or_after_the_subcommand() {
+    let db = TestDb::migrated().await;
+    let run_without_env = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_archon-mcp-exporter"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, err) = run_without_env(&["budgets", "set", "--database-url", db.url(), "--scope", "all", "--monthly", "5"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run_without_env(&["budgets", "--database-url", db.url(), "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run_without_env(&["budgets", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--database-url URL (before or after the subcommand) or DATABASE_URL"), "{err}");
+}
+
+#[tokio::test]
+async fn serve_on_an_unmigrated_database_says_to_migrate() {
+    let db = TestDb::new().await;
+    let (code, _, err) = run(&["serve", "--no-reaper", "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"], db.url());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("migration(s) behind") && err.contains("archon-mcp-exporter migrate"), "{err}");
+}
