@@ -2,7 +2,6 @@
 //! Archon's migrations leaves it and filled the way Archon's Python fills it, adopted by
 //! `migrate` with every row and every working Archon SQL API figure kept.
 
-use archon_mcp_exporter::StoreConfig;
 use archon_mcp_exporter::adopt::{self, Found};
 use archon_mcp_exporter::migrate;
 use archon_mcp_exporter::testing::TestDb;
@@ -253,12 +252,21 @@ async fn an_archon_database_with_014_half_applied_is_adopted_with_every_row() {
 async fn an_archon_database_on_supabase_is_adopted_and_goes_on_with_new_spans_and_readers() {
     let (db, client) = adopt_and_compare(&[ARCHON_001, ARCHON_013, ARCHON_014]).await;
 
-    // The exporter stores new calls of Ada (her JWT `sub` is her Supabase uid): her stats sum
-    // old and new.
+    // `serve` stores new calls of Ada (her JWT `sub` is her Supabase uid): her stats sum old
+    // and new.
     let ada = User { principal: ADA_UID, email: "ada@example.com", name: "Ada", department: "Research" };
     let mut conn = Conn::new("0195f3a0-0000-7000-8000-0000000000a1", "claude-code", Some(ada));
-    write(&db.store(StoreConfig::default()), &[with_usage(conn.call("search", an_hour_ago(), 10), "gpt-4o", 100, 100)])
-        .await;
+    let spans = [with_usage(conn.call("search", an_hour_ago(), 10), "gpt-4o", 100, 100)];
+    let service = crate::service::start(db.url(), |_| {}).await;
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", service.http_addr()))
+        .header("content-type", "application/x-protobuf")
+        .body(prost::Message::encode_to_vec(&archon_mcp_exporter::testing::otlp_request(&spans)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    service.stop().await.unwrap();
     let stats = rows(
         &client,
         &format!("SELECT total_sessions, total_requests FROM archon_mcp_user_stats WHERE user_id = '{ADA_UID}'"),

@@ -137,7 +137,8 @@ async fn budget_commands_take_the_database_url_before_or_after_the_subcommand() 
             .unwrap();
         (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
     };
-    let (code, err) = run_without_env(&["budgets", "set", "--database-url", db.url(), "--scope", "all", "--monthly", "5"]);
+    let (code, err) =
+        run_without_env(&["budgets", "set", "--database-url", db.url(), "--scope", "all", "--monthly", "5"]);
     assert_eq!(code, Some(0), "{err}");
     let (code, err) = run_without_env(&["budgets", "--database-url", db.url(), "list"]);
     assert_eq!(code, Some(0), "{err}");
@@ -149,7 +150,8 @@ async fn budget_commands_take_the_database_url_before_or_after_the_subcommand() 
 #[tokio::test]
 async fn serve_on_an_unmigrated_database_says_to_migrate() {
     let db = TestDb::new().await;
-    let (code, _, err) = run(&["serve", "--no-reaper", "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"], db.url());
+    let (code, _, err) =
+        run(&["serve", "--no-reaper", "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"], db.url());
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("migration(s) behind") && err.contains("archon-mcp-exporter migrate"), "{err}");
 }
