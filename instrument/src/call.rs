@@ -293,6 +293,12 @@ impl Call {
                 handled.await
             }
         };
+        // A handler that stops on cancellation returns at once, often before the cancellation
+        // is recorded (the biased select saw its result first): its request was cancelled all
+        // the same, whatever it returned.
+        if self.ct.is_cancelled() && self.in_flight.cancellation().is_none() {
+            self.in_flight.cancel(Cancellation::Unexplained, SystemTime::now());
+        }
         if matches!(self.in_flight.cancellation(), Some((Cancellation::Unexplained, _))) {
             // Boxed: its timer would otherwise enlarge every request's state, for the rare
             // request that is cancelled.

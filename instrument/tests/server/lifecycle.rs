@@ -489,3 +489,31 @@ async fn a_client_that_drops_its_response_stream_and_resumes_gets_its_result() {
     drop(resumed);
     stop.cancel();
 }
+
+#[tokio::test]
+async fn a_tool_that_stops_on_cancellation_is_recorded_cancelled_every_time() {
+    let capture = Capture::new();
+    let config = capture.config(TracedConfig::builder());
+    let (addr, stop) = serve_http(&config, config.session_manager()).await;
+    let info = ClientConfig::new(ClientCapabilities::default(), Implementation::new("canceller", "1.0"));
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp")));
+    let client = info.serve(transport).await.unwrap();
+    // The tool returns its error the moment it sees the cancellation: the race between that
+    // error and the cancellation's reason, twenty times.
+    const TIMES: usize = 20;
+    for _ in 0..TIMES {
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(slow("honour-race", 5000, true)));
+        let handle = client.send_cancellable_request(request, PeerRequestOptions::no_options()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        handle.cancel(Some("user pressed stop".into())).await.unwrap();
+    }
+    let spans = summary(&capture.wait_for("every call", |s| calls_of(&summary(s), "slow").len() == TIMES).await);
+    let outcomes: Vec<Option<&str>> = calls_of(&spans, "slow").iter().map(|c| c.attr(attr::ERROR_TYPE)).collect();
+    assert!(outcomes.iter().all(|o| *o == Some("cancelled")), "every call cancelled, none an error: {outcomes:?}");
+    for call in calls_of(&spans, "slow") {
+        assert_eq!(call.status, "error:cancelled by the client: user pressed stop", "with the client's reason");
+    }
+    drop(client);
+    stop.cancel();
+}
