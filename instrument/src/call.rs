@@ -140,8 +140,6 @@ pub(crate) struct Call {
     /// A stateless HTTP request: rmcp cancels it when its client disconnects.
     stateless: bool,
     session: Option<Arc<ActiveSession>>,
-    /// Whether this request carries the session (becomes a row).
-    recorded: bool,
     /// Refused before the handler runs (its principal is not its session's; a budget is used
     /// up): the error, and its `error.type` when not the JSON-RPC code.
     refusal: Option<(McpError, Option<&'static str>)>,
@@ -224,6 +222,7 @@ impl Call {
         let recorded = session.is_some() && (is_tool_call || shared.settings.record_all_methods);
         if let (Some(session), true) = (&session, recorded) {
             attributes.push(KeyValue::new(attr::SESSION_ID, session.id.clone()));
+            session.request_started();
         }
         attributes.extend(identity.iter().cloned());
 
@@ -243,7 +242,6 @@ impl Call {
             in_flight,
             stateless: origin.stateless(),
             session,
-            recorded,
             refusal,
             method,
             tool,
@@ -365,7 +363,7 @@ impl Call {
             record_usage(&span, usage);
         }
         if let Some(session) = &self.session {
-            session.touch(self.recorded);
+            session.touch();
         }
         // A cancelled request ends when it was given up.
         let (ended, elapsed) = match cancellation {

@@ -106,13 +106,15 @@ impl ActiveSession {
         }
     }
 
-    /// Moves the last activity to now (a request of the session finished); `recorded` counts
-    /// it in `archon.session.request_count`, which counts the requests that carry the session
-    /// (the rows), not the connection's every `tools/list`.
-    pub(crate) fn touch(&self, recorded: bool) {
-        if recorded {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-        }
+    /// A request that carries the session (a row) started: counted in
+    /// `archon.session.request_count` now, so a request still running when the session ends is
+    /// counted as its row will be. The connection's every `tools/list` is not.
+    pub(crate) fn request_started(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Moves the last activity to now (a request of the session finished).
+    pub(crate) fn touch(&self) {
         self.last_activity_nanos.fetch_max(unix_nanos(SystemTime::now()), Ordering::Relaxed);
     }
 

@@ -231,6 +231,13 @@ async fn http_client_killed_mid_call_cancels_the_call_whether_or_not_the_tool_st
     for session in sessions_of(&spans) {
         assert_eq!(session.attr(attr::ARCHON_SESSION_DISCONNECT_REASON), Some("client_disconnect"));
         assert!((secs(session.end_ns) - secs(killed)).abs() < 1.0, "{session:?}");
+        // The call still running at the end is counted, as its row will be.
+        let rows = spans
+            .iter()
+            .filter(|s| s.name != attr::SESSION_SPAN_NAME && s.attr(attr::SESSION_ID) == session.attr(attr::SESSION_ID))
+            .count()
+            .to_string();
+        assert_eq!(session.attr(attr::ARCHON_SESSION_REQUEST_COUNT), Some(rows.as_str()), "{session:?}");
     }
     stop.cancel();
 }
@@ -496,8 +503,9 @@ async fn a_tool_that_stops_on_cancellation_is_recorded_cancelled_every_time() {
     let config = capture.config(TracedConfig::builder());
     let (addr, stop) = serve_http(&config, config.session_manager()).await;
     let info = ClientConfig::new(ClientCapabilities::default(), Implementation::new("canceller", "1.0"));
-    let transport =
-        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp")));
+    let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(format!(
+        "http://{addr}/mcp"
+    )));
     let client = info.serve(transport).await.unwrap();
     // The tool returns its error the moment it sees the cancellation: the race between that
     // error and the cancellation's reason, twenty times.
