@@ -78,9 +78,11 @@ impl Connection {
         }
     }
 
-    /// The transport will close for `reason` (the client's `DELETE`).
+    /// The transport will close for `reason` (the client's `DELETE`): the requests still
+    /// running were abandoned now.
     pub(crate) fn announce_end(&self, reason: DisconnectReason) {
         *lock(&self.announced) = Some(reason);
+        self.client_gone(SystemTime::now());
     }
 
     /// The transport closed: end the session for the announced reason, else as this kind of
@@ -89,7 +91,11 @@ impl Connection {
         let now = SystemTime::now();
         let announced = lock(&self.announced).take();
         match (announced, self.unexplained) {
-            (Some(reason), _) => self.end_session(reason, Some(now)),
+            (Some(reason), _) => {
+                // A request still running never reaches a client that said goodbye.
+                self.client_gone(now);
+                self.end_session(reason, Some(now));
+            }
             (None, UnexplainedEnd::ClientDisconnect) => {
                 self.client_gone(now);
                 self.end_session(DisconnectReason::ClientDisconnect, Some(now));

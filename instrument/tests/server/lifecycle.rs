@@ -525,3 +525,51 @@ async fn a_tool_that_stops_on_cancellation_is_recorded_cancelled_every_time() {
     drop(client);
     stop.cancel();
 }
+
+#[tokio::test]
+async fn a_call_running_when_its_client_deletes_the_session_is_abandoned_then() {
+    let capture = Capture::new();
+    let config = capture.config(TracedConfig::builder());
+    let (addr, stop) = serve_http(&config, config.session_manager()).await;
+    let url = format!("http://{addr}/mcp");
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw-deleter", "version": "1.0"}}});
+    let mut response = post_raw(&url, None, initialize).await;
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    read_events_until(&mut response, "\"id\":1").await;
+    post_raw(&url, Some(&session), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+
+    // A 1.5 s call, given up: the client deletes its session 0.2 s in.
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "slow", "arguments": {"ms": 1500, "tag": "deleted"}}});
+    let (pending_url, pending_session) = (url.clone(), session.clone());
+    let pending = tokio::spawn(async move { post_raw(&pending_url, Some(&pending_session), call).await });
+    slow_started("deleted", 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deleted_at = now_ns();
+    let delete = reqwest::Client::new()
+        .delete(&url)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert!(delete.status().is_success(), "{}", delete.status());
+    pending.abort();
+
+    let spans = summary(
+        &capture
+            .wait_for("the call and the session", |s| {
+                let seen = summary(s);
+                calls_of(&seen, "slow").len() == 1 && !sessions_of(&seen).is_empty()
+            })
+            .await,
+    );
+    let call = calls_of(&spans, "slow")[0];
+    assert_eq!(call.attr(attr::ERROR_TYPE), Some("cancelled"), "{call:?}");
+    assert_eq!(call.status, "error:client_disconnect");
+    let session = sessions_of(&spans)[0];
+    assert!(call.end_ns <= session.end_ns, "the row ends within its session: {call:?} {session:?}");
+    assert!((secs(call.end_ns) - secs(deleted_at)).abs() < 0.5, "ended at the DELETE: {call:?}");
+    stop.cancel();
+}
