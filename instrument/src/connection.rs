@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::{KeyValue, StringValue};
 
@@ -54,6 +54,8 @@ pub(crate) struct Connection {
     /// Streams the client resumed (`GET` with `Last-Event-ID`), to tell a response stream that
     /// dropped and was taken up again from one whose client left.
     resumes: AtomicUsize,
+    /// When a standalone event stream last closed (ns since the epoch; 0: never).
+    stream_closed_at: std::sync::atomic::AtomicU64,
 }
 
 impl Connection {
@@ -67,6 +69,7 @@ impl Connection {
             streams: AtomicUsize::new(0),
             messages: AtomicUsize::new(0),
             resumes: AtomicUsize::new(0),
+            stream_closed_at: std::sync::atomic::AtomicU64::new(0),
             catalog_tokens: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -100,9 +103,23 @@ impl Connection {
                 self.client_gone(now);
                 self.end_session(DisconnectReason::ClientDisconnect, Some(now));
             }
-            // `timeout` ends a session at its last activity.
+            // The server dropped the session for inactivity (rmcp's keep-alive). A client with its
+            // event stream still open was connected until then: the session lasted that long.
+            // Without one, nothing shows it was there after its last activity.
+            (None, UnexplainedEnd::Inactivity) if self.stream_open_until(now) => {
+                self.client_gone(now);
+                self.end_session(DisconnectReason::Timeout, Some(now));
+            }
             (None, UnexplainedEnd::Inactivity) => self.end_session(DisconnectReason::Timeout, None),
         }
+    }
+
+    /// Whether a standalone event stream is open, or closed just now (the server closes it as it
+    /// drops the session, a moment before the transport).
+    fn stream_open_until(&self, now: SystemTime) -> bool {
+        let closed = std::time::UNIX_EPOCH + Duration::from_nanos(self.stream_closed_at.load(Ordering::Relaxed));
+        self.streams.load(Ordering::Relaxed) > 0
+            || now.duration_since(closed).is_ok_and(|ago| ago < Duration::from_secs(1))
     }
 
     /// The transport failed to deliver a message: the connection is broken.
@@ -137,6 +154,8 @@ impl Connection {
     /// if by then no stream has reopened and no message has arrived, the client has gone.
     pub(crate) fn stream_closed(self: &Arc<Self>, at: SystemTime) -> impl FnOnce() + Send + 'static {
         self.streams.fetch_sub(1, Ordering::Relaxed);
+        let nanos = at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        self.stream_closed_at.store(nanos, Ordering::Relaxed);
         let messages = self.messages.load(Ordering::Relaxed);
         let connection = self.clone();
         move || {

@@ -127,17 +127,18 @@ impl ActiveSession {
         self.end_at(reason, None);
     }
 
-    /// Ends the session (once; later calls do nothing) at `at`, or now. A timeout, and any end
-    /// of a stateless session, is at its last activity: the wait for an idle window to pass is
-    /// not part of the session.
+    /// Ends the session (once; later calls do nothing) at `at`, or now. A timeout without a
+    /// time, and any end of a stateless session, is at its last activity: the wait for an idle
+    /// window to pass is not part of the session. (A timeout with a time is the server dropping
+    /// a session whose client was connected until then.)
     pub(crate) fn end_at(&self, reason: DisconnectReason, at: Option<SystemTime>) {
         let Some(cx) = lock(&self.span).take() else { return };
         let span = cx.span();
         lock(&OPEN).remove(&(self as *const Self as usize));
         let last_activity = self.last_activity();
         let at = match (&reason, at) {
-            (DisconnectReason::Timeout, _) => last_activity,
             _ if self.stateless_idle.is_some() => last_activity,
+            (DisconnectReason::Timeout, None) => last_activity,
             (_, Some(at)) => at.max(self.started),
             (_, None) => SystemTime::now(),
         };
