@@ -120,12 +120,18 @@ async fn main() -> anyhow::Result<()> {
     println!("{:<22} {:<40} {:>9} {:>9}", "dashboard", "query", "24 h ms", "7 d ms");
     let mut worst: f64 = 0.0;
     for (file, dashboard) in &dashboards {
-        let variables = dashboard["templating"]["list"].as_array().into_iter().flatten().filter_map(|v| {
-            v["query"]
-                .as_str()
-                .filter(|q| !q.is_empty())
-                .map(|q| (format!("variable {}", v["name"].as_str().unwrap_or("")), q.to_owned()))
-        });
+        // Query variables only: a `datasource` variable's "query" is a plugin id, not SQL.
+        let variables = dashboard["templating"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["type"] == "query")
+            .filter_map(|v| {
+                v["query"]
+                    .as_str()
+                    .filter(|q| !q.is_empty())
+                    .map(|q| (format!("variable {}", v["name"].as_str().unwrap_or("")), q.to_owned()))
+            });
         let panels = dashboard["panels"]
             .as_array()
             .into_iter()
@@ -136,7 +142,10 @@ async fn main() -> anyhow::Result<()> {
             let mut times = Vec::new();
             for range in [&day, &week] {
                 let explain = format!("EXPLAIN (ANALYZE, FORMAT TEXT) {}", expand(&sql, &vars, range));
-                let plan = client.simple_query(&explain).await?;
+                let plan = client.simple_query(&explain).await.map_err(|e| {
+                    let why = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
+                    anyhow::anyhow!("{file} {name:?}: {why}\n{explain}")
+                })?;
                 let ms = plan
                     .iter()
                     .filter_map(|m| match m {

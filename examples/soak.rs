@@ -4,7 +4,7 @@
 //! with the first. Not part of CI.
 //!
 //! ```text
-//! cargo build --release -p archon-mcp-exporter --example soak
+//! cargo build --release -p archon-mcp-exporter && cargo build --release --example soak
 //! target/release/examples/soak                       # 10 min at 5,000 spans/s
 //! target/release/examples/soak --minutes 1 --rate 2000
 //! ```

@@ -9,6 +9,7 @@ mod corpus;
 mod dashboards;
 mod demo;
 mod deployment;
+mod docs_commands;
 mod faults;
 mod harness;
 mod otel_env;
