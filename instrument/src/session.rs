@@ -3,7 +3,7 @@
 //! Each session is an `mcp.session` span (kind INTERNAL) that lives from its creation to its
 //! end. Open sessions are kept in a process-wide registry so a shutdown can end them all
 //! ([`end_all`]). Stateless requests (protocol 2026-07-28 over HTTP) have no connection: their
-//! sessions live in [`StatelessSessions`], keyed by an explicit hint or by (user, client) and
+//! sessions live in a registry of their own (`StatelessSessions`), keyed by an explicit hint or by (user, client) and
 //! ended after an idle window.
 
 use std::collections::HashMap;
