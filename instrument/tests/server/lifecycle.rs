@@ -458,18 +458,25 @@ async fn read_events_until(response: &mut reqwest::Response, wanted: &str) -> (S
     (text, last_id)
 }
 
+/// A streamable-HTTP session opened by a raw client named `name`: `initialize`, then
+/// `notifications/initialized`; its `Mcp-Session-Id`.
+async fn open_raw_session(url: &str, name: &str) -> String {
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": name, "version": "1.0"}}});
+    let mut response = post_raw(url, None, initialize).await;
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    read_events_until(&mut response, "\"id\":1").await;
+    post_raw(url, Some(&session), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    session
+}
+
 #[tokio::test]
 async fn a_client_that_drops_its_response_stream_and_resumes_gets_its_result() {
     let capture = Capture::new();
     let config = capture.config(TracedConfig::builder());
     let (addr, stop) = serve_http(&config, config.session_manager()).await;
     let url = format!("http://{addr}/mcp");
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw-resumer", "version": "1.0"}}});
-    let mut response = post_raw(&url, None, initialize).await;
-    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    read_events_until(&mut response, "\"id\":1").await;
-    post_raw(&url, Some(&session), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    let session = open_raw_session(&url, "raw-resumer").await;
 
     // A call that takes 1.5 s; its response stream drops after its first event...
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
@@ -535,12 +542,7 @@ async fn a_call_running_when_its_client_deletes_the_session_is_abandoned_then() 
     let config = capture.config(TracedConfig::builder());
     let (addr, stop) = serve_http(&config, config.session_manager()).await;
     let url = format!("http://{addr}/mcp");
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw-deleter", "version": "1.0"}}});
-    let mut response = post_raw(&url, None, initialize).await;
-    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    read_events_until(&mut response, "\"id\":1").await;
-    post_raw(&url, Some(&session), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    let session = open_raw_session(&url, "raw-deleter").await;
 
     // A 1.5 s call, given up: the client deletes its session 0.2 s in.
     let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
