@@ -17,10 +17,11 @@ use tokio::task::JoinSet;
 ///
 /// ```
 /// use std::time::Duration;
-/// let config = archon_mcp_exporter::BatcherConfig { writers: 4, write_timeout: Duration::from_secs(30), ..Default::default() };
+/// let config = archon_mcp_exporter::BatcherConfig::default().with_writers(4).with_write_timeout(Duration::from_secs(30));
 /// assert_eq!(config.max_batch_rows, 5_000);
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BatcherConfig {
     /// Most rows in one transaction.
     pub max_batch_rows: usize,
@@ -31,6 +32,13 @@ pub struct BatcherConfig {
     /// A write that takes longer is abandoned and reported unavailable.
     pub write_timeout: Duration,
 }
+
+with_setters!(BatcherConfig {
+    with_max_batch_rows => max_batch_rows: usize,
+    with_max_pending_rows => max_pending_rows: usize,
+    with_writers => writers: usize,
+    with_write_timeout => write_timeout: Duration,
+});
 
 impl Default for BatcherConfig {
     fn default() -> Self {

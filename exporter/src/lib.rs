@@ -22,6 +22,22 @@
 //! ```
 #![warn(unreachable_pub, missing_docs)]
 
+/// `with_<field>(value)` setters for a `#[non_exhaustive]` configuration type: a new knob is
+/// never a breaking change, and every knob is set the same way.
+macro_rules! with_setters {
+    ($ty:ty { $($setter:ident => $field:ident: $t:ty),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                pub fn $setter(mut self, value: $t) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
 pub mod adopt;
 pub mod budgets;
 pub mod ids;

@@ -194,30 +194,28 @@ impl Serve {
         config.auth_token = auth_token;
         config.tls = self.tls_cert.zip(self.tls_key).map(|(cert, key)| ReceiverTls::new(cert, key));
         config.migrate = self.migrate;
-        config.limits = BodyLimits {
-            max_body_bytes: self.max_body_bytes,
-            max_decompressed_bytes: self.max_decompressed_bytes,
-            max_in_flight_bytes: self.max_in_flight_bytes,
-        };
+        config.limits = BodyLimits::default()
+            .with_max_body_bytes(self.max_body_bytes)
+            .with_max_decompressed_bytes(self.max_decompressed_bytes)
+            .with_max_in_flight_bytes(self.max_in_flight_bytes);
         config.connections = ConnectionLimits::default()
             .with_max_connections(self.max_connections)
             .with_idle_timeout(Duration::from_secs(self.idle_timeout_secs))
             .with_header_timeout(Duration::from_secs(self.header_timeout_secs))
             .with_body_timeout(Duration::from_secs(self.body_timeout_secs))
             .with_max_streams_per_connection(self.max_streams_per_connection);
-        config.batcher = BatcherConfig {
-            max_batch_rows: self.batch_rows,
-            max_pending_rows: self.max_pending_rows,
-            writers: self.writers,
-            write_timeout: Duration::from_secs(self.write_timeout_secs),
-        };
+        config.batcher = BatcherConfig::default()
+            .with_max_batch_rows(self.batch_rows)
+            .with_max_pending_rows(self.max_pending_rows)
+            .with_writers(self.writers)
+            .with_write_timeout(Duration::from_secs(self.write_timeout_secs));
         config.store.estimate_model = self.estimate_model;
         config.store.ca_file = self.db.database_ca_file;
-        config.reaper = (!self.no_reaper).then(|| ReaperConfig {
-            idle_after: Duration::from_secs(self.idle_after_secs),
-            timeout_after: Duration::from_secs(self.timeout_after_secs),
-            interval: Duration::from_secs(self.reap_interval_secs),
-            ..ReaperConfig::default()
+        config.reaper = (!self.no_reaper).then(|| {
+            ReaperConfig::default()
+                .with_idle_after(Duration::from_secs(self.idle_after_secs))
+                .with_timeout_after(Duration::from_secs(self.timeout_after_secs))
+                .with_interval(Duration::from_secs(self.reap_interval_secs))
         });
         Ok(config)
     }

@@ -11,10 +11,11 @@ use tokio_postgres::Client;
 ///
 /// ```
 /// use std::time::Duration;
-/// let config = archon_mcp_exporter::ReaperConfig { idle_after: Duration::from_secs(120), ..Default::default() };
+/// let config = archon_mcp_exporter::ReaperConfig::default().with_idle_after(Duration::from_secs(120));
 /// assert_eq!(config.timeout_after, Duration::from_secs(1800));
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReaperConfig {
     /// Without activity for this long, an active session becomes idle (default 5 min).
     pub idle_after: Duration,
@@ -25,6 +26,13 @@ pub struct ReaperConfig {
     /// Months of request partitions kept ahead (default 3).
     pub months_ahead: i32,
 }
+
+with_setters!(ReaperConfig {
+    with_idle_after => idle_after: Duration,
+    with_timeout_after => timeout_after: Duration,
+    with_interval => interval: Duration,
+    with_months_ahead => months_ahead: i32,
+});
 
 impl Default for ReaperConfig {
     fn default() -> Self {

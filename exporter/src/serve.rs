@@ -30,6 +30,7 @@ use crate::store::{PgStore, StoreConfig, StoreError};
 /// assert_eq!(config.grpc_listen.port(), 4317);
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServeConfig {
     /// PostgreSQL connection string.
     pub database_url: String,

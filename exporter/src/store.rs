@@ -29,6 +29,7 @@ use crate::rows::{RequestRow, SessionUpsert, TokenSource};
 /// assert_eq!(config.max_connections, 8);
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StoreConfig {
     /// Model whose price applies to estimated tokens; `None` leaves estimates unpriced.
     pub estimate_model: Option<String>,
@@ -60,6 +61,11 @@ impl StoreConfig {
         self
     }
 }
+
+with_setters!(StoreConfig {
+    with_acquire_timeout => acquire_timeout: Duration,
+    with_ca_file => ca_file: Option<std::path::PathBuf>,
+});
 
 /// A write that did not happen.
 #[derive(Debug, thiserror::Error)]

@@ -71,10 +71,10 @@ fn every_documented_cargo_command_names_targets_that_exist() {
             continue;
         };
         for kind in ["--example", "--bin", "--bench"] {
-            if let Some(name) = flag(kind) {
-                if !target_exists(&dir, kind, name) {
-                    wrong.push(format!("{file}: `{command}`: no {kind} {name} in {}", dir.display()));
-                }
+            if let Some(name) = flag(kind)
+                && !target_exists(&dir, kind, name)
+            {
+                wrong.push(format!("{file}: `{command}`: no {kind} {name} in {}", dir.display()));
             }
         }
     }

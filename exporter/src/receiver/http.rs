@@ -24,10 +24,11 @@ use crate::span::Span;
 /// Body limits of `/v1/traces`.
 ///
 /// ```
-/// let limits = archon_mcp_exporter::BodyLimits { max_body_bytes: 4 << 20, ..Default::default() };
+/// let limits = archon_mcp_exporter::BodyLimits::default().with_max_body_bytes(4 << 20);
 /// assert_eq!(limits.max_decompressed_bytes, 64 << 20);
 /// ```
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct BodyLimits {
     /// Largest body as sent (compressed or not).
     pub max_body_bytes: usize,
@@ -43,6 +44,12 @@ impl Default for BodyLimits {
         Self { max_body_bytes: 16 << 20, max_decompressed_bytes: 64 << 20, max_in_flight_bytes: 128 << 20 }
     }
 }
+
+with_setters!(BodyLimits {
+    with_max_body_bytes => max_body_bytes: usize,
+    with_max_decompressed_bytes => max_decompressed_bytes: usize,
+    with_max_in_flight_bytes => max_in_flight_bytes: usize,
+});
 
 struct AppState {
     ingest: Ingest,

@@ -65,37 +65,15 @@ impl Default for ConnectionLimits {
     }
 }
 
+with_setters!(ConnectionLimits {
+    with_max_connections => max_connections: usize,
+    with_idle_timeout => idle_timeout: Duration,
+    with_header_timeout => header_timeout: Duration,
+    with_body_timeout => body_timeout: Duration,
+    with_max_streams_per_connection => max_streams_per_connection: u32,
+});
+
 impl ConnectionLimits {
-    /// Sets [`max_connections`](Self::max_connections).
-    pub fn with_max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n;
-        self
-    }
-
-    /// Sets [`idle_timeout`](Self::idle_timeout).
-    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
-        self
-    }
-
-    /// Sets [`header_timeout`](Self::header_timeout).
-    pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
-        self.header_timeout = timeout;
-        self
-    }
-
-    /// Sets [`body_timeout`](Self::body_timeout).
-    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
-        self.body_timeout = timeout;
-        self
-    }
-
-    /// Sets [`max_streams_per_connection`](Self::max_streams_per_connection).
-    pub fn with_max_streams_per_connection(mut self, n: u32) -> Self {
-        self.max_streams_per_connection = n;
-        self
-    }
-
     /// The limits with one connection budget, to share between the ports.
     pub(crate) fn shared(self) -> SharedLimits {
         // At least one connection, stream and second: zero would refuse or close everything.

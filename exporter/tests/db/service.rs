@@ -67,7 +67,7 @@ async fn count(db: &TestDb) -> i64 {
 async fn otlp_http_protobuf_json_gzip_and_bad_input() {
     let db = TestDb::migrated().await;
     let service = start(db.url(), |c| {
-        c.limits = BodyLimits { max_body_bytes: 256 << 10, max_decompressed_bytes: 1 << 20, ..Default::default() };
+        c.limits = BodyLimits::default().with_max_body_bytes(256 << 10).with_max_decompressed_bytes(1 << 20);
     })
     .await;
     let traces = url(&service, "/v1/traces");

@@ -348,16 +348,14 @@ async fn tls_is_used_when_the_server_offers_it_and_verified_against_a_ca_file() 
     assert!(encrypted);
 
     // The system's public CAs did not sign this server's certificate: verification refuses it.
-    let verified = StoreConfig {
-        ca_file: Some("/etc/ssl/certs/ca-certificates.crt".into()),
-        acquire_timeout: Duration::from_secs(3),
-        ..StoreConfig::default()
-    };
+    let verified = StoreConfig::default()
+        .with_ca_file(Some("/etc/ssl/certs/ca-certificates.crt".into()))
+        .with_acquire_timeout(Duration::from_secs(3));
     if std::path::Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
         let store = PgStore::connect(&required, verified).unwrap();
         assert!(store.pool().get().await.is_err(), "an unknown CA must fail verification");
     }
-    let missing = StoreConfig { ca_file: Some("/nonexistent/ca.pem".into()), ..StoreConfig::default() };
+    let missing = StoreConfig::default().with_ca_file(Some("/nonexistent/ca.pem".into()));
     let err = PgStore::connect(&required, missing).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }
