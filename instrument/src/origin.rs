@@ -2,7 +2,9 @@
 //! version it names — in its own `_meta` (protocol 2026-07-28) or, for a connection that sent
 //! `initialize`, in the connection's peer info — and the user its credentials resolve to.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use rmcp::model::{ClientConfig, Extensions, Implementation, ProtocolVersion};
 use rmcp::service::{RequestContext, RoleServer};
@@ -25,6 +27,8 @@ pub(crate) struct Origin<'a> {
     inline_client: Option<Implementation>,
     inline_protocol: Option<ProtocolVersion>,
     peer: Option<Arc<ClientConfig>>,
+    /// For a stateless request whose peer is rmcp's stand-in: the client its `initialize` named.
+    recalled: Option<Option<Implementation>>,
 }
 
 impl<'a> Origin<'a> {
@@ -40,11 +44,37 @@ impl<'a> Origin<'a> {
             inline_client: inline.then(|| ctx.client_info()).flatten(),
             inline_protocol: inline.then(|| ctx.protocol_version()).flatten(),
             peer: ctx.peer.peer_info(),
+            recalled: None,
         }
+        .recalling(shared)
+    }
+
+    /// rmcp serves each stateless request on its own, with a stand-in peer
+    /// (`Implementation::default()`: "rmcp" and its version) even when the client sent
+    /// `initialize`: the client it named then is recalled.
+    fn recalling(mut self, shared: &Shared) -> Self {
+        let stand_in = !self.inline
+            && self.stateless()
+            && self.peer.as_ref().is_some_and(|p| {
+                let (name, version) = &*STAND_IN;
+                p.client_info.name == *name && p.client_info.version == *version
+            });
+        if stand_in {
+            self.recalled = Some(shared.stateless_clients.recall(&self.client_key()));
+        }
+        self
+    }
+
+    /// Who a stateless client is, for [`StatelessClients`]: its user and address.
+    pub(crate) fn client_key(&self) -> String {
+        format!("{}\u{0}{}", self.principal().unwrap_or(""), self.client_address().unwrap_or(""))
     }
 
     /// The client's name and version.
     pub(crate) fn client(&self) -> Option<(&str, &str)> {
+        if let Some(recalled) = &self.recalled {
+            return recalled.as_ref().map(|c| (c.name.as_str(), c.version.as_str()));
+        }
         match &self.inline_client {
             Some(c) => Some((c.name.as_str(), c.version.as_str())),
             None if !self.inline => {
@@ -89,6 +119,42 @@ impl<'a> Origin<'a> {
     /// The user's principal, which owns the sessions it opens.
     pub(crate) fn principal(&self) -> Option<&str> {
         self.user.as_ref().map(|u| u.id.as_str())
+    }
+}
+
+/// The name and version of rmcp's stand-in peer.
+static STAND_IN: LazyLock<(String, String)> = LazyLock::new(|| {
+    let stand_in = Implementation::default();
+    (stand_in.name, stand_in.version)
+});
+
+/// How long a stateless client's `initialize` names its later requests.
+const REMEMBERED_FOR: Duration = Duration::from_secs(30 * 60);
+/// The most clients remembered; beyond it the oldest is forgotten.
+const MAX_REMEMBERED: usize = 4096;
+
+/// The clients that sent `initialize` to a server serving statelessly, by user and address.
+#[derive(Debug, Default)]
+pub(crate) struct StatelessClients(Mutex<HashMap<String, (Implementation, Instant)>>);
+
+impl StatelessClients {
+    /// `client` named itself in an `initialize` from `key`.
+    pub(crate) fn remember(&self, key: String, client: &Implementation) {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= MAX_REMEMBERED && !known.contains_key(&key) {
+            known.retain(|_, (_, at)| at.elapsed() < REMEMBERED_FOR);
+            if known.len() >= MAX_REMEMBERED {
+                let oldest = known.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone());
+                oldest.map(|k| known.remove(&k));
+            }
+        }
+        known.insert(key, (client.clone(), Instant::now()));
+    }
+
+    /// The client `key` last named, if recently.
+    pub(crate) fn recall(&self, key: &str) -> Option<Implementation> {
+        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(key).filter(|(_, at)| at.elapsed() < REMEMBERED_FOR).map(|(client, _)| client.clone())
     }
 }
 

@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) owner: Owner,
     /// Streamable-HTTP sessions watched by a [`TracedSessionManager`](crate::TracedSessionManager).
     pub(crate) connections: crate::connection::Connections,
+    /// Clients that sent `initialize` to a server serving statelessly.
+    pub(crate) stateless_clients: crate::origin::StatelessClients,
     /// Interned names of the server's tools: (tool, span name).
     tool_names: std::sync::RwLock<std::collections::HashMap<String, (&'static str, &'static str)>>,
 }
@@ -62,6 +64,7 @@ impl Shared {
             metrics: OnceLock::new(),
             owner: Owner::default(),
             connections: Default::default(),
+            stateless_clients: Default::default(),
             tool_names: Default::default(),
         }
     }

@@ -326,3 +326,54 @@ async fn calls_over_budget_are_refused_and_unknown_state_lets_them_through() {
     drop((ada, bob, anonymous));
     stop.cancel();
 }
+
+#[tokio::test]
+async fn stateless_clients_that_send_initialize_are_named_by_it() {
+    let capture = Capture::new();
+    let config = config(&capture);
+    // rmcp's stateless mode: no protocol session, each request served on its own.
+    let ct = CancellationToken::new();
+    let factory = config.clone();
+    let service = rmcp::transport::streamable_http_server::StreamableHttpService::new(
+        move || Ok(archon_mcp_instrument::TracedExt::traced(Notes, factory.clone())),
+        config.session_manager(),
+        rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_cancellation_token(ct.child_token()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = ct.clone();
+    tokio::spawn(async move {
+        let router = axum::Router::new().nest_service("/mcp", service);
+        let _ = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled_owned().await }).await;
+    });
+    let url = format!("http://{addr}/mcp");
+    let carol = format!("Bearer {}", token("carol", "carol@example.com", "Ops", false));
+    let post = |body: serde_json::Value| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("authorization", &carol)
+            .json(&body)
+            .send()
+    };
+    // A client of the session protocol, as the Python and TypeScript SDKs still are.
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "cursor-vscode", "version": "0.9"}}});
+    post(initialize).await.unwrap().text().await.unwrap();
+    post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await.unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search", "arguments": {"query": "q"}}});
+    let answer = post(call).await.unwrap().text().await.unwrap();
+    assert!(answer.contains("3 notes match"), "{answer}");
+
+    let spans = summary(
+        &capture.wait_for("the call", |s| summary(s).iter().any(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some())).await,
+    );
+    let call = spans.iter().find(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).unwrap();
+    assert_eq!(call.attr(attr::MCP_CLIENT_NAME), Some("cursor-vscode"), "not rmcp's stand-in: {call:?}");
+    assert_eq!(call.attr(attr::MCP_CLIENT_VERSION), Some("0.9"));
+    ct.cancel();
+}
