@@ -277,7 +277,8 @@ pub struct RequestRow {
     pub model: Option<String>,
     /// A cost in USD reported by tool code; wins over pricing.
     pub reported_cost: Option<f64>,
-    /// The requesting user (the session's, when the span had none).
+    /// The user who made the request: its span's own principal, never its session's (`None`
+    /// for an anonymous request).
     pub user_id: Option<Uuid>,
     /// Trace id, hex.
     pub trace_id: String,
