@@ -6,7 +6,6 @@
 pub use archon_mcp_exporter as exporter;
 pub use archon_mcp_instrument as instrument;
 
-pub mod budgets;
 pub mod collector;
 pub mod demo;
 pub mod grafana;

@@ -12,6 +12,9 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "gate")]
+pub mod gate;
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -3,7 +3,7 @@
 //! budget is refused with a JSON-RPC error that names the budget and says how to raise it.
 //!
 //! The decision is a lookup in memory. The budgets in force and their spend are read in the
-//! background — from PostgreSQL's `archon_budget_status()` (`archon_mcp_otel::budgets`), with
+//! background — from PostgreSQL's `archon_budget_status()` (`archon_mcp_exporter::budgets::gate`, feature `gate`), with
 //! [`BudgetGate::refresh_every`], or pushed with [`BudgetGate::update`] — and never waited for.
 //! Between two readings the gate adds what this server's own calls spend (the cost tool code
 //! reports with `usage::record`, or its tokens at the prices [`BudgetGate::set_prices`] gave), so

@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
             Anonymous::Refused => AnonymousCalls::Refused,
         };
         let gate = BudgetGate::new(Duration::from_secs(120)).with_anonymous_calls(policy);
-        archon_mcp_otel::budgets::refresh_from_postgres(&gate, url, Duration::from_secs(30));
+        archon_mcp_exporter::budgets::gate::refresh_from_postgres(&gate, url, Duration::from_secs(30));
         config = config.enforce_budgets(gate);
     }
     let config = config.build();

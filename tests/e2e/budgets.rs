@@ -21,7 +21,8 @@ async fn over_budget_is_refused_under_is_served_and_an_unreadable_database_lets_
     let _turn = ONE_PIPELINE_AT_A_TIME.lock().await;
     let db = Database::start().await;
     let gate = BudgetGate::new(Duration::from_secs(5));
-    let refresh = archon_mcp_otel::budgets::refresh_from_postgres(&gate, db.url.clone(), Duration::from_millis(200));
+    let refresh =
+        archon_mcp_exporter::budgets::gate::refresh_from_postgres(&gate, db.url.clone(), Duration::from_millis(200));
     let store = PgStore::connect(&db.url, StoreConfig::default()).unwrap();
     let server = McpServer::start_with(PgSpanExporter::new(store), |config| config.enforce_budgets(gate.clone())).await;
     let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
@@ -64,7 +65,7 @@ async fn over_budget_is_refused_under_is_served_and_an_unreadable_database_lets_
     // The database goes unreadable: the reading goes stale and calls go through again.
     refresh.abort();
     let blind = BudgetGate::new(Duration::from_secs(5));
-    let _blind_refresh = archon_mcp_otel::budgets::refresh_from_postgres(
+    let _blind_refresh = archon_mcp_exporter::budgets::gate::refresh_from_postgres(
         &blind,
         format!("host=127.0.0.1 port={} user=x dbname=x", free_port()),
         Duration::from_millis(100),
@@ -97,7 +98,8 @@ async fn a_server_counts_its_own_spend_between_readings() {
     // One call before the first reading, so its model is priced by it.
     bob.call_tool(summarize()).await.expect("nothing read yet");
     // One reading, then none for a minute: what stops Bob is the server's own count.
-    let _refresh = archon_mcp_otel::budgets::refresh_from_postgres(&gate, db.url.clone(), Duration::from_secs(60));
+    let _refresh =
+        archon_mcp_exporter::budgets::gate::refresh_from_postgres(&gate, db.url.clone(), Duration::from_secs(60));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut served = 0;
     while served < 20 && bob.call_tool(summarize()).await.is_ok() {
@@ -181,7 +183,7 @@ async fn a_database_that_stops_answering_mid_read_does_not_leave_the_gate_stuck(
     let proxy = FreezingProxy::start(db.cluster.port()).await;
     let gate = BudgetGate::new(Duration::from_secs(2));
     let url = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", proxy.port);
-    let _refresh = archon_mcp_otel::budgets::refresh_from_postgres(&gate, url, Duration::from_millis(300));
+    let _refresh = archon_mcp_exporter::budgets::gate::refresh_from_postgres(&gate, url, Duration::from_millis(300));
     let wait_until = |want_stale: bool| {
         let gate = gate.clone();
         async move {

@@ -1,27 +1,47 @@
-//! Budget enforcement fed from PostgreSQL: the budgets in force and their spend, as
-//! `archon_budget_status()` gives them, and the prices of the models the server's calls used,
-//! read in the background into a [`BudgetGate`] that servers check in memory.
+//! Budget enforcement fed from PostgreSQL (feature `gate`): the budgets in force and their
+//! spend, as `archon_budget_status()` gives them, and the prices of the models the server's
+//! calls used, read in the background into a [`BudgetGate`] that servers check in memory.
 //!
 //! ```no_run
 //! # async fn run() {
 //! use std::time::Duration;
 //! use archon_mcp_instrument::budget::BudgetGate;
 //! let gate = BudgetGate::new(Duration::from_secs(120));
-//! archon_mcp_otel::budgets::refresh_from_postgres(&gate, "postgres://exporter@db/archon".into(), Duration::from_secs(30));
+//! archon_mcp_exporter::budgets::gate::refresh_from_postgres(&gate, "postgres://exporter@db/archon".into(), Duration::from_secs(30));
 //! # }
 //! ```
 
 use std::time::Duration;
 
-use archon_mcp_exporter::budgets::{self, Scope};
-use archon_mcp_exporter::{PgStore, StoreConfig};
 use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, BudgetStatus};
+
+use super::{BudgetError, Scope};
+use crate::store::StoreError;
+use crate::{PgStore, StoreConfig};
+
+/// A reading of the budget state that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// The database cannot be reached or refused the query.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading the budgets failed.
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+}
+
+impl From<tokio_postgres::Error> for GateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        GateError::Store(e.into())
+    }
+}
 
 /// The budgets in force now with their spend (client-type budgets are not enforced: the server
 /// does not know a client's normalised type).
-pub async fn budgets_in_force(store: &PgStore) -> anyhow::Result<Vec<BudgetStatus>> {
-    let client = store.pool().get().await?;
-    Ok(budgets::status(&**client)
+pub async fn budgets_in_force(store: &PgStore) -> Result<Vec<BudgetStatus>, GateError> {
+    let client = store.pool().get().await.map_err(StoreError::from)?;
+    Ok(super::status(&**client)
         .await?
         .into_iter()
         .filter_map(|b| {
@@ -40,8 +60,8 @@ pub async fn budgets_in_force(store: &PgStore) -> anyhow::Result<Vec<BudgetStatu
 
 /// The prices (USD per 1,000 input and output tokens) in force now of `models`, as the
 /// exporter prices them (`archon_llm_price_at`); models without a price are left out.
-pub async fn prices_now(store: &PgStore, models: &[String]) -> anyhow::Result<Vec<(String, (f64, f64))>> {
-    let client = store.pool().get().await?;
+pub async fn prices_now(store: &PgStore, models: &[String]) -> Result<Vec<(String, (f64, f64))>, GateError> {
+    let client = store.pool().get().await.map_err(StoreError::from)?;
     let mut prices = Vec::new();
     for model in models {
         let row = client
@@ -78,7 +98,7 @@ pub fn refresh_from_postgres(gate: &BudgetGate, url: String, every: Duration) ->
                 let current = current?;
                 let budgets = budgets_in_force(&current).await?;
                 let prices = prices_now(&current, &gate.unpriced_models()).await?;
-                anyhow::Ok((current, budgets, prices))
+                Ok::<_, GateError>((current, budgets, prices))
             };
             match tokio::time::timeout(every.max(Duration::from_secs(1)), read).await {
                 Ok(Ok((current, budgets, prices))) => {
@@ -87,7 +107,7 @@ pub fn refresh_from_postgres(gate: &BudgetGate, url: String, every: Duration) ->
                     store = Some(current);
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %format!("{e:#}"), "reading budgets failed; reconnecting for the next read");
+                    tracing::warn!(error = %e, "reading budgets failed; reconnecting for the next read");
                     store = None;
                 }
                 Err(_) => {
