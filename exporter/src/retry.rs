@@ -72,8 +72,9 @@ pub(crate) fn sdk_retries(error: &SubmitError) -> bool {
     }
 }
 
-/// The in-process exporter's waits between tries: doubling from 100 ms to at most 5 s, within
-/// a total of `max_total`.
+/// The in-process exporter's waits between tries: doubling from 100 ms to at most 5 s, each
+/// within ±25 % (so replicas that failed together do not retry together), within a total of
+/// `max_total`.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     next: Duration,
@@ -87,9 +88,12 @@ impl Backoff {
 
     /// The wait before the next try, or `None` when the time is used up.
     pub(crate) fn next_wait(&mut self) -> Option<Duration> {
-        let wait = self.next;
+        let base = self.next;
+        // A random factor in [0.75, 1.25): the low bits of a random UUID are random enough.
+        let factor = 0.75 + f64::from(uuid::Uuid::new_v4().as_u128() as u16) / f64::from(u16::MAX) / 2.0;
+        let wait = base.mul_f64(factor);
         self.left = self.left.checked_sub(wait)?;
-        self.next = (wait * 2).min(Duration::from_secs(5));
+        self.next = (base * 2).min(Duration::from_secs(5));
         Some(wait)
     }
 }
@@ -97,6 +101,24 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_waits_double_with_jitter_within_the_total() {
+        let mut backoff = Backoff::new(Duration::from_secs(30));
+        let (mut waits, mut base) = (Vec::new(), 0.1);
+        while let Some(wait) = backoff.next_wait() {
+            let s = wait.as_secs_f64();
+            assert!((0.75 * base..=1.25 * base).contains(&s), "{s} around {base}");
+            waits.push(s);
+            base = (base * 2.0_f64).min(5.0);
+        }
+        assert!(waits.iter().sum::<f64>() <= 30.0);
+        let mut again = Backoff::new(Duration::from_secs(30));
+        let first: Vec<_> = (0..5).filter_map(|_| again.next_wait()).collect();
+        let mut other = Backoff::new(Duration::from_secs(30));
+        let second: Vec<_> = (0..5).filter_map(|_| other.next_wait()).collect();
+        assert_ne!(first, second, "two exporters do not wait in step");
+    }
 
     #[test]
     fn postgres_failures() {
@@ -135,10 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_to_five_seconds_within_the_total() {
-        let mut backoff = Backoff::new(Duration::from_secs(12));
-        let waits: Vec<_> = std::iter::from_fn(|| backoff.next_wait()).map(|d| d.as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000]);
+    fn no_time_no_wait() {
         assert_eq!(Backoff::new(Duration::ZERO).next_wait(), None);
     }
 
