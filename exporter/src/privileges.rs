@@ -4,14 +4,15 @@
 //! Supabase, `ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL … TO anon, authenticated,
 //! service_role` gives any signed-in user the login mapping tables (who reads whose rows), and
 //! EXECUTE on the `SECURITY DEFINER` functions (dropping partitions). After every migration run,
-//! what a role other than the owner and `archon_exporter` / `archon_admin` / `archon_grafana` /
-//! `archon_reader` holds on the product's tables, views and sequences, and on its `SECURITY
-//! DEFINER` functions, is revoked. Access for other roles is given through those four
-//! (`GRANT archon_reader TO authenticated`).
+//! what the roles named in the database's default privileges (other than `archon_exporter`,
+//! `archon_admin`, `archon_grafana`, `archon_reader`) hold on the product's tables, views and
+//! sequences, and on its `SECURITY DEFINER` functions, is revoked. Access for them is given
+//! through those four (`GRANT archon_reader TO authenticated`); a grant a DBA made to another
+//! role by hand is left alone.
 
 use tokio_postgres::GenericClient;
 
-/// Revokes what other roles hold on the product's objects (idempotent).
+/// Revokes what the default privileges' roles hold on the product's objects (idempotent).
 pub(crate) async fn confine(client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
     client
         .batch_execute(
@@ -36,6 +37,8 @@ pub(crate) async fn confine(client: &impl GenericClient) -> Result<(), tokio_pos
                         SELECT DISTINCT a.grantee::regrole::text FROM aclexplode(object.acl) a
                          WHERE a.grantee <> 0 AND a.grantee <> object.owner
                            AND NOT (a.grantee::regrole::text = ANY (ours))
+                           AND a.grantee IN (SELECT (aclexplode(d.defaclacl)).grantee FROM pg_default_acl d
+                                              WHERE d.defaclnamespace IN (0, current_schema()::regnamespace))
                     LOOP
                         EXECUTE format('REVOKE ALL ON %s %s FROM %s',
                                        CASE object.sequence WHEN true THEN 'SEQUENCE' WHEN false THEN 'TABLE' ELSE 'FUNCTION' END,

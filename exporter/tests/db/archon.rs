@@ -303,6 +303,27 @@ async fn an_archon_database_on_supabase_is_adopted_and_goes_on_with_new_spans_an
         let refused = reader.batch_execute(sql).await;
         assert!(refused.is_err(), "{role} may not: {sql}");
     }
+
+    // A grant a DBA made by hand to another role survives the next `migrate`.
+    let analyst =
+        format!("analyst_{}", client.query_one("SELECT current_database()", &[]).await.unwrap().get::<_, String>(0));
+    client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {analyst}; CREATE ROLE {analyst}; GRANT SELECT ON archon_llm_pricing TO {analyst}"
+        ))
+        .await
+        .unwrap();
+    migrate::migrate_url(db.url()).await.unwrap();
+    let kept: bool = client
+        .query_one(&format!("SELECT has_table_privilege('{analyst}', 'archon_llm_pricing', 'SELECT')"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(kept, "the hand-made grant stays");
+    client
+        .batch_execute(&format!("REVOKE ALL ON archon_llm_pricing FROM {analyst}; DROP ROLE {analyst}"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
