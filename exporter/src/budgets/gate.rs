@@ -11,6 +11,7 @@
 //! # }
 //! ```
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use archon_mcp_instrument::budget::{BudgetGate, BudgetScope, BudgetStatus};
@@ -78,47 +79,27 @@ pub async fn prices_now(store: &PgStore, models: &[String]) -> Result<Vec<(Strin
 }
 
 /// Refreshes `gate` from the database at `url` every `every` (one connection, on the current
-/// runtime). A read that fails or takes longer than `every` (at least a second: a database that
-/// stops answering, a half-open connection) is given up and logged, and the next one opens a
-/// new connection; while none succeeds the gate goes stale and lets calls through, which is
-/// logged once when it happens and counted by `archon.budget.unknown_state`.
+/// runtime), through [`BudgetGate::refresh_every`]: a read that fails or takes longer than
+/// `every` (at least a second: a database that stops answering, a half-open connection) is given
+/// up and logged; while none succeeds the gate goes stale and lets calls through, which is logged
+/// once when it happens and counted by `archon.budget.unknown_state`.
 pub fn refresh_from_postgres(gate: &BudgetGate, url: String, every: Duration) -> tokio::task::JoinHandle<()> {
-    let gate = gate.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut store, mut was_stale) = (None::<PgStore>, false);
-        loop {
-            tick.tick().await;
-            let current = match &store {
-                Some(current) => Ok(current.clone()),
-                None => PgStore::connect(&url, StoreConfig::default().with_max_connections(1)),
+    // The connection is kept only by a read that completed on it: one given up or failed takes
+    // it along, and the next read opens a new one (a half-open connection would hang them all).
+    let kept: Arc<Mutex<Option<PgStore>>> = Arc::default();
+    let target = gate.clone();
+    gate.refresh_every(every, move || {
+        let (kept, gate, url) = (kept.clone(), target.clone(), url.clone());
+        async move {
+            let taken = kept.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let store = match taken {
+                Some(store) => store,
+                None => PgStore::connect(&url, StoreConfig::default().with_max_connections(1))?,
             };
-            let read = async {
-                let current = current?;
-                let budgets = budgets_in_force(&current).await?;
-                let prices = prices_now(&current, &gate.unpriced_models()).await?;
-                Ok::<_, GateError>((current, budgets, prices))
-            };
-            match tokio::time::timeout(every.max(Duration::from_secs(1)), read).await {
-                Ok(Ok((current, budgets, prices))) => {
-                    gate.set_prices(prices);
-                    gate.update(budgets);
-                    store = Some(current);
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "reading budgets failed; reconnecting for the next read");
-                    store = None;
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        "reading budgets took longer than {:?}; giving the connection up and reconnecting",
-                        every.max(Duration::from_secs(1))
-                    );
-                    store = None;
-                }
-            }
-            was_stale = gate.log_staleness(was_stale);
+            let budgets = budgets_in_force(&store).await?;
+            gate.set_prices(prices_now(&store, &gate.unpriced_models()).await?);
+            *kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
+            Ok::<_, GateError>(budgets)
         }
     })
 }
