@@ -200,7 +200,9 @@ impl Server {
         let listen = |addr: SocketAddr, port: &'static str, flag: &'static str| async move {
             TcpListener::bind(addr).await.map_err(|source| ServeError::Listen { port, flag, addr, source })
         };
-        refuse_unmigrated(&config).await?;
+        if !config.migrate {
+            refuse_unmigrated(&config).await?;
+        }
         let grpc = listen(config.grpc_listen, "OTLP/gRPC", "--grpc-listen").await?;
         let http = listen(config.http_listen, "OTLP/HTTP", "--http-listen").await?;
         let store = PgStore::connect(&config.database_url, config.store.clone())?;

@@ -37,6 +37,8 @@ pub(crate) enum Target<'a> {
     Prompt(&'a str),
     /// A resource.
     Resource(&'a str),
+    /// The client an `initialize` names.
+    Client(&'a rmcp::model::Implementation),
 }
 
 impl Target<'_> {
@@ -73,6 +75,7 @@ impl Target<'_> {
                 attributes.push(KeyValue::new(attr::MCP_RESOURCE_URI, uri.to_owned()));
                 (method.clone(), None, None)
             }
+            Target::Client(_) => (method.clone(), None, None),
         }
     }
 }
@@ -167,7 +170,11 @@ impl Call {
         ctx: &RequestContext<RoleServer>,
     ) -> Self {
         let is_tool_call = method == attr::METHOD_TOOLS_CALL;
-        let origin = Origin::read(ctx, shared);
+        let initializing = match &target {
+            Target::Client(client) => Some(*client),
+            _ => None,
+        };
+        let origin = Origin::read(ctx, shared, initializing);
         let id = request_id(&ctx.id);
         let in_flight = connection.call_started(&id);
         // The span starts when the transport delivered the request (docs/sessions.md: request received

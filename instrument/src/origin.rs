@@ -34,7 +34,12 @@ pub(crate) struct Origin<'a> {
 impl<'a> Origin<'a> {
     /// Reads the request's origin. `_meta` is looked at in place: rmcp's own accessors parse
     /// it and clone on every call, so they run only when the keys are there.
-    pub(crate) fn read(ctx: &'a RequestContext<RoleServer>, shared: &Shared) -> Self {
+    /// `initializing` is the client an `initialize` names.
+    pub(crate) fn read(
+        ctx: &'a RequestContext<RoleServer>,
+        shared: &Shared,
+        initializing: Option<&Implementation>,
+    ) -> Self {
         let inline = ctx.meta.0.contains_key(CLIENT_INFO_KEY) || ctx.meta.0.contains_key(PROTOCOL_KEY);
         Self {
             ctx,
@@ -46,7 +51,17 @@ impl<'a> Origin<'a> {
             peer: ctx.peer.peer_info(),
             recalled: None,
         }
+        .remembering(shared, initializing)
         .recalling(shared)
+    }
+
+    /// Served statelessly, a client's later requests come with rmcp's stand-in peer: the client
+    /// its `initialize` names is remembered for them.
+    fn remembering(self, shared: &Shared, initializing: Option<&Implementation>) -> Self {
+        if let Some(client) = initializing.filter(|_| self.stateless()) {
+            shared.stateless_clients.remember(self.client_key(), client);
+        }
+        self
     }
 
     /// rmcp serves each stateless request on its own, with a stand-in peer

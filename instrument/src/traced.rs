@@ -16,7 +16,6 @@ use crate::attributes::DisconnectReason;
 use crate::call::{Call, Target};
 use crate::config::TracedConfig;
 use crate::connection::{Connection, UnexplainedEnd};
-use crate::origin::Origin;
 use crate::runtime::Shared;
 use crate::transport::ObservedTransport;
 use crate::usage::TokenEstimation;
@@ -193,14 +192,7 @@ impl<H: ServerHandler> ServerHandler for Traced<H> {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<InitializeResult, McpError>> + MaybeSendFuture + '_ {
-        // Served statelessly, the client's later requests come with rmcp's stand-in peer: the
-        // client it names here is remembered for them.
-        let origin = Origin::read(&context, &self.shared);
-        if origin.stateless() {
-            self.shared.stateless_clients.remember(origin.client_key(), &request.client_info);
-        }
-        drop(origin);
-        let call = self.call(InitializeResultMethod::VALUE, Target::None, None, &context);
+        let call = self.call(InitializeResultMethod::VALUE, Target::Client(&request.client_info), None, &context);
         call.run(self.inner.initialize(request, context), no_tool_result)
     }
 
