@@ -170,7 +170,7 @@ pub(crate) enum Mapped {
 ///     .with_attribute("mcp.method.name", "tools/call")
 ///     .with_attribute("gen_ai.tool.name", "search")
 ///     .with_attribute("session.id", "0195f3a0-0000-7000-8000-000000000001")
-///     .with_attribute("mcp.client.name", "claude-code");
+///     .with_attribute("archon.client.name", "claude-code");
 /// let batch = map_spans([&call]);
 /// assert_eq!(batch.requests.len(), 1);
 /// assert_eq!(batch.requests[0].duration_ms, 250.0);
@@ -358,9 +358,11 @@ fn session_upsert(span: &Span, session_id: Uuid, start: SystemTime, end: SystemT
     let text = |key: &str, max: usize| attrs.str(key).map(|v| clean_text(&v, max));
     let mut session = SessionUpsert::new(session_id, start, end);
 
-    session.client_name = text(attr::MCP_CLIENT_NAME, limits::TEXT);
+    session.client_name =
+        text(attr::ARCHON_CLIENT_NAME, limits::TEXT).or_else(|| text(attr::LEGACY_MCP_CLIENT_NAME, limits::TEXT));
     session.client_type = session.client_name.as_deref().map_or(ClientType::Unknown, ClientType::from_client_name);
-    session.client_version = text(attr::MCP_CLIENT_VERSION, limits::CLIENT_VERSION);
+    session.client_version = text(attr::ARCHON_CLIENT_VERSION, limits::CLIENT_VERSION)
+        .or_else(|| text(attr::LEGACY_MCP_CLIENT_VERSION, limits::CLIENT_VERSION));
     session.client_capabilities = attrs
         .str(attr::ARCHON_CLIENT_CAPABILITIES)
         .and_then(|raw| serde_json::from_str::<Json>(&raw).ok())
@@ -420,8 +422,14 @@ fn request_row(
         .and_then(Value::as_i64)
         .or_else(|| error_type.as_deref().and_then(|t| t.parse().ok()))
         .and_then(|code| i32::try_from(code).ok());
-    let error_message = (status != RequestStatus::Success && !span.status.message.is_empty())
-        .then(|| clean_text(&span.status.message, limits::TEXT));
+    // A failure the server caused is described by the span status; one its caller caused, whose
+    // status the conventions leave unset, by `archon.error.message`.
+    let error_message = (status != RequestStatus::Success)
+        .then(|| match span.status.message.as_ref() {
+            "" => text(Field::ERROR_MESSAGE, limits::TEXT),
+            described => Some(clean_text(described, limits::TEXT)),
+        })
+        .flatten();
 
     let tokens = |field: Field| fields.get(field).and_then(Value::as_i64).filter(|n| *n >= 0);
     let clamp = |n: Option<i64>| n.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX));

@@ -24,8 +24,8 @@ def span(i, name, attrs, status=Status.STATUS_CODE_UNSET, ms=12):
                 start_time_unix_nano=now - ms * 1_000_000, end_time_unix_nano=now,
                 attributes=[kv(k, v) for k, v in attrs.items()], status=Status(code=status))
 
-session = {"session.id": "0195f3a0-0000-7000-8000-000000000001", "mcp.client.name": "claude-code",
-           "mcp.client.version": "2.0.1", "user.id": "alice", "user.email": "alice@example.com",
+session = {"session.id": "0195f3a0-0000-7000-8000-000000000001", "archon.client.name": "claude-code",
+           "archon.client.version": "2.0.1", "user.id": "alice", "user.email": "alice@example.com",
            "archon.user.department": "Research", "mcp.session.id": "abc", "network.transport": "tcp"}
 call = dict(session, **{"mcp.method.name": "tools/call", "gen_ai.tool.name": "search_knowledge",
                         "gen_ai.operation.name": "execute_tool", "jsonrpc.request.id": "7"})

@@ -15,7 +15,8 @@
 
 /// MCP method of the request: `tools/call`, `tools/list`, `resources/read`, …
 pub const MCP_METHOD_NAME: &str = "mcp.method.name";
-/// Tool name as requested, on `tools/call`.
+/// Tool name, on `tools/call` of a tool the server has (a name the server does not know is
+/// never recorded: it is the caller's words, of any cardinality).
 pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
 /// `execute_tool` on `tools/call`.
 pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
@@ -29,16 +30,26 @@ pub const JSONRPC_REQUEST_ID: &str = "jsonrpc.request.id";
 pub const MCP_PROTOCOL_VERSION: &str = "mcp.protocol.version";
 /// `pipe` for stdio, `tcp` for HTTP.
 pub const NETWORK_TRANSPORT: &str = "network.transport";
+/// `http` on streamable HTTP.
+pub const NETWORK_PROTOCOL_NAME: &str = "network.protocol.name";
+/// The HTTP version on streamable HTTP: `1.1`, `2`.
+pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
 /// Peer address, when the transport knows it.
 pub const CLIENT_ADDRESS: &str = "client.address";
 /// The transport's protocol session (`Mcp-Session-Id`), when there is one.
 pub const MCP_SESSION_ID: &str = "mcp.session.id";
 /// The analytics session (a UUID, v7) the request belongs to.
 pub const SESSION_ID: &str = "session.id";
-/// Raw client name from the client's `initialize` info.
-pub const MCP_CLIENT_NAME: &str = "mcp.client.name";
-/// Raw client version from the client's `initialize` info.
-pub const MCP_CLIENT_VERSION: &str = "mcp.client.version";
+/// Raw client name from the client's `initialize` info (or its `_meta` client info). Ours: the
+/// MCP conventions define no client name.
+pub const ARCHON_CLIENT_NAME: &str = "archon.client.name";
+/// Raw client version from the client's `initialize` info (or its `_meta` client info).
+pub const ARCHON_CLIENT_VERSION: &str = "archon.client.version";
+/// [`ARCHON_CLIENT_NAME`] as instrumentations before 0.2 spelled it, inside the conventions'
+/// `mcp.` namespace; still read.
+pub const LEGACY_MCP_CLIENT_NAME: &str = "mcp.client.name";
+/// [`ARCHON_CLIENT_VERSION`] as instrumentations before 0.2 spelled it; still read.
+pub const LEGACY_MCP_CLIENT_VERSION: &str = "mcp.client.version";
 /// Client capabilities from `initialize`, as a JSON object string (session span).
 pub const ARCHON_CLIENT_CAPABILITIES: &str = "archon.client.capabilities";
 
@@ -63,6 +74,11 @@ pub const ARCHON_USER_DEPARTMENT: &str = "archon.user.department";
 pub const ERROR_TYPE: &str = "error.type";
 /// JSON-RPC error code, as a string.
 pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
+/// The error message of a request that failed by its caller's doing (a JSON-RPC error outside
+/// -32603 and -32000…-32099, a cancellation): its span status stays unset, as the conventions
+/// say of a server span, so the message that a failing span's status description carries is
+/// here instead.
+pub const ARCHON_ERROR_MESSAGE: &str = "archon.error.message";
 
 // --- Usage and cost --------------------------------------------------------------------------
 
@@ -112,8 +128,6 @@ pub const SERVICE_VERSION: &str = "service.version";
 pub const METHOD_TOOLS_CALL: &str = "tools/call";
 /// [`GEN_AI_OPERATION_NAME`] of a tool call.
 pub const OPERATION_EXECUTE_TOOL: &str = "execute_tool";
-/// Span-name target when the server does not know the requested name.
-pub const TARGET_OTHER: &str = "_OTHER";
 /// [`ERROR_TYPE`] of a tool result with `isError: true`.
 pub const ERROR_TYPE_TOOL_ERROR: &str = "tool_error";
 /// [`ERROR_TYPE`] of a request that timed out.
@@ -127,6 +141,8 @@ pub const ERROR_TYPE_BUDGET_EXCEEDED: &str = "budget_exceeded";
 pub const CANCEL_CLIENT_DISCONNECT: &str = "client_disconnect";
 /// [`NETWORK_TRANSPORT`] of stdio.
 pub const TRANSPORT_PIPE: &str = "pipe";
+/// [`NETWORK_PROTOCOL_NAME`] of streamable HTTP.
+pub const PROTOCOL_HTTP: &str = "http";
 /// [`NETWORK_TRANSPORT`] of HTTP.
 pub const TRANSPORT_TCP: &str = "tcp";
 
@@ -202,7 +218,7 @@ impl std::fmt::Display for DisconnectReason {
 ///
 /// assert!(KEYS.contains(&USER_ID));
 /// ```
-pub const KEYS: [&str; 37] = [
+pub const KEYS: [&str; 42] = [
     MCP_METHOD_NAME,
     GEN_AI_TOOL_NAME,
     GEN_AI_OPERATION_NAME,
@@ -211,11 +227,15 @@ pub const KEYS: [&str; 37] = [
     JSONRPC_REQUEST_ID,
     MCP_PROTOCOL_VERSION,
     NETWORK_TRANSPORT,
+    NETWORK_PROTOCOL_NAME,
+    NETWORK_PROTOCOL_VERSION,
     CLIENT_ADDRESS,
     MCP_SESSION_ID,
     SESSION_ID,
-    MCP_CLIENT_NAME,
-    MCP_CLIENT_VERSION,
+    ARCHON_CLIENT_NAME,
+    ARCHON_CLIENT_VERSION,
+    LEGACY_MCP_CLIENT_NAME,
+    LEGACY_MCP_CLIENT_VERSION,
     ARCHON_CLIENT_CAPABILITIES,
     USER_ID,
     USER_EMAIL,
@@ -225,6 +245,7 @@ pub const KEYS: [&str; 37] = [
     ARCHON_USER_DEPARTMENT,
     ERROR_TYPE,
     RPC_RESPONSE_STATUS_CODE,
+    ARCHON_ERROR_MESSAGE,
     GEN_AI_REQUEST_MODEL,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,

@@ -18,7 +18,7 @@ use crate::attributes as attr;
 use crate::capture;
 use crate::connection::{Cancellation, Connection, InFlight};
 use crate::origin::Origin;
-use crate::propagation::parent_context;
+use crate::propagation::Propagated;
 use crate::routing::session_for;
 use crate::runtime::Shared;
 use crate::session::ActiveSession;
@@ -30,8 +30,9 @@ use crate::user::UserInfo;
 pub(crate) enum Target<'a> {
     /// No target (lists, ping, …).
     None,
-    /// A tool; `known` when the server has it (unknown names never enter span names), with
-    /// its interned names when it has them.
+    /// A tool; `known` when the server has it (a name it does not know is not recorded: it
+    /// enters the span only once the server answered for it), with its interned names when it
+    /// has them.
     Tool { name: &'a str, known: bool, interned: Option<(&'static str, &'static str)> },
     /// A prompt (its name enters the span name only once the server has served it).
     Prompt(&'a str),
@@ -51,25 +52,26 @@ impl Target<'_> {
         method: &Cow<'static, str>,
         shared: &Shared,
         attributes: &mut Vec<KeyValue>,
-    ) -> (Cow<'static, str>, Option<(Cow<'static, str>, bool)>, Option<String>) {
+    ) -> (Cow<'static, str>, Option<ToolCall>, Option<String>) {
         match self {
             Target::None => (method.clone(), None, None),
             Target::Tool { name, known, interned } => {
-                let (tool, span_name) = match interned {
-                    Some((tool, span_name)) => (Cow::Borrowed(tool), Cow::Borrowed(span_name)),
-                    None => {
-                        let target = if known { name } else { attr::TARGET_OTHER };
-                        (Cow::Owned(name.to_owned()), Cow::Owned(format!("{method} {target}")))
-                    }
-                };
-                attributes.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
                 attributes.push(KeyValue::new(attr::GEN_AI_OPERATION_NAME, attr::OPERATION_EXECUTE_TOOL));
-                let allowed = shared.settings.capture.allows(name);
-                (span_name, Some((tool, allowed)), None)
+                let capture = shared.settings.capture.allows(name);
+                let (name, span_name) = match (interned, known) {
+                    (Some((tool, span_name)), _) => (Cow::Borrowed(tool), Cow::Borrowed(span_name)),
+                    (None, true) => (Cow::Owned(name.to_owned()), Cow::Owned(format!("{method} {name}"))),
+                    // The convention's span name without a low-cardinality target.
+                    (None, false) => (Cow::Owned(name.to_owned()), method.clone()),
+                };
+                if known {
+                    attributes.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, name.clone()));
+                }
+                (span_name, Some(ToolCall { name, known, capture }), None)
             }
             Target::Prompt(name) => {
                 attributes.push(KeyValue::new(attr::GEN_AI_PROMPT_NAME, name.to_owned()));
-                (Cow::Owned(format!("{method} {}", attr::TARGET_OTHER)), None, Some(name.to_owned()))
+                (method.clone(), None, Some(name.to_owned()))
             }
             Target::Resource(uri) => {
                 attributes.push(KeyValue::new(attr::MCP_RESOURCE_URI, uri.to_owned()));
@@ -78,6 +80,16 @@ impl Target<'_> {
             Target::Client(_) => (method.clone(), None, None),
         }
     }
+}
+
+/// The tool a `tools/call` names.
+struct ToolCall {
+    name: Cow<'static, str>,
+    /// The server has it: recorded as `gen_ai.tool.name` (else only once the server answered
+    /// for it).
+    known: bool,
+    /// Its content may be captured.
+    capture: bool,
 }
 
 /// How long a cancelled request waits for the cancellation's reason: rmcp cancels the request's
@@ -147,8 +159,8 @@ pub(crate) struct Call {
     /// up): the error, and its `error.type` when not the JSON-RPC code.
     refusal: Option<(McpError, Option<&'static str>)>,
     method: Cow<'static, str>,
-    /// The tool, on `tools/call`, and whether its content may be captured.
-    tool: Option<(Cow<'static, str>, bool)>,
+    /// The tool, on `tools/call`.
+    tool: Option<ToolCall>,
     /// The prompt, on `prompts/get`: named in the span once served.
     prompt: Option<String>,
     /// The arguments as JSON text, kept for token estimation.
@@ -157,6 +169,9 @@ pub(crate) struct Call {
     budgeted: Option<Option<Arc<UserInfo>>>,
     ct: CancellationToken,
     started: Instant,
+    network: Network,
+    /// `mcp.protocol.version`, for the duration metric.
+    protocol: Option<KeyValue>,
 }
 
 impl Call {
@@ -183,10 +198,8 @@ impl Call {
         let mut attributes = Vec::with_capacity(20);
         attributes.push(KeyValue::new(attr::MCP_METHOD_NAME, method.clone()));
         attributes.push(KeyValue::new(attr::JSONRPC_REQUEST_ID, StringValue::from(id.clone())));
-        attributes.push(KeyValue::new(
-            attr::NETWORK_TRANSPORT,
-            if origin.parts.is_some() { attr::TRANSPORT_TCP } else { attr::TRANSPORT_PIPE },
-        ));
+        let network = Network::of(origin.parts);
+        attributes.extend(network.attributes());
         if let Some(address) = origin.client_address() {
             attributes.push(KeyValue::new(attr::CLIENT_ADDRESS, address.to_owned()));
         }
@@ -197,7 +210,7 @@ impl Call {
         let identity = connection.identity(origin.client(), &origin.user, origin.protocol(), hash_emails);
 
         let (name, tool, prompt) = target.names(&method, shared, &mut attributes);
-        let capture_content = tool.as_ref().is_some_and(|(_, allowed)| *allowed);
+        let capture_content = tool.as_ref().is_some_and(|t| t.capture);
         if capture_content && let Some(arguments) = arguments {
             let value = serde_json::Value::Object(arguments.clone());
             attributes.push(KeyValue::new(
@@ -221,8 +234,8 @@ impl Call {
             .then(|| if foreign { None } else { origin.user.clone() });
         let refusal = if foreign && shared.settings.refuse_foreign_principals {
             Some((McpError::invalid_request(FOREIGN_PRINCIPAL, None), None))
-        } else if let (Some(user), Some(gate), Some((tool, _))) = (&budgeted, &shared.settings.budgets, &tool) {
-            budget_refusal(gate, user.as_deref(), tool, shared)
+        } else if let (Some(user), Some(gate), Some(tool)) = (&budgeted, &shared.settings.budgets, &tool) {
+            budget_refusal(gate, user.as_deref(), &tool.name, shared)
         } else {
             None
         };
@@ -233,14 +246,16 @@ impl Call {
         }
         attributes.extend(identity.iter().cloned());
 
-        let parent = parent_context(&ctx.extensions, &ctx.meta.0);
-        let cx = shared.tracer().start(
-            SpanBuilder::from_name(name)
-                .with_kind(SpanKind::Server)
-                .with_start_time(arrival.at)
-                .with_attributes(attributes),
-            &parent,
-        );
+        let protocol = identity.iter().find(|kv| kv.key.as_str() == attr::MCP_PROTOCOL_VERSION).cloned();
+        let propagated = Propagated::extract(&ctx.extensions, &ctx.meta.0);
+        let mut span = SpanBuilder::from_name(name)
+            .with_kind(SpanKind::Server)
+            .with_start_time(arrival.at)
+            .with_attributes(attributes);
+        if !propagated.links.is_empty() {
+            span = span.with_links(propagated.links);
+        }
+        let cx = shared.tracer().start(span, &propagated.parent);
         Self {
             cx,
             shared: shared.clone(),
@@ -257,6 +272,8 @@ impl Call {
             budgeted,
             ct: ctx.ct.clone(),
             started: arrival.instant,
+            network,
+            protocol,
         }
     }
 
@@ -325,47 +342,53 @@ impl Call {
         tool_result: fn(&T) -> Option<&CallToolResult>,
     ) {
         let span = self.cx.span();
-        let mut error_type: Option<Cow<'static, str>> = None;
+        let mut failure = Failure::default();
         self.connection.call_finished(&self.id);
         let cancellation = self.in_flight.cancellation().map(|(why, at)| match why {
             Cancellation::Unexplained if self.stateless => (Cancellation::ClientDisconnect, at),
             why => (why, at),
         });
+        // The tool, once the server has it or answered for it.
+        let mut tool = self.tool.as_ref().filter(|t| t.known).map(|t| t.name.clone());
         match result {
             // A cancelled request's result never reaches the client.
             _ if cancellation.is_some() && !panicked => {}
             Err(e) => {
                 let code = e.code.0.to_string();
-                span.set_attribute(KeyValue::new(attr::RPC_RESPONSE_STATUS_CODE, code.clone()));
-                error_type = Some(match (panicked, self.refusal.as_ref().and_then(|(_, t)| *t)) {
+                failure.status_code = Some(KeyValue::new(attr::RPC_RESPONSE_STATUS_CODE, code.clone()));
+                failure.error_type = Some(match (panicked, self.refusal.as_ref().and_then(|(_, t)| *t)) {
                     (true, _) => Cow::Borrowed("panic"),
                     (false, Some(refused_as)) => Cow::Borrowed(refused_as),
                     (false, None) => Cow::Owned(code),
                 });
-                span.set_status(Status::error(self.error_description(e)));
+                failure.describe(&span, server_fault(e.code.0), self.error_description(e));
             }
             Ok(value) => {
                 if let Some(prompt) = &self.prompt {
                     span.update_name(format!("{} {prompt}", self.method));
                 }
                 if let Some(result) = tool_result(value) {
-                    self.record_tool_result(&span, result, &mut error_type);
+                    if tool.is_none() {
+                        tool = self.answered_for(&span);
+                    }
+                    self.record_tool_result(&span, result, &mut failure);
                 }
             }
         }
         if let (Some((why, _)), false) = (&cancellation, panicked) {
-            error_type = Some(Cow::Borrowed(why.error_type()));
-            span.set_status(Status::error(why.description()));
+            failure.error_type = Some(Cow::Borrowed(why.error_type()));
+            failure.describe(&span, false, why.description().to_owned());
         }
-        if let Some(error_type) = &error_type {
+        if let Some(error_type) = &failure.error_type {
             span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type.clone()));
+        }
+        if let Some(code) = &failure.status_code {
+            span.set_attribute(code.clone());
         }
         if let Some(usage) = reported {
             // What this server spends counts at once, not only when the database is read again.
-            if let (Some(user), Some(gate), Some((tool, _))) =
-                (&self.budgeted, &self.shared.settings.budgets, &self.tool)
-            {
-                gate.spent(user.as_deref(), tool, &usage);
+            if let (Some(user), Some(gate), Some(tool)) = (&self.budgeted, &self.shared.settings.budgets, &self.tool) {
+                gate.spent(user.as_deref(), &tool.name, &usage);
             }
             record_usage(&span, usage);
         }
@@ -380,25 +403,54 @@ impl Call {
             }
             None => (SystemTime::now(), self.started.elapsed()),
         };
-        let elapsed = elapsed.as_secs_f64();
+        self.record_duration(elapsed.as_secs_f64(), tool, failure);
+        span.end_with_timestamp(ended);
+    }
+
+    /// `mcp.server.operation.duration`, with the attributes the conventions give it.
+    fn record_duration(&self, seconds: f64, tool: Option<Cow<'static, str>>, failure: Failure) {
         // On the stack: the labels are read, not kept, by the histogram.
-        let mut labels: [KeyValue; 3] = std::array::from_fn(|_| KeyValue::new("", ""));
-        labels[0] = KeyValue::new(attr::MCP_METHOD_NAME, self.method.clone());
-        let mut len = 1;
-        let tool = self.tool.as_ref().map(|(tool, _)| KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
-        for label in [tool, error_type.map(|e| KeyValue::new(attr::ERROR_TYPE, e))].into_iter().flatten() {
+        let mut labels: [KeyValue; 10] = std::array::from_fn(|_| KeyValue::new("", ""));
+        let mut len = 0;
+        let tool = tool.map(|tool| {
+            [
+                KeyValue::new(attr::GEN_AI_TOOL_NAME, tool),
+                KeyValue::new(attr::GEN_AI_OPERATION_NAME, attr::OPERATION_EXECUTE_TOOL),
+            ]
+        });
+        let prompt = self.prompt.as_ref().map(|p| KeyValue::new(attr::GEN_AI_PROMPT_NAME, p.clone()));
+        let labelled = std::iter::once(KeyValue::new(attr::MCP_METHOD_NAME, self.method.clone()))
+            .chain(tool.into_iter().flatten())
+            .chain(prompt)
+            .chain(failure.error_type.map(|e| KeyValue::new(attr::ERROR_TYPE, e)))
+            .chain(failure.status_code)
+            .chain(self.protocol.clone())
+            .chain(self.network.attributes());
+        for label in labelled.take(labels.len()) {
             labels[len] = label;
             len += 1;
         }
-        self.shared.metrics().operation_duration.record(elapsed, &labels[..len]);
-        span.end_with_timestamp(ended);
+        self.shared.metrics().operation_duration.record(seconds, &labels[..len]);
+    }
+
+    /// The server answered a call of a tool it did not list: it has the tool after all. Its
+    /// name is recorded, and known from now on.
+    fn answered_for(&self, span: &opentelemetry::trace::SpanRef<'_>) -> Option<Cow<'static, str>> {
+        let name = &self.tool.as_ref()?.name;
+        let (tool, span_name) = match self.shared.intern_tool(name) {
+            Some((tool, span_name)) => (Cow::Borrowed(tool), Cow::Borrowed(span_name)),
+            None => (name.clone(), Cow::Owned(format!("{} {name}", self.method))),
+        };
+        span.set_attribute(KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
+        span.update_name(span_name);
+        Some(tool)
     }
 
     /// The span status of a JSON-RPC error. An invalid-params message quotes the arguments
     /// (serde's "invalid type: string \"hunter2\", expected u32"): unless this tool's content
     /// may be captured, only the error class is kept.
     fn error_description(&self, error: &McpError) -> String {
-        let captured = self.tool.as_ref().is_some_and(|(_, allowed)| *allowed);
+        let captured = self.tool.as_ref().is_some_and(|t| t.capture);
         if error.code == rmcp::model::ErrorCode::INVALID_PARAMS && !captured {
             INVALID_PARAMS_DESCRIPTION.to_owned()
         } else {
@@ -410,19 +462,20 @@ impl Call {
         &self,
         span: &opentelemetry::trace::SpanRef<'_>,
         result: &CallToolResult,
-        error_type: &mut Option<Cow<'static, str>>,
+        failure: &mut Failure,
     ) {
-        let captured = self.tool.as_ref().is_some_and(|(_, allowed)| *allowed);
+        let captured = self.tool.as_ref().is_some_and(|t| t.capture);
         let text = (captured || self.arguments_json.is_some()).then(|| usage::result_text(result));
         if result.is_error == Some(true) {
-            *error_type = Some(Cow::Borrowed(attr::ERROR_TYPE_TOOL_ERROR));
+            failure.error_type = Some(Cow::Borrowed(attr::ERROR_TYPE_TOOL_ERROR));
             // The result text may hold anything: it becomes the description only when capture
             // of this tool is allowed.
             let description = match (&text, captured) {
                 (Some(text), true) => capture::truncate(text, self.shared.settings.capture.max_chars),
                 _ => attr::ERROR_TYPE_TOOL_ERROR.to_owned(),
             };
-            span.set_status(Status::error(description));
+            // The tool failed: the server's failure, whoever's input it failed on.
+            failure.describe(span, true, description);
         }
         if captured {
             let value = serde_json::to_value(result).unwrap_or_default();
@@ -438,6 +491,66 @@ impl Call {
                 span.set_attribute(KeyValue::new(attr::ARCHON_USAGE_ESTIMATED_OUTPUT_TOKENS, output as i64));
             }
         }
+    }
+}
+
+/// How a request failed, as far as its span and duration metric say.
+#[derive(Default)]
+struct Failure {
+    error_type: Option<Cow<'static, str>>,
+    /// `rpc.response.status_code`, of a JSON-RPC error.
+    status_code: Option<KeyValue>,
+}
+
+impl Failure {
+    /// Describes the failure: as the span's error status when the server failed, else — the
+    /// caller's mistake or choice, which the conventions leave out of a server span's status —
+    /// as [`ARCHON_ERROR_MESSAGE`](attr::ARCHON_ERROR_MESSAGE).
+    fn describe(&self, span: &opentelemetry::trace::SpanRef<'_>, server_fault: bool, description: String) {
+        if server_fault {
+            span.set_status(Status::error(description));
+        } else if !description.is_empty() {
+            span.set_attribute(KeyValue::new(attr::ARCHON_ERROR_MESSAGE, description));
+        }
+    }
+}
+
+/// Whether a JSON-RPC error is the server's failure: an internal error (-32603) or an
+/// implementation-defined server error (-32000…-32099). Parse errors, invalid requests, unknown
+/// methods and invalid params are the caller's.
+fn server_fault(code: i32) -> bool {
+    code == rmcp::model::ErrorCode::INTERNAL_ERROR.0 || (-32099..=-32000).contains(&code)
+}
+
+/// The network a request came over: stdio, or HTTP of some version.
+#[derive(Clone, Copy)]
+struct Network {
+    http_version: Option<&'static str>,
+}
+
+impl Network {
+    fn of(parts: Option<&http::request::Parts>) -> Self {
+        let http_version = parts.map(|p| match p.version {
+            http::Version::HTTP_09 => "0.9",
+            http::Version::HTTP_10 => "1.0",
+            http::Version::HTTP_2 => "2",
+            http::Version::HTTP_3 => "3",
+            _ => "1.1",
+        });
+        Self { http_version }
+    }
+
+    /// `network.transport`, and on HTTP `network.protocol.name` and `.version`.
+    fn attributes(self) -> impl Iterator<Item = KeyValue> {
+        let transport = if self.http_version.is_some() { attr::TRANSPORT_TCP } else { attr::TRANSPORT_PIPE };
+        std::iter::once(KeyValue::new(attr::NETWORK_TRANSPORT, transport)).chain(
+            self.http_version.into_iter().flat_map(|version| {
+                [
+                    KeyValue::new(attr::NETWORK_PROTOCOL_NAME, attr::PROTOCOL_HTTP),
+                    KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, version),
+                ]
+            }),
+        )
     }
 }
 

@@ -282,8 +282,8 @@ impl Identity {
     ) -> Self {
         let mut attributes = Vec::with_capacity(8);
         if let Some((name, version)) = client {
-            attributes.push(KeyValue::new(attr::MCP_CLIENT_NAME, text(name)));
-            attributes.push(KeyValue::new(attr::MCP_CLIENT_VERSION, text(version)));
+            attributes.push(KeyValue::new(attr::ARCHON_CLIENT_NAME, text(name)));
+            attributes.push(KeyValue::new(attr::ARCHON_CLIENT_VERSION, text(version)));
         }
         if let Some(protocol) = protocol {
             attributes.push(KeyValue::new(attr::MCP_PROTOCOL_VERSION, text(protocol)));

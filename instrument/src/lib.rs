@@ -52,6 +52,20 @@ pub mod attributes;
 
 /// The instrumentation scope name of our spans and metrics.
 pub const SCOPE: &str = "archon-mcp-instrument";
+
+/// The schema URL of our spans and metrics: the semantic conventions release that the MCP
+/// conventions we follow (semantic-conventions-genai v0.1.0; docs/span-contract.md) build on.
+pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.45.0";
+
+/// The instrumentation scope of our spans and metrics: [`SCOPE`], this crate's version and
+/// [`SCHEMA_URL`].
+#[cfg(feature = "full")]
+pub(crate) fn scope() -> opentelemetry::InstrumentationScope {
+    opentelemetry::InstrumentationScope::builder(SCOPE)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .with_schema_url(SCHEMA_URL)
+        .build()
+}
 #[cfg(feature = "full")]
 pub mod budget;
 #[cfg(feature = "full")]

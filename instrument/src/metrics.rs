@@ -3,7 +3,7 @@
 use opentelemetry::global;
 use opentelemetry::metrics::{Counter, Histogram};
 
-use crate::SCOPE;
+use crate::scope;
 
 /// The MCP duration metrics of the semantic conventions, recorded through the global meter
 /// provider (a no-op unless one is installed).
@@ -16,7 +16,7 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     pub(crate) fn new() -> Self {
-        let meter = global::meter(SCOPE);
+        let meter = global::meter_with_scope(scope());
         Self {
             operation_duration: meter
                 .f64_histogram("mcp.server.operation.duration")
@@ -24,7 +24,8 @@ impl Metrics {
                 .with_description("Duration of MCP requests as seen by the server")
                 .with_boundaries(vec![0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0])
                 .build(),
-            // Sessions last minutes to hours: the conventions' 300 s top bucket is too short.
+            // Sessions last minutes to hours: the operation's buckets (300 s at the top), which
+            // the conventions give no others for, would put most sessions in the overflow.
             session_duration: meter
                 .f64_histogram("mcp.server.session.duration")
                 .with_unit("s")

@@ -20,7 +20,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::SCOPE;
+use crate::scope;
 
 /// The `tracing` layer that turns `tracing` spans into OpenTelemetry spans of `provider`, for
 /// applications that compose their own subscriber — `fmt()` with an `EnvFilter`, or a
@@ -45,7 +45,7 @@ pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    WithoutRmcp(tracing_opentelemetry::layer().with_tracer(provider.tracer(SCOPE)))
+    WithoutRmcp(tracing_opentelemetry::layer().with_tracer(provider.tracer_with_scope(scope())))
 }
 
 /// A layer that sees nothing of rmcp's callsites.

@@ -35,6 +35,12 @@ pub(crate) fn session_for(
         attributes
     };
     let principal = || origin.principal().map(str::to_owned);
+    // The attributes of `mcp.server.session.duration` known at its start.
+    let labels = || {
+        let protocol = identity.iter().find(|kv| kv.key.as_str() == attr::MCP_PROTOCOL_VERSION).cloned();
+        let http = origin.parts.map(|_| KeyValue::new(attr::NETWORK_PROTOCOL_NAME, attr::PROTOCOL_HTTP));
+        protocol.into_iter().chain(http).collect()
+    };
     if !origin.stateless() {
         let mut slot = lock(&connection.session);
         if slot.is_none() && create {
@@ -42,7 +48,7 @@ pub(crate) fn session_for(
             attributes.extend(
                 connection.catalog_tokens().map(|n| KeyValue::new(attr::ARCHON_SESSION_CATALOG_TOKENS, n as i64)),
             );
-            *slot = Some(shared.start_session(None, principal(), false, attributes));
+            *slot = Some(shared.start_session(None, principal(), false, attributes, labels()));
         }
         return slot.clone();
     }
@@ -55,6 +61,6 @@ pub(crate) fn session_for(
             origin.client().map_or("", |(name, _)| name)
         ),
     };
-    let start = || shared.start_session(hint.clone(), principal(), true, attributes());
+    let start = || shared.start_session(hint.clone(), principal(), true, attributes(), labels());
     shared.stateless.get(&key, create.then_some(&start as &dyn Fn() -> Arc<ActiveSession>))
 }

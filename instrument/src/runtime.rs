@@ -84,6 +84,7 @@ impl Shared {
         principal: Option<String>,
         stateless: bool,
         attributes: Vec<KeyValue>,
+        labels: Vec<KeyValue>,
     ) -> Arc<ActiveSession> {
         ActiveSession::start(SessionStart {
             tracer: self.tracer(),
@@ -93,6 +94,7 @@ impl Shared {
             id,
             principal,
             attributes,
+            labels,
         })
     }
 

@@ -34,6 +34,8 @@ pub(crate) struct ActiveSession {
     requests: AtomicU64,
     last_activity_nanos: AtomicU64,
     duration: Histogram<f64>,
+    /// The attributes of `mcp.server.session.duration` known at the start.
+    labels: Vec<KeyValue>,
     owner: Owner,
 }
 
@@ -54,6 +56,9 @@ pub(crate) struct SessionStart<'a> {
     pub(crate) principal: Option<String>,
     /// The client and user attributes of the `mcp.session` span.
     pub(crate) attributes: Vec<KeyValue>,
+    /// The attributes of `mcp.server.session.duration`: the protocol version, and
+    /// `network.protocol.name` on HTTP.
+    pub(crate) labels: Vec<KeyValue>,
 }
 
 impl std::fmt::Debug for ActiveSession {
@@ -72,7 +77,7 @@ impl ActiveSession {
     /// Starts a session: a new UUIDv7 unless the client named one, and its `mcp.session` span
     /// carrying `attributes` (client, user).
     pub(crate) fn start(start: SessionStart<'_>) -> Arc<Self> {
-        let SessionStart { tracer, owner, duration, stateless_idle, id, principal, mut attributes } = start;
+        let SessionStart { tracer, owner, duration, stateless_idle, id, principal, mut attributes, labels } = start;
         let id: StringValue = id.unwrap_or_else(|| Uuid::now_v7().to_string()).into();
         let now = SystemTime::now();
         attributes.push(KeyValue::new(attr::SESSION_ID, id.clone()));
@@ -92,6 +97,7 @@ impl ActiveSession {
             requests: AtomicU64::new(0),
             last_activity_nanos: AtomicU64::new(unix_nanos(now)),
             duration,
+            labels,
             owner,
         });
         lock(&OPEN).insert(Arc::as_ptr(&session) as usize, Arc::downgrade(&session));
@@ -149,7 +155,15 @@ impl ActiveSession {
         ));
         span.end_with_timestamp(at);
         let seconds = at.duration_since(self.started).unwrap_or_default().as_secs_f64();
-        self.duration.record(seconds, &[]);
+        // `error.type` only when the session ended with an error, as the conventions say.
+        let error = match &reason {
+            DisconnectReason::TransportError => Some(reason.as_str().to_owned()),
+            DisconnectReason::Error(spelled) => Some(spelled.trim_start_matches("error:").to_owned()),
+            _ => None,
+        };
+        let mut labels = self.labels.clone();
+        labels.extend(error.map(|e| KeyValue::new(attr::ERROR_TYPE, e)));
+        self.duration.record(seconds, &labels);
     }
 
     /// Ends the session because its server stops: a stateless session already past its idle

@@ -204,6 +204,10 @@ impl TelemetryBuilder {
         let provider = builder.build();
         global::set_tracer_provider(provider.clone());
         crate::tracer::installed(&provider);
+        // So tool code's outgoing calls carry the context too (an application's own choice stays).
+        if !crate::propagation::configured() {
+            global::set_text_map_propagator(crate::propagation::default_propagator());
+        }
         if let Some(meters) = &self.meter_provider {
             global::set_meter_provider(meters.clone());
         }

@@ -8,7 +8,7 @@ use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::trace::{SpanBuilder, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
-use crate::SCOPE;
+use crate::scope;
 
 /// The tracer a [`TracedConfig`](crate::TracedConfig) builds its spans with: an SDK tracer
 /// (what [`Telemetry`](crate::Telemetry) installs; the fastest) or any other behind the API's
@@ -47,8 +47,8 @@ impl SpanTracer {
     /// provider's.
     pub(crate) fn global() -> Self {
         match &*INSTALLED.read().unwrap_or_else(|p| p.into_inner()) {
-            Some(provider) => Self::Sdk(provider.tracer(SCOPE)),
-            None => Self::Boxed(global::tracer_provider().tracer(SCOPE)),
+            Some(provider) => Self::Sdk(provider.tracer_with_scope(scope())),
+            None => Self::Boxed(global::tracer_provider().tracer_with_scope(scope())),
         }
     }
 

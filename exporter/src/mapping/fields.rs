@@ -10,7 +10,7 @@ use crate::span::{Attributes, KeyIndex, Value};
 
 /// The attributes read from every request span: its session id, then those that describe one
 /// request, never its session ([`REQUEST_ONLY`]).
-const PER_REQUEST: [&str; 19] = [
+const PER_REQUEST: [&str; 22] = [
     attr::SESSION_ID,
     attr::MCP_METHOD_NAME,
     attr::GEN_AI_TOOL_NAME,
@@ -19,8 +19,11 @@ const PER_REQUEST: [&str; 19] = [
     attr::MCP_RESOURCE_URI,
     attr::JSONRPC_REQUEST_ID,
     attr::CLIENT_ADDRESS,
+    attr::NETWORK_PROTOCOL_NAME,
+    attr::NETWORK_PROTOCOL_VERSION,
     attr::ERROR_TYPE,
     attr::RPC_RESPONSE_STATUS_CODE,
+    attr::ARCHON_ERROR_MESSAGE,
     attr::GEN_AI_REQUEST_MODEL,
     attr::GEN_AI_USAGE_INPUT_TOKENS,
     attr::GEN_AI_USAGE_OUTPUT_TOKENS,
@@ -68,6 +71,7 @@ impl Field {
     pub(super) const JSONRPC_REQUEST_ID: Self = Self(index(attr::JSONRPC_REQUEST_ID));
     pub(super) const ERROR_TYPE: Self = Self(index(attr::ERROR_TYPE));
     pub(super) const RPC_STATUS_CODE: Self = Self(index(attr::RPC_RESPONSE_STATUS_CODE));
+    pub(super) const ERROR_MESSAGE: Self = Self(index(attr::ARCHON_ERROR_MESSAGE));
     pub(super) const MODEL: Self = Self(index(attr::GEN_AI_REQUEST_MODEL));
     pub(super) const INPUT_TOKENS: Self = Self(index(attr::GEN_AI_USAGE_INPUT_TOKENS));
     pub(super) const OUTPUT_TOKENS: Self = Self(index(attr::GEN_AI_USAGE_OUTPUT_TOKENS));

@@ -37,8 +37,8 @@ fn skipped(span: &Span) -> SkipReason {
 #[test]
 fn request_span_maps_every_column() {
     let span = call(1, "search")
-        .with_attribute(attr::MCP_CLIENT_NAME, "Cursor")
-        .with_attribute(attr::MCP_CLIENT_VERSION, "1.7.2")
+        .with_attribute(attr::ARCHON_CLIENT_NAME, "Cursor")
+        .with_attribute(attr::ARCHON_CLIENT_VERSION, "1.7.2")
         .with_attribute(attr::MCP_SESSION_ID, "mcp-abc")
         .with_attribute(attr::MCP_PROTOCOL_VERSION, "2025-06-18")
         .with_resource(attr::SERVICE_NAME, "kb-server")
@@ -150,6 +150,30 @@ fn status_follows_span_status_and_error_type() {
     assert_eq!(cancelled.error_message.as_deref(), Some("client_disconnect"));
     // A message on a successful span is not an error message.
     assert_eq!(request(&call(1, "x").with_status(StatusCode::Ok, "fine")).error_message, None);
+
+    // The caller's failures leave a server span's status unset (the MCP conventions): their
+    // message is `archon.error.message`.
+    let caller = request(
+        &call(1, "x")
+            .with_attribute(attr::ERROR_TYPE, "-32602")
+            .with_attribute(attr::RPC_RESPONSE_STATUS_CODE, "-32602")
+            .with_attribute(attr::ARCHON_ERROR_MESSAGE, "invalid_params"),
+    );
+    assert_eq!(
+        (caller.status, caller.error_code, caller.error_message.as_deref()),
+        (RequestStatus::Error, Some(-32602), Some("invalid_params"))
+    );
+    let disconnected = request(
+        &call(1, "x")
+            .with_attribute(attr::ERROR_TYPE, "cancelled")
+            .with_attribute(attr::ARCHON_ERROR_MESSAGE, "client_disconnect"),
+    );
+    assert_eq!(
+        (disconnected.status, disconnected.error_message.as_deref()),
+        (RequestStatus::Cancelled, Some("client_disconnect"))
+    );
+    let ignored = request(&call(1, "x").with_attribute(attr::ARCHON_ERROR_MESSAGE, "stray"));
+    assert_eq!((ignored.status, ignored.error_message), (RequestStatus::Success, None), "no failure, no message");
 }
 
 #[test]
@@ -282,7 +306,7 @@ fn a_batch_merges_sessions_and_counts_skips() {
     let spans = vec![
         call(3, "c").with_attribute(attr::USER_ID, "bob"),
         session_end("client_disconnect", 60),
-        call(1, "a").with_attribute(attr::MCP_CLIENT_NAME, "Windsurf"),
+        call(1, "a").with_attribute(attr::ARCHON_CLIENT_NAME, "Windsurf"),
         Span::new("db query", T0, T0 + 1),
         call(2, "b"),
     ];
@@ -394,7 +418,8 @@ fn mapped_one_by_one(spans: &[Span]) -> MappedBatch {
 
 #[test]
 fn session_upserts_ignore_every_request_only_attribute() {
-    let base = call(1, "search").with_attribute(attr::MCP_CLIENT_NAME, "Cursor").with_attribute(attr::USER_ID, "ada");
+    let base =
+        call(1, "search").with_attribute(attr::ARCHON_CLIENT_NAME, "Cursor").with_attribute(attr::USER_ID, "ada");
     let start = unix_nanos(base.start_time_unix_nano);
     let end = unix_nanos(base.end_time_unix_nano);
     let plain = session_upsert(&base, ids::session_id(SESSION), start, end);
@@ -414,13 +439,13 @@ fn a_batch_maps_as_its_spans_one_by_one() {
     let mut spans = Vec::new();
     for i in 1..=12u8 {
         let mut span = call(i, ["search", "fetch", "create"][usize::from(i) % 3])
-            .with_attribute(attr::MCP_CLIENT_NAME, "Cursor")
+            .with_attribute(attr::ARCHON_CLIENT_NAME, "Cursor")
             .with_resource(attr::SERVICE_NAME, "kb");
         if i >= 4 {
             span = span.with_attribute(attr::USER_ID, "ada");
         }
         if i >= 8 {
-            span = span.with_attribute(attr::MCP_CLIENT_VERSION, "2.0");
+            span = span.with_attribute(attr::ARCHON_CLIENT_VERSION, "2.0");
         }
         span = match i % 4 {
             0 => span
@@ -436,7 +461,7 @@ fn a_batch_maps_as_its_spans_one_by_one() {
         spans.push(theirs.with_attribute(attr::SESSION_ID, other));
     }
     spans.push(
-        call(50, "search").with_attribute(attr::MCP_CLIENT_NAME, "Cursor").with_resource(attr::SERVICE_NAME, "kb"),
+        call(50, "search").with_attribute(attr::ARCHON_CLIENT_NAME, "Cursor").with_resource(attr::SERVICE_NAME, "kb"),
     );
     spans.last_mut().unwrap().end_time_unix_nano = T0; // ends before it starts
     spans.push(session_end("client_disconnect", 60).with_resource(attr::SERVICE_NAME, "kb"));

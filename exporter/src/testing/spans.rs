@@ -87,8 +87,8 @@ impl Connection {
     fn identify(&self, mut span: Span) -> Span {
         span = span
             .with_attribute(attr::SESSION_ID, self.session.clone())
-            .with_attribute(attr::MCP_CLIENT_NAME, self.client.clone())
-            .with_attribute(attr::MCP_CLIENT_VERSION, "1.0.0")
+            .with_attribute(attr::ARCHON_CLIENT_NAME, self.client.clone())
+            .with_attribute(attr::ARCHON_CLIENT_VERSION, "1.0.0")
             .with_resource(attr::SERVICE_NAME, self.service.clone());
         if let Some(user) = self.user {
             span = span

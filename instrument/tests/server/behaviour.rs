@@ -61,10 +61,17 @@ async fn failures_are_recorded_and_the_server_keeps_serving() {
     let boom = by_tool("boom");
     assert_eq!(boom.attr(attr::ERROR_TYPE), Some("panic"));
     assert_eq!(boom.attr(attr::RPC_RESPONSE_STATUS_CODE), Some("-32603"));
+    assert_eq!(boom.status, "error:the request handler panicked", "-32603 is the server's failure");
 
-    let unknown = by_tool("no_such_tool");
-    assert_eq!(unknown.name, "tools/call _OTHER", "unknown names never enter span names");
+    let unknown = tool_spans(&spans).into_iter().find(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_none()).unwrap();
+    assert_eq!(unknown.name, "tools/call", "the convention's name without a target: no client words in it");
     assert_eq!(unknown.attr(attr::ERROR_TYPE), Some("-32602"), "a caller mistake, by its code");
+    assert_eq!(unknown.attr(attr::RPC_RESPONSE_STATUS_CODE), Some("-32602"));
+    assert_eq!(unknown.status, "unset", "a caller's mistake is not a server span's error");
+    assert_eq!(
+        unknown.attr(attr::ARCHON_ERROR_MESSAGE),
+        Some("invalid_params: the arguments do not match the tool's schema")
+    );
 
     let search = by_tool("search");
     assert_eq!(search.status, "unset");
@@ -167,8 +174,33 @@ async fn a_stuck_exporter_never_slows_the_server() {
     std::mem::forget(provider);
 }
 
+/// The attributes of every data point of a histogram, by metric name.
+fn histogram_points(
+    exporter: &opentelemetry_sdk::metrics::InMemoryMetricExporter,
+    name: &str,
+) -> Vec<std::collections::BTreeMap<String, String>> {
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    let mut points = Vec::new();
+    for rm in exporter.get_finished_metrics().unwrap() {
+        for sm in rm.scope_metrics() {
+            for metric in sm.metrics().filter(|m| m.name() == name) {
+                assert_eq!(sm.scope().schema_url(), Some(archon_mcp_instrument::SCHEMA_URL));
+                if let AggregatedMetrics::F64(MetricData::Histogram(histogram)) = metric.data() {
+                    points.extend(
+                        histogram
+                            .data_points()
+                            .map(|p| p.attributes().map(|kv| (kv.key.to_string(), kv.value.to_string())).collect()),
+                    );
+                }
+            }
+        }
+    }
+    points
+}
+
+/// The duration metrics carry the attributes the MCP conventions list for them (issue #30).
 #[tokio::test]
-async fn duration_metrics_are_recorded_when_a_meter_provider_is_installed() {
+async fn duration_metrics_carry_the_conventions_attributes() {
     use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
     let exporter = InMemoryMetricExporter::default();
     let meters = SdkMeterProvider::builder().with_reader(PeriodicReader::builder(exporter.clone()).build()).build();
@@ -178,18 +210,37 @@ async fn duration_metrics_are_recorded_when_a_meter_provider_is_installed() {
     let config = capture.config(TracedConfig::builder());
     let client = connect(config.clone()).await;
     client.call_tool(call("search", json!({"query": "x"}))).await.unwrap();
+    let _ = client.call_tool(call("boom", json!({}))).await.unwrap_err();
+    config.end_sessions(archon_mcp_instrument::attributes::DisconnectReason::error("tls"));
     client.cancel().await.unwrap();
-    config.end_sessions(archon_mcp_instrument::attributes::DisconnectReason::ServerShutdown);
-
     meters.force_flush().unwrap();
-    let names: std::collections::BTreeSet<String> = exporter
-        .get_finished_metrics()
-        .unwrap()
-        .iter()
-        .flat_map(|rm| rm.scope_metrics().flat_map(|sm| sm.metrics().map(|m| m.name().to_owned())).collect::<Vec<_>>())
-        .collect();
-    assert!(names.contains("mcp.server.operation.duration"), "{names:?}");
-    assert!(names.contains("mcp.server.session.duration"), "{names:?}");
+
+    let operations = histogram_points(&exporter, "mcp.server.operation.duration");
+    let point = |tool: &str| {
+        operations.iter().find(|p| p.get(attr::GEN_AI_TOOL_NAME).map(String::as_str) == Some(tool)).cloned()
+    };
+    let search = point("search").expect("a search point");
+    let expected = [
+        (attr::MCP_METHOD_NAME, "tools/call"),
+        (attr::GEN_AI_TOOL_NAME, "search"),
+        (attr::GEN_AI_OPERATION_NAME, "execute_tool"),
+        (attr::NETWORK_TRANSPORT, "pipe"),
+    ];
+    for (key, value) in expected {
+        assert_eq!(search.get(key).map(String::as_str), Some(value), "{key} of {search:?}");
+    }
+    assert!(search.contains_key(attr::MCP_PROTOCOL_VERSION), "{search:?}");
+    assert!(!search.contains_key(attr::ERROR_TYPE), "{search:?}");
+    let boom = point("boom").expect("a boom point");
+    assert_eq!(boom.get(attr::ERROR_TYPE).map(String::as_str), Some("panic"));
+    assert_eq!(boom.get(attr::RPC_RESPONSE_STATUS_CODE).map(String::as_str), Some("-32603"));
+
+    let sessions = histogram_points(&exporter, "mcp.server.session.duration");
+    assert!(
+        sessions.iter().any(|p| p.get(attr::ERROR_TYPE).map(String::as_str) == Some("tls")
+            && p.contains_key(attr::MCP_PROTOCOL_VERSION)),
+        "{sessions:?}"
+    );
 }
 
 #[tokio::test]
@@ -202,7 +253,11 @@ async fn argument_parse_errors_keep_the_class_not_the_value() {
     let spans = capture.wait_for("the unlock span", |s| tool_spans(s).len() == 1).await;
     let unlock = &tool_spans(&spans)[0];
     assert_eq!(unlock.attr(attr::ERROR_TYPE), Some("-32602"));
-    assert_eq!(unlock.status, "error:invalid_params: the arguments do not match the tool's schema");
+    assert_eq!(unlock.status, "unset");
+    assert_eq!(
+        unlock.attr(attr::ARCHON_ERROR_MESSAGE),
+        Some("invalid_params: the arguments do not match the tool's schema")
+    );
     for span in summary(&spans) {
         assert!(!format!("{span:?}").contains("hunter2"), "the value leaked into {span:?}");
     }
@@ -212,7 +267,7 @@ async fn argument_parse_errors_keep_the_class_not_the_value() {
     let client = connect(capture.config(TracedConfig::builder().capture(CapturePolicy::tools(["unlock"])))).await;
     let _ = client.call_tool(call("unlock", json!({"pin": "1234x"}))).await.unwrap_err();
     let spans = capture.wait_for("the captured unlock span", |s| tool_spans(s).len() == 1).await;
-    assert!(tool_spans(&spans)[0].status.contains("1234x"));
+    assert!(tool_spans(&spans)[0].attr(attr::ARCHON_ERROR_MESSAGE).unwrap().contains("1234x"));
 }
 
 #[tokio::test]
@@ -290,5 +345,116 @@ async fn known_tools_are_learned_once_not_asked_of_the_server_per_call() {
     // An unknown name stays out of span names.
     let _ = client.call_tool(call("no-such-tool", json!({}))).await;
     let spans = capture.wait_for("the unknown call", |s| tool_spans(s).len() == 9).await;
-    assert!(tool_spans(&spans).iter().any(|s| s.name == "tools/call _OTHER"));
+    assert!(tool_spans(&spans).iter().any(|s| s.name == "tools/call" && s.attr(attr::GEN_AI_TOOL_NAME).is_none()));
+}
+
+/// A server that lists no tools and answers `get_tool` for none, yet serves the notes tools.
+#[derive(Clone)]
+struct Unlisted;
+
+impl rmcp::ServerHandler for Unlisted {
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        Notes.call_tool(request, context).await
+    }
+}
+
+#[tokio::test]
+async fn a_tool_the_server_answered_for_is_named_though_never_listed() {
+    let capture = Capture::new();
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let config = capture.config(TracedConfig::builder());
+    tokio::spawn(async move {
+        let running = Unlisted.traced(config).serve(server_io).await.expect("server starts");
+        let _ = running.waiting().await;
+    });
+    let client = ClientConfig::default().serve(client_io).await.expect("client connects");
+    client.call_tool(call("search", json!({"query": "x"}))).await.unwrap();
+    let failed = client.call_tool(call("fail", json!({}))).await.unwrap();
+    assert_eq!(failed.is_error, Some(true));
+    let _ = client.call_tool(call("made-up", json!({}))).await.unwrap_err();
+    client.call_tool(call("search", json!({"query": "y"}))).await.unwrap();
+
+    let spans = tool_spans(&capture.wait_for("four calls", |s| tool_spans(s).len() == 4).await);
+    let named: Vec<_> = spans.iter().map(|s| (s.name.as_str(), s.attr(attr::GEN_AI_TOOL_NAME))).collect();
+    for expected in [("tools/call search", Some("search")), ("tools/call fail", Some("fail")), ("tools/call", None)] {
+        assert!(named.contains(&expected), "{expected:?} in {named:?}");
+    }
+    assert_eq!(named.iter().filter(|n| **n == ("tools/call search", Some("search"))).count(), 2);
+    client.cancel().await.unwrap();
+}
+
+/// The server span's attributes of the MCP conventions (semantic-conventions-genai v0.1.0,
+/// docs/span-contract.md), and the general ones they reference.
+const CONVENTION_SERVER_ATTRIBUTES: [&str; 18] = [
+    "mcp.method.name",
+    "error.type",
+    "gen_ai.prompt.name",
+    "gen_ai.tool.name",
+    "jsonrpc.request.id",
+    "mcp.resource.uri",
+    "rpc.response.status_code",
+    "client.address",
+    "client.port",
+    "gen_ai.operation.name",
+    "jsonrpc.protocol.version",
+    "mcp.protocol.version",
+    "mcp.session.id",
+    "network.protocol.name",
+    "network.protocol.version",
+    "network.transport",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+];
+
+/// GenAI registry attributes a tool's own model usage is reported with (docs/span-contract.md).
+const GENAI_USAGE_ATTRIBUTES: [&str; 3] =
+    ["gen_ai.request.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"];
+
+/// Every attribute of a request span is the conventions' or clearly ours (`archon.`, the
+/// analytics `session.id`, the `user.*` registry attributes) — checked over every outcome.
+#[tokio::test]
+async fn request_span_attributes_are_the_conventions_or_namespaced_as_ours() {
+    let capture = Capture::new();
+    let config = capture.config(
+        TracedConfig::builder()
+            .token_estimation(TokenEstimation::CharsDiv4)
+            .capture(CapturePolicy::tools(["echo"]))
+            .record_all_methods(true),
+    );
+    let client = connect(config).await;
+    client.list_all_tools().await.unwrap();
+    for (tool, arguments) in [
+        ("search", json!({"query": "q"})),
+        ("summarize", json!({})),
+        ("echo", json!({"text": "hi"})),
+        ("fail", json!({})),
+        ("boom", json!({})),
+        ("unlock", json!({"pin": "x"})),
+        ("made-up", json!({})),
+    ] {
+        let _ = client.call_tool(call(tool, arguments)).await;
+    }
+    let spans = capture.wait_for("seven tool spans", |s| tool_spans(s).len() == 7).await;
+    for span in summary(&spans).iter().filter(|s| s.kind == "server") {
+        for key in span.attributes.keys() {
+            let ours = key.starts_with("archon.") || key == attr::SESSION_ID || key.starts_with("user.");
+            let conventional =
+                CONVENTION_SERVER_ATTRIBUTES.contains(&key.as_str()) || GENAI_USAGE_ATTRIBUTES.contains(&key.as_str());
+            assert!(ours || conventional, "{key} on {span:?}");
+        }
+        for required in [attr::MCP_METHOD_NAME, attr::JSONRPC_REQUEST_ID, attr::NETWORK_TRANSPORT] {
+            assert!(span.attr(required).is_some(), "{required} missing on {span:?}");
+        }
+        let is_call = span.attr(attr::MCP_METHOD_NAME) == Some("tools/call");
+        assert_eq!(span.attr(attr::GEN_AI_OPERATION_NAME) == Some("execute_tool"), is_call, "{span:?}");
+        // ERROR exactly when the server failed; `error.type` on every failure.
+        let server_failed = matches!(span.attr(attr::ERROR_TYPE), Some("tool_error" | "panic"));
+        assert_eq!(span.status.starts_with("error:"), server_failed, "{span:?}");
+        assert_eq!(span.attr(attr::ARCHON_ERROR_MESSAGE).is_some(), span.attr(attr::ERROR_TYPE) == Some("-32602"));
+    }
+    client.cancel().await.unwrap();
 }

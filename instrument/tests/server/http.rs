@@ -91,13 +91,13 @@ async fn legacy_sessions_one_per_connection_with_client_and_user() {
     let (alice_calls, bob_calls) = (of("alice"), of("bob"));
     assert_eq!((alice_calls.len(), bob_calls.len()), (2, 1));
     for call in &alice_calls {
-        assert_eq!(call.attr(attr::MCP_CLIENT_NAME), Some("claude-code"));
-        assert_eq!(call.attr(attr::MCP_CLIENT_VERSION), Some("1.2.3"));
+        assert_eq!(call.attr(attr::ARCHON_CLIENT_NAME), Some("claude-code"));
+        assert_eq!(call.attr(attr::ARCHON_CLIENT_VERSION), Some("1.2.3"));
         assert_eq!(call.attr(attr::USER_EMAIL), Some("alice@example.com"));
         assert_eq!(call.attr(attr::USER_FULL_NAME), Some("User alice"));
         assert_eq!(call.attr(attr::ARCHON_USER_DEPARTMENT), Some("Research"));
     }
-    assert_eq!(bob_calls[0].attr(attr::MCP_CLIENT_NAME), Some("Cursor"));
+    assert_eq!(bob_calls[0].attr(attr::ARCHON_CLIENT_NAME), Some("Cursor"));
     let alice_session = alice_calls[0].attr(attr::SESSION_ID).unwrap();
     assert_eq!(alice_calls[1].attr(attr::SESSION_ID), Some(alice_session), "one session per connection");
     let bob_session = bob_calls[0].attr(attr::SESSION_ID).unwrap();
@@ -115,7 +115,7 @@ async fn legacy_sessions_one_per_connection_with_client_and_user() {
     assert_eq!(a.kind, "internal");
     assert_eq!(a.attr(attr::ARCHON_SESSION_DISCONNECT_REASON), Some("client_disconnect"));
     assert_eq!(a.attr(attr::ARCHON_SESSION_REQUEST_COUNT), Some("2"));
-    assert_eq!(a.attr(attr::MCP_CLIENT_NAME), Some("claude-code"));
+    assert_eq!(a.attr(attr::ARCHON_CLIENT_NAME), Some("claude-code"));
     assert_eq!(a.attr(attr::USER_ID), Some("alice"));
     assert!(a.attr(attr::ARCHON_CLIENT_CAPABILITIES).is_some());
     let b = session_span(bob_session);
@@ -159,7 +159,7 @@ async fn stateless_requests_share_a_session_per_user_and_client() {
     let sessions = |client: &str| {
         calls
             .iter()
-            .filter(|c| c.attr(attr::MCP_CLIENT_NAME) == Some(client))
+            .filter(|c| c.attr(attr::ARCHON_CLIENT_NAME) == Some(client))
             .map(|c| c.attr(attr::SESSION_ID).unwrap())
             .collect::<BTreeSet<_>>()
     };
@@ -373,7 +373,79 @@ async fn stateless_clients_that_send_initialize_are_named_by_it() {
         &capture.wait_for("the call", |s| summary(s).iter().any(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some())).await,
     );
     let call = spans.iter().find(|s| s.attr(attr::GEN_AI_TOOL_NAME).is_some()).unwrap();
-    assert_eq!(call.attr(attr::MCP_CLIENT_NAME), Some("cursor-vscode"), "not rmcp's stand-in: {call:?}");
-    assert_eq!(call.attr(attr::MCP_CLIENT_VERSION), Some("0.9"));
+    assert_eq!(call.attr(attr::ARCHON_CLIENT_NAME), Some("cursor-vscode"), "not rmcp's stand-in: {call:?}");
+    assert_eq!(call.attr(attr::ARCHON_CLIENT_VERSION), Some("0.9"));
     ct.cancel();
+}
+
+/// Context propagation as the MCP conventions give it (issue #30): `_meta` is the parent and its
+/// baggage reaches the tool; the HTTP request's `traceparent` is the transport's context, a link.
+#[tokio::test]
+async fn meta_context_is_the_parent_and_the_http_context_a_link() {
+    let capture = Capture::new();
+    let config = config(&capture);
+    let (addr, stop) = serve(config).await;
+    let url = format!("http://{addr}/mcp");
+    let post = |session: Option<&str>, body: serde_json::Value| {
+        let mut request = reqwest::Client::new()
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("traceparent", "00-11111111111111111111111111111111-2222222222222222-01");
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.json(&body).send()
+    };
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let response = post(None, initialize).await.unwrap();
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    response.text().await.unwrap();
+    post(Some(&session), json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await.unwrap();
+    let meta = json!({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "baggage": "tenant=acme,plan=pro"});
+    let with_meta = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "context", "arguments": {}, "_meta": meta}});
+    let seen = post(Some(&session), with_meta).await.unwrap().text().await.unwrap();
+    assert!(seen.contains("0af7651916cd43dd8448eb211c80319c plan=pro,tenant=acme"), "the tool's context: {seen}");
+    let headers_only = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "search", "arguments": {"query": "q"}}});
+    post(Some(&session), headers_only).await.unwrap().text().await.unwrap();
+
+    let spans = capture
+        .wait_for("two tool spans", |s| {
+            s.iter().filter(|s| s.attributes.iter().any(|kv| kv.key.as_str() == attr::GEN_AI_TOOL_NAME)).count() == 2
+        })
+        .await;
+    let tool = |name: &str| {
+        spans
+            .iter()
+            .find(|s| {
+                s.attributes.iter().any(|kv| kv.key.as_str() == attr::GEN_AI_TOOL_NAME && kv.value.as_str() == name)
+            })
+            .unwrap()
+    };
+    let transport = |span: &opentelemetry_sdk::trace::SpanData| {
+        span.links
+            .iter()
+            .map(|l| (l.span_context.trace_id().to_string(), l.span_context.span_id().to_string()))
+            .collect::<Vec<_>>()
+    };
+    let header_context = ("11111111111111111111111111111111".to_owned(), "2222222222222222".to_owned());
+
+    let context = tool("context");
+    assert_eq!(context.span_context.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(context.parent_span_id.to_string(), "b7ad6b7169203331");
+    assert_eq!(transport(context), vec![header_context.clone()]);
+
+    let search = tool("search");
+    assert_eq!(search.parent_span_id.to_string(), "0000000000000000", "a new trace, not the HTTP request's");
+    assert_ne!(search.span_context.trace_id().to_string(), header_context.0);
+    assert_eq!(transport(search), vec![header_context]);
+    let seen = Seen::from(search);
+    assert_eq!(seen.attr(attr::NETWORK_TRANSPORT), Some("tcp"));
+    assert_eq!(seen.attr(attr::NETWORK_PROTOCOL_NAME), Some("http"));
+    assert_eq!(seen.attr(attr::NETWORK_PROTOCOL_VERSION), Some("1.1"));
+    stop.cancel();
 }

@@ -223,7 +223,7 @@ async fn http_client_killed_mid_call_cancels_the_call_whether_or_not_the_tool_st
     );
     for (call, start) in calls_of(&spans, "slow").into_iter().zip([ignoring_start, honouring_start]) {
         assert_eq!(call.attr(attr::ERROR_TYPE), Some("cancelled"), "{call:?}");
-        assert_eq!(call.status, "error:client_disconnect");
+        assert_eq!((call.status.as_str(), call.attr(attr::ARCHON_ERROR_MESSAGE)), ("unset", Some("client_disconnect")));
         let late = secs(call.end_ns) - secs(killed);
         assert!((-0.1..1.0).contains(&late), "the call ended {late:+.3} s from the kill: {call:?}");
         assert_close("call duration", call.seconds(), secs(killed) - secs(start));
@@ -312,11 +312,15 @@ async fn cancelled_and_timed_out_calls_end_when_the_client_gave_up() {
     };
     let cancel = by_error("cancelled");
     assert_eq!(cancel.attr(attr::ERROR_TYPE), Some("cancelled"));
-    assert_eq!(cancel.status, "error:cancelled by the client: user pressed stop");
+    assert_eq!(
+        (cancel.status.as_str(), cancel.attr(attr::ARCHON_ERROR_MESSAGE)),
+        ("unset", Some("cancelled by the client: user pressed stop"))
+    );
     assert_close("cancelled call", cancel.seconds(), secs(cancelled) - secs(started));
     let timeout = by_error("timeout");
     assert_eq!(timeout.attr(attr::ERROR_TYPE), Some("timeout"));
-    assert!(timeout.status.starts_with("error:timeout: "), "{timeout:?}");
+    assert!(timeout.attr(attr::ARCHON_ERROR_MESSAGE).is_some_and(|m| m.starts_with("timeout: ")), "{timeout:?}");
+    assert_eq!(timeout.status, "unset", "the client gave up: not the server's failure");
     assert_close("timed-out call", timeout.seconds(), secs(timeout_at) - secs(timeout_started));
     drop(client);
     stop.cancel();
@@ -357,7 +361,7 @@ async fn stateless_sessions_end_at_their_last_activity() {
 
     let spans = summary(&capture.wait_for("both sessions", |s| sessions_of(&summary(s)).len() == 2).await);
     let session =
-        |client: &str| *sessions_of(&spans).iter().find(|s| s.attr(attr::MCP_CLIENT_NAME) == Some(client)).unwrap();
+        |client: &str| *sessions_of(&spans).iter().find(|s| s.attr(attr::ARCHON_CLIENT_NAME) == Some(client)).unwrap();
     assert_session(session("goose"), "timeout", goose_first, goose_last, Duration::from_millis(100));
     assert_eq!(session("goose").attr(attr::ARCHON_SESSION_REQUEST_COUNT), Some("3"));
     // Stopped with the server, but it ends at its last activity: the wait is not part of it.
@@ -423,7 +427,7 @@ async fn stdio_client_killed_mid_session_and_mid_call() {
     );
     let call = calls_of(&busy_spans, "slow")[0];
     assert_eq!(call.attr(attr::ERROR_TYPE), Some("cancelled"), "{call:?}");
-    assert_eq!(call.status, "error:client_disconnect");
+    assert_eq!((call.status.as_str(), call.attr(attr::ARCHON_ERROR_MESSAGE)), ("unset", Some("client_disconnect")));
     assert_close("abandoned call", call.seconds(), secs(busy_killed) - secs(busy_calling));
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -530,7 +534,11 @@ async fn a_tool_that_stops_on_cancellation_is_recorded_cancelled_every_time() {
     let outcomes: Vec<Option<&str>> = calls_of(&spans, "slow").iter().map(|c| c.attr(attr::ERROR_TYPE)).collect();
     assert!(outcomes.iter().all(|o| *o == Some("cancelled")), "every call cancelled, none an error: {outcomes:?}");
     for call in calls_of(&spans, "slow") {
-        assert_eq!(call.status, "error:cancelled by the client: user pressed stop", "with the client's reason");
+        assert_eq!(
+            (call.status.as_str(), call.attr(attr::ARCHON_ERROR_MESSAGE)),
+            ("unset", Some("cancelled by the client: user pressed stop")),
+            "with the client's reason"
+        );
     }
     drop(client);
     stop.cancel();
@@ -572,7 +580,7 @@ async fn a_call_running_when_its_client_deletes_the_session_is_abandoned_then() 
     );
     let call = calls_of(&spans, "slow")[0];
     assert_eq!(call.attr(attr::ERROR_TYPE), Some("cancelled"), "{call:?}");
-    assert_eq!(call.status, "error:client_disconnect");
+    assert_eq!((call.status.as_str(), call.attr(attr::ARCHON_ERROR_MESSAGE)), ("unset", Some("client_disconnect")));
     let session = sessions_of(&spans)[0];
     assert!(call.end_ns <= session.end_ns, "the row ends within its session: {call:?} {session:?}");
     assert!((secs(call.end_ns) - secs(deleted_at)).abs() < 0.5, "ended at the DELETE: {call:?}");

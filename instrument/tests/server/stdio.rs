@@ -91,7 +91,7 @@ async fn two_stdio_connections_two_sessions_ended_by_disconnect() {
         let ids: BTreeSet<_> = tool_calls.iter().map(|s| s.attr(attr::SESSION_ID).unwrap()).collect();
         assert_eq!(ids.len(), 1, "one session per connection");
         for call in &tool_calls {
-            assert_eq!(call.attr(attr::MCP_CLIENT_NAME), Some(client));
+            assert_eq!(call.attr(attr::ARCHON_CLIENT_NAME), Some(client));
             assert_eq!(call.attr(attr::USER_ID), Some(user));
             assert_eq!(call.attr(attr::NETWORK_TRANSPORT), Some("pipe"));
         }

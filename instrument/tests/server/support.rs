@@ -23,7 +23,8 @@ pub const JWT_SECRET: &[u8] = b"test-secret-0123456789";
 
 /// A knowledge/notes server: `search`, `summarize` (reports model usage), `fail` (an `isError`
 /// result that mentions a secret), `boom` (panics), `echo` (returns its arguments), `slow`
-/// (sleeps `ms`; stops early on cancellation only when `honour` is true).
+/// (sleeps `ms`; stops early on cancellation only when `honour` is true), `context` (the trace
+/// and baggage its handler runs in: `{trace id} {key=value,…}`).
 #[derive(Debug, Clone, Default)]
 pub struct Notes;
 
@@ -32,7 +33,7 @@ fn tool(name: &'static str) -> Tool {
     Tool::new(name, format!("the {name} tool"), Arc::new(schema))
 }
 
-const TOOLS: [&str; 7] = ["search", "summarize", "fail", "boom", "echo", "slow", "unlock"];
+const TOOLS: [&str; 8] = ["search", "summarize", "fail", "boom", "echo", "slow", "unlock", "context"];
 
 /// How many `slow` calls have started in this process, by their `tag` argument.
 static SLOW_STARTED: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
@@ -80,6 +81,15 @@ impl ServerHandler for Notes {
             "fail" => CallToolResult::error(vec![ContentBlock::text("disk full; password=hunter2")]),
             "boom" => panic!("the boom tool always panics"),
             "echo" => CallToolResult::success(vec![ContentBlock::text(args.to_string())]),
+            "context" => {
+                use opentelemetry::baggage::BaggageExt as _;
+                use opentelemetry::trace::TraceContextExt as _;
+                let cx = opentelemetry::Context::current();
+                let mut baggage: Vec<String> = cx.baggage().iter().map(|(k, (v, _))| format!("{k}={v}")).collect();
+                baggage.sort();
+                let trace = cx.span().span_context().trace_id();
+                CallToolResult::success(vec![ContentBlock::text(format!("{trace} {}", baggage.join(",")))])
+            }
             // Typed arguments, as rmcp's `Parameters<T>` parses them: serde's message quotes the value.
             "unlock" => match serde_json::from_value::<u32>(args["pin"].clone()) {
                 Ok(_) => CallToolResult::success(vec![ContentBlock::text("unlocked")]),
