@@ -11,12 +11,13 @@
 //! is written again row by row, each in a savepoint: the refused rows are reported with the
 //! database's reason and the rest commit.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use serde_json::Value as Json;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
+
+mod columns;
 
 use crate::mapping::MappedBatch;
 use crate::retry::PgFailure;
@@ -328,169 +329,28 @@ fn is_refused_data(e: &tokio_postgres::Error) -> bool {
     PgFailure::of(e.code()) == PgFailure::RefusedData
 }
 
-const UPSERT_SESSIONS: &str = r#"
-INSERT INTO archon_mcp_sessions AS s (
-    session_id, client_type, client_name, client_version, client_capabilities,
-    connected_at, last_activity, disconnected_at, status, disconnect_reason,
-    user_id, user_key, user_email, user_name, user_department,
-    mcp_session_id, service_name, metadata, catalog_tokens)
-SELECT u.session_id, u.client_type, u.client_name, u.client_version, u.client_capabilities,
-       u.connected_at, u.last_activity, u.disconnected_at,
-       CASE WHEN u.disconnected_at IS NULL THEN 'active' ELSE 'disconnected' END,
-       u.disconnect_reason,
-       u.user_id, u.user_key, u.user_email, u.user_name, u.user_department,
-       u.mcp_session_id, u.service_name, u.metadata, u.catalog_tokens
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[],
-              $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[],
-              $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[],
-              $15::text[], $16::text[], $17::jsonb[], $18::int4[])
-       AS u(session_id, client_type, client_name, client_version, client_capabilities,
-            connected_at, last_activity, disconnected_at, disconnect_reason,
-            user_id, user_key, user_email, user_name, user_department,
-            mcp_session_id, service_name, metadata, catalog_tokens)
- ORDER BY u.session_id
-ON CONFLICT (session_id) DO UPDATE SET
-    connected_at = least(s.connected_at, EXCLUDED.connected_at),
-    last_activity = greatest(s.last_activity, EXCLUDED.last_activity),
-    client_type = CASE WHEN s.client_type = 'Unknown' THEN EXCLUDED.client_type ELSE s.client_type END,
-    client_name = coalesce(s.client_name, EXCLUDED.client_name),
-    client_version = coalesce(s.client_version, EXCLUDED.client_version),
-    client_capabilities = coalesce(s.client_capabilities, EXCLUDED.client_capabilities),
-    disconnected_at = CASE WHEN archon_mcp_end_wins(EXCLUDED.disconnected_at, EXCLUDED.disconnect_reason,
-                                                    s.disconnected_at, s.disconnect_reason)
-                           THEN EXCLUDED.disconnected_at ELSE s.disconnected_at END,
-    disconnect_reason = CASE WHEN archon_mcp_end_wins(EXCLUDED.disconnected_at, EXCLUDED.disconnect_reason,
-                                                      s.disconnected_at, s.disconnect_reason)
-                             THEN EXCLUDED.disconnect_reason ELSE s.disconnect_reason END,
-    -- Once ended, always ended; otherwise newer activity makes an idle session active again.
-    status = CASE WHEN s.disconnected_at IS NOT NULL OR EXCLUDED.disconnected_at IS NOT NULL THEN 'disconnected'
-                  WHEN EXCLUDED.last_activity > s.last_activity THEN 'active'
-                  ELSE s.status END,
-    user_id = coalesce(s.user_id, EXCLUDED.user_id),
-    user_key = coalesce(s.user_key, EXCLUDED.user_key),
-    user_email = coalesce(s.user_email, EXCLUDED.user_email),
-    user_name = coalesce(s.user_name, EXCLUDED.user_name),
-    user_department = coalesce(s.user_department, EXCLUDED.user_department),
-    mcp_session_id = coalesce(s.mcp_session_id, EXCLUDED.mcp_session_id),
-    service_name = coalesce(s.service_name, EXCLUDED.service_name),
-    catalog_tokens = greatest(s.catalog_tokens, EXCLUDED.catalog_tokens),
-    metadata = EXCLUDED.metadata || s.metadata
-"#;
-
 async fn upsert_sessions(
     client: &impl GenericClient,
     sessions: &[SessionUpsert],
 ) -> Result<u64, tokio_postgres::Error> {
-    fn col<'a, T: 'a>(sessions: &'a [SessionUpsert], f: impl Fn(&'a SessionUpsert) -> T) -> Vec<T> {
-        sessions.iter().map(f).collect()
-    }
-    let statement = client.prepare_cached(UPSERT_SESSIONS).await?;
-    client
-        .execute(
-            &statement,
-            &[
-                &col(sessions, |s| s.session_id),
-                &col(sessions, |s| s.client_type.as_str()),
-                &col(sessions, |s| s.client_name.as_deref()),
-                &col(sessions, |s| s.client_version.as_deref()),
-                &col(sessions, |s| s.client_capabilities.as_ref()),
-                &col(sessions, |s| s.connected_at),
-                &col(sessions, |s| s.last_activity),
-                &col(sessions, |s| s.disconnected_at),
-                &col(sessions, |s| s.disconnect_reason.as_deref()),
-                &col(sessions, |s| s.user_id),
-                &col(sessions, |s| s.user_key.as_deref()),
-                &col(sessions, |s| s.user_email.as_deref()),
-                &col(sessions, |s| s.user_name.as_deref()),
-                &col(sessions, |s| s.user_department.as_deref()),
-                &col(sessions, |s| s.mcp_session_id.as_deref()),
-                &col(sessions, |s| s.service_name.as_deref()),
-                &col(sessions, |s| Json::Object(s.metadata.clone())),
-                &col(sessions, |s| s.catalog_tokens),
-            ],
-        )
-        .await
+    let statement = client.prepare_cached(&columns::UPSERT_SESSIONS).await?;
+    execute(client, &statement, columns::session_params(sessions)).await
 }
-
-const INSERT_REQUESTS: &str = r#"
-WITH u AS (
-    SELECT *
-      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int4[], $7::text[],
-                  $8::text[], $9::float8[], $10::text[], $11::timestamptz[], $12::float8[], $13::text[],
-                  $14::text[], $15::int4[], $16::text[], $17::uuid[], $18::text[], $19::text[], $20::text[])
-           AS u(request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source,
-                model, reported_cost, price_model, ts, duration_ms, status, error_type, error_code,
-                error_message, user_id, trace_id, span_id, jsonrpc_request_id)
-),
--- Prices change by the day: one lookup per model and day of the batch, not one per row.
-prices AS (
-    SELECT g.price_model, g.day, p.input_price_per_1k, p.output_price_per_1k
-      FROM (SELECT price_model, ts::date AS day, min(ts) AS at
-              FROM u WHERE price_model IS NOT NULL GROUP BY 1, 2) g
-     CROSS JOIN LATERAL archon_llm_price_at(g.price_model, g.at) p
-)
-INSERT INTO archon_mcp_requests (
-    request_id, session_id, method, tool_name, prompt_tokens, completion_tokens, token_source,
-    model, estimated_cost, "timestamp", duration_ms, status, error_type, error_code,
-    error_message, user_id, trace_id, span_id, jsonrpc_request_id)
-SELECT u.request_id, u.session_id, u.method, u.tool_name, u.prompt_tokens, u.completion_tokens,
-       u.token_source, u.model,
-       coalesce(u.reported_cost::numeric,
-                CASE WHEN u.price_model IS NOT NULL AND u.prompt_tokens::bigint + u.completion_tokens > 0 THEN
-                     round(u.prompt_tokens / 1000.0 * p.input_price_per_1k
-                         + u.completion_tokens / 1000.0 * p.output_price_per_1k, 6)
-                END),
-       u.ts, u.duration_ms, u.status, u.error_type, u.error_code, u.error_message,
-       -- The request's own user: one without (no token, a bad one) is billed to nobody, never
-       -- to its session's user.
-       u.user_id,
-       u.trace_id, u.span_id, u.jsonrpc_request_id
-  FROM u LEFT JOIN prices p ON p.price_model = u.price_model AND p.day = u.ts::date
-ON CONFLICT DO NOTHING
-"#;
 
 async fn insert_requests(
     client: &impl GenericClient,
     requests: &[RequestRow],
     config: &StoreConfig,
 ) -> Result<u64, tokio_postgres::Error> {
-    fn col<'a, T: 'a>(requests: &'a [RequestRow], f: impl Fn(&'a RequestRow) -> T) -> Vec<T> {
-        requests.iter().map(f).collect()
-    }
-    let price_model = |r: &'_ RequestRow| -> Option<String> {
-        match r.token_source {
-            TokenSource::Reported => r.model.clone(),
-            TokenSource::Estimated => config.estimate_model.clone(),
-            TokenSource::None => None,
-        }
-    };
-    let timestamps: Vec<SystemTime> = col(requests, |r| r.timestamp);
-    let statement = client.prepare_cached(INSERT_REQUESTS).await?;
-    client
-        .execute(
-            &statement,
-            &[
-                &col(requests, |r| r.request_id),
-                &col(requests, |r| r.session_id),
-                &col(requests, |r| r.method.as_str()),
-                &col(requests, |r| r.tool_name.as_deref()),
-                &col(requests, |r| r.prompt_tokens),
-                &col(requests, |r| r.completion_tokens),
-                &col(requests, |r| r.token_source.as_str()),
-                &col(requests, |r| r.model.as_deref()),
-                &col(requests, |r| r.reported_cost),
-                &col(requests, price_model),
-                &timestamps,
-                &col(requests, |r| r.duration_ms),
-                &col(requests, |r| r.status.as_str()),
-                &col(requests, |r| r.error_type.as_deref()),
-                &col(requests, |r| r.error_code),
-                &col(requests, |r| r.error_message.as_deref()),
-                &col(requests, |r| r.user_id),
-                &col(requests, |r| r.trace_id.as_str()),
-                &col(requests, |r| r.span_id.as_str()),
-                &col(requests, |r| r.jsonrpc_request_id.as_deref()),
-            ],
-        )
-        .await
+    let statement = client.prepare_cached(&columns::INSERT_REQUESTS).await?;
+    execute(client, &statement, columns::request_params(requests, config)).await
+}
+
+async fn execute(
+    client: &impl GenericClient,
+    statement: &tokio_postgres::Statement,
+    params: Vec<columns::Param<'_>>,
+) -> Result<u64, tokio_postgres::Error> {
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+    client.execute(statement, &params).await
 }
