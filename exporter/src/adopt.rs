@@ -17,6 +17,10 @@ use std::fmt;
 
 use tokio_postgres::{Client, GenericClient};
 
+/// The table recording applied migrations (`migrate` applies with it; adoption looks for it);
+/// our own name, so it never meets an application's refinery table in a shared database.
+pub const HISTORY_TABLE: &str = "archon_schema_history";
+
 /// What a database holds, as far as migrating it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -95,7 +99,7 @@ pub async fn inspect(client: &impl GenericClient) -> Result<Found, tokio_postgre
     if exists(client, "archon_legacy_mcp_sessions").await? {
         return Ok(Found::Adopting);
     }
-    if exists(client, crate::migrate::HISTORY_TABLE).await? {
+    if exists(client, HISTORY_TABLE).await? {
         return Ok(Found::Ours);
     }
     let sessions = columns(client, "archon_mcp_sessions").await?;
@@ -118,7 +122,7 @@ pub async fn inspect(client: &impl GenericClient) -> Result<Found, tokio_postgre
          (whose history table {} is missing)",
         if sessions.is_empty() { "absent".to_owned() } else { sessions.join(", ") },
         if requests.is_empty() { "absent".to_owned() } else { requests.join(", ") },
-        crate::migrate::HISTORY_TABLE
+        HISTORY_TABLE
     )))
 }
 
@@ -280,7 +284,7 @@ pub struct Summary {
 #[derive(Debug, thiserror::Error)]
 pub enum TakeInError {
     /// The database refused a statement.
-    #[error("{}", crate::connect::describe(.0))]
+    #[error("{}", crate::pg_error::describe(.0))]
     Database(#[from] tokio_postgres::Error),
     /// Not every row arrived: nothing was changed.
     #[error(

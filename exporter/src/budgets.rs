@@ -164,7 +164,7 @@ fn database(e: tokio_postgres::Error) -> BudgetError {
         Some(db) if db.code().code() == "42501" => {
             BudgetError::Database(format!("{} — managing budgets needs a login granted archon_admin", db.message()))
         }
-        _ => BudgetError::Database(crate::connect::describe(&e)),
+        _ => BudgetError::Database(crate::pg_error::describe(&e)),
     }
 }
 

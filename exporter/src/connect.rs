@@ -19,7 +19,7 @@ pub enum ConnectError {
     /// The server refused or could not be reached; `target` names host, port, database and user.
     // The driver's error is described in the message, not chained as a source: its own
     // `Display` ("db error") would only repeat it.
-    #[error("cannot connect to PostgreSQL at {target}: {}", describe(.cause))]
+    #[error("cannot connect to PostgreSQL at {target}: {}", crate::pg_error::describe(.cause))]
     Postgres {
         /// `user@host:port/database`, without the password.
         target: String,
@@ -27,7 +27,7 @@ pub enum ConnectError {
         cause: tokio_postgres::Error,
     },
     /// The connection opened, then a statement failed.
-    #[error("{}", describe(.0))]
+    #[error("{}", crate::pg_error::describe(.0))]
     Query(tokio_postgres::Error),
 }
 
@@ -69,28 +69,6 @@ pub(crate) fn target(config: &tokio_postgres::Config) -> String {
     let user = config.get_user().unwrap_or("(default user)");
     let database = config.get_dbname().unwrap_or(user);
     format!("{user}@{host}:{port}/{database}")
-}
-
-/// What PostgreSQL or the driver said, in full: the driver's own `Display` stops at "db error"
-/// or "error connecting to server" and leaves the reason in its source.
-pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-        if let Some(detail) = db.detail() {
-            text.push_str(&format!("; {detail}"));
-        }
-        if let Some(hint) = db.hint() {
-            text.push_str(&format!("; hint: {hint}"));
-        }
-        return text;
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub(crate) fn parse(url: &str) -> Result<Config, String> {
     let mut config: Config = url.parse().map_err(|e| {
         format!(
             "{}: expected postgres://user[:password]@host[:port]/database or host=… dbname=… user=…",
-            crate::connect::describe(&e)
+            crate::pg_error::describe(&e)
         )
     })?;
     if config.get_password().is_none() {

@@ -60,6 +60,7 @@ mod connect;
 mod connection_string;
 mod mapping;
 mod otlp;
+mod pg_error;
 mod pipeline;
 mod privileges;
 mod reaper;

@@ -16,9 +16,7 @@ mod embedded {
     refinery::embed_migrations!("../migrations");
 }
 
-/// The table recording applied migrations; our own name, so it never meets an application's
-/// refinery table in a shared database.
-pub const HISTORY_TABLE: &str = "archon_schema_history";
+pub use crate::adopt::HISTORY_TABLE;
 
 /// The oldest PostgreSQL the schema runs on (`server_version_num`).
 pub const MIN_SERVER_VERSION: i32 = 150_000;
@@ -43,7 +41,7 @@ pub enum MigrateError {
     #[error(transparent)]
     Connect(#[from] crate::ConnectError),
     /// A statement around the migrations (the advisory lock, the history) failed.
-    #[error("{}", crate::connect::describe(.0))]
+    #[error("{}", crate::pg_error::describe(.0))]
     Database(tokio_postgres::Error),
     /// The server is older than the schema needs.
     #[error(
@@ -80,7 +78,7 @@ impl From<refinery::Error> for MigrateError {
 fn describe_refinery(e: &refinery::Error) -> String {
     match e.kind() {
         refinery::error::Kind::Connection(what, source) => match source.downcast_ref::<tokio_postgres::Error>() {
-            Some(pg) => format!("{what}: {}", crate::connect::describe(pg)),
+            Some(pg) => format!("{what}: {}", crate::pg_error::describe(pg)),
             None => format!("{what}: {source}"),
         },
         other => other.to_string(),

@@ -1,6 +1,6 @@
-//! Every "may this be tried again, and how is that said" decision of the exporter: which
-//! PostgreSQL failures are transient, and how an export that was not committed is answered over
-//! OTLP/gRPC, over OTLP/HTTP and to the OpenTelemetry SDK.
+//! The retry policy: how an export that was not committed is answered over OTLP/gRPC, over
+//! OTLP/HTTP and to the OpenTelemetry SDK, and how long the in-process exporter waits. Which
+//! PostgreSQL failures are transient is [`crate::pg_error`]'s classification, below the store.
 //!
 //! The policy: a sender is told to retry whatever kept its export from being committed, even
 //! a failure only an operator can fix (no schema, no permission). Telling a collector the data
@@ -11,41 +11,10 @@
 
 use std::time::Duration;
 
-use tokio_postgres::error::SqlState;
-
 use crate::batcher::SubmitError;
 
 /// How long senders are told to wait before retrying (gRPC `RetryInfo`, HTTP `Retry-After`).
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
-
-/// What a PostgreSQL error says about the write that met it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PgFailure {
-    /// The connection broke, the server is restarting or out of resources, a deadlock: the same
-    /// write may succeed later.
-    Transient,
-    /// The data itself was refused (a data exception, an integrity violation, a program limit
-    /// such as an oversized index row): this row never goes in, the others may.
-    RefusedData,
-    /// Anything else (no schema, no permission): it takes an operator.
-    Permanent,
-}
-
-impl PgFailure {
-    /// Classifies a SQLSTATE; `None` (no SQLSTATE: the connection broke or could not be made) is
-    /// transient.
-    pub(crate) fn of(code: Option<&SqlState>) -> Self {
-        let Some(code) = code else { return PgFailure::Transient };
-        match &code.code()[..2] {
-            // 08 connection, 53 insufficient resources, 57 operator intervention (shutdown,
-            // restart), 40 serialization failure / deadlock.
-            "08" | "53" | "57" | "40" => PgFailure::Transient,
-            _ if *code == SqlState::LOCK_NOT_AVAILABLE => PgFailure::Transient,
-            "22" | "23" | "54" => PgFailure::RefusedData,
-            _ => PgFailure::Permanent,
-        }
-    }
-}
 
 /// The OTLP/gRPC answer to an export that was not committed: `UNAVAILABLE` with a `RetryInfo`
 /// delay, which collectors retry.
@@ -121,26 +90,6 @@ mod tests {
     }
 
     #[test]
-    fn postgres_failures() {
-        for (code, expected) in [
-            (None, PgFailure::Transient),
-            (Some(SqlState::CONNECTION_FAILURE), PgFailure::Transient),
-            (Some(SqlState::TOO_MANY_CONNECTIONS), PgFailure::Transient),
-            (Some(SqlState::ADMIN_SHUTDOWN), PgFailure::Transient),
-            (Some(SqlState::T_R_DEADLOCK_DETECTED), PgFailure::Transient),
-            (Some(SqlState::LOCK_NOT_AVAILABLE), PgFailure::Transient),
-            (Some(SqlState::NUMERIC_VALUE_OUT_OF_RANGE), PgFailure::RefusedData),
-            (Some(SqlState::CHECK_VIOLATION), PgFailure::RefusedData),
-            (Some(SqlState::PROGRAM_LIMIT_EXCEEDED), PgFailure::RefusedData),
-            (Some(SqlState::UNDEFINED_TABLE), PgFailure::Permanent),
-            (Some(SqlState::INSUFFICIENT_PRIVILEGE), PgFailure::Permanent),
-            (Some(SqlState::READ_ONLY_SQL_TRANSACTION), PgFailure::Permanent),
-        ] {
-            assert_eq!(PgFailure::of(code.as_ref()), expected, "{code:?}");
-        }
-    }
-
-    #[test]
     fn what_senders_are_told() {
         let cases = [
             (SubmitError::Busy(10), true),
@@ -159,13 +108,5 @@ mod tests {
     #[test]
     fn no_time_no_wait() {
         assert_eq!(Backoff::new(Duration::ZERO).next_wait(), None);
-    }
-
-    #[test]
-    fn sqlstate_classes() {
-        use tokio_postgres::error::SqlState;
-        assert_eq!(PgFailure::of(Some(&SqlState::ADMIN_SHUTDOWN)), PgFailure::Transient);
-        assert_eq!(PgFailure::of(Some(&SqlState::CHECK_VIOLATION)), PgFailure::RefusedData);
-        assert_eq!(PgFailure::of(Some(&SqlState::UNDEFINED_TABLE)), PgFailure::Permanent);
     }
 }

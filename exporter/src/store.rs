@@ -20,7 +20,7 @@ use uuid::Uuid;
 mod columns;
 
 use crate::mapping::MappedBatch;
-use crate::retry::PgFailure;
+use crate::pg_error::PgFailure;
 use crate::rows::{RequestRow, SessionUpsert, TokenSource};
 
 /// How the store prices and connects.
@@ -76,7 +76,7 @@ pub enum StoreError {
     #[error("database unavailable, retry later: {0}")]
     Unavailable(String),
     /// Any other failure (no schema, no permission, …): retrying will not help.
-    #[error("database error: {}{hint}", crate::connect::describe(.0), hint = hint(.0))]
+    #[error("database error: {}{hint}", crate::pg_error::describe(.0), hint = hint(.0))]
     Database(tokio_postgres::Error),
     /// The connection string or pool settings are wrong.
     #[error("invalid database configuration: {0}")]
@@ -93,7 +93,7 @@ impl StoreError {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         match PgFailure::of(e.code()) {
-            PgFailure::Transient => StoreError::Unavailable(crate::connect::describe(&e)),
+            PgFailure::Transient => StoreError::Unavailable(crate::pg_error::describe(&e)),
             PgFailure::RefusedData | PgFailure::Permanent => StoreError::Database(e),
         }
     }

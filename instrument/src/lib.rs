@@ -95,6 +95,8 @@ pub mod session;
 #[cfg(feature = "full")]
 mod session_manager;
 #[cfg(feature = "full")]
+mod stateless_clients;
+#[cfg(feature = "full")]
 mod telemetry;
 #[cfg(feature = "full")]
 mod traced;

@@ -2,9 +2,7 @@
 //! version it names — in its own `_meta` (protocol 2026-07-28) or, for a connection that sent
 //! `initialize`, in the connection's peer info — and the user its credentials resolve to.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, LazyLock};
 
 use rmcp::model::{ClientConfig, Extensions, Implementation, ProtocolVersion};
 use rmcp::service::{RequestContext, RoleServer};
@@ -142,36 +140,6 @@ static STAND_IN: LazyLock<(String, String)> = LazyLock::new(|| {
     let stand_in = Implementation::default();
     (stand_in.name, stand_in.version)
 });
-
-/// How long a stateless client's `initialize` names its later requests.
-const REMEMBERED_FOR: Duration = Duration::from_secs(30 * 60);
-/// The most clients remembered; beyond it the oldest is forgotten.
-const MAX_REMEMBERED: usize = 4096;
-
-/// The clients that sent `initialize` to a server serving statelessly, by user and address.
-#[derive(Debug, Default)]
-pub(crate) struct StatelessClients(Mutex<HashMap<String, (Implementation, Instant)>>);
-
-impl StatelessClients {
-    /// `client` named itself in an `initialize` from `key`.
-    pub(crate) fn remember(&self, key: String, client: &Implementation) {
-        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() >= MAX_REMEMBERED && !known.contains_key(&key) {
-            known.retain(|_, (_, at)| at.elapsed() < REMEMBERED_FOR);
-            if known.len() >= MAX_REMEMBERED {
-                let oldest = known.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone());
-                oldest.map(|k| known.remove(&k));
-            }
-        }
-        known.insert(key, (client.clone(), Instant::now()));
-    }
-
-    /// The client `key` last named, if recently.
-    pub(crate) fn recall(&self, key: &str) -> Option<Implementation> {
-        let known = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        known.get(key).filter(|(_, at)| at.elapsed() < REMEMBERED_FOR).map(|(client, _)| client.clone())
-    }
-}
 
 fn resolve_user(shared: &Shared, extensions: &Extensions) -> Option<Arc<UserInfo>> {
     match shared.settings.user_resolver.resolve(extensions) {

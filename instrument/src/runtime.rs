@@ -36,7 +36,7 @@ pub(crate) struct Shared {
     /// Streamable-HTTP sessions watched by a [`TracedSessionManager`](crate::TracedSessionManager).
     pub(crate) connections: crate::connection::Connections,
     /// Clients that sent `initialize` to a server serving statelessly.
-    pub(crate) stateless_clients: crate::origin::StatelessClients,
+    pub(crate) stateless_clients: crate::stateless_clients::StatelessClients,
     /// Interned names of the server's tools: (tool, span name).
     tool_names: std::sync::RwLock<std::collections::HashMap<String, (&'static str, &'static str)>>,
 }

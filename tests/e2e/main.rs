@@ -3,6 +3,7 @@
 //! per test.
 
 mod alerts;
+mod architecture;
 mod budgets;
 mod collector;
 mod corpus;
