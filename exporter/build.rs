@@ -1,4 +1,4 @@
 fn main() {
-    // The schema is embedded from ../migrations: a new or changed migration must rebuild.
-    println!("cargo:rerun-if-changed=../migrations");
+    // The schema is embedded from migrations/: a new or changed migration must rebuild.
+    println!("cargo:rerun-if-changed=migrations");
 }

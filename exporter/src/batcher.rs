@@ -127,6 +127,8 @@ pub(crate) struct Batcher {
     budget: Arc<Semaphore>,
     max_pending: usize,
     max_batch_rows: usize,
+    /// Awaited by [`close`](Self::close), the service's graceful shutdown.
+    #[cfg_attr(not(feature = "service"), allow(dead_code))]
     writers: Arc<Mutex<JoinSet<()>>>,
     metrics: Arc<Metrics>,
 }
@@ -188,6 +190,7 @@ impl Batcher {
     }
 
     /// Stops taking work and waits until everything queued is written.
+    #[cfg(feature = "service")]
     pub(crate) async fn close(self) {
         let Batcher { tx, writers, .. } = self;
         drop(tx);

@@ -53,6 +53,7 @@ pub mod fuzzing;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[cfg(feature = "service")]
 mod admin;
 mod batcher;
 mod client_type;
@@ -64,9 +65,11 @@ mod pg_error;
 mod pipeline;
 mod privileges;
 mod reaper;
+#[cfg(feature = "service")]
 mod receiver;
 mod retry;
 mod sdk;
+#[cfg(feature = "service")]
 mod serve;
 mod store;
 mod tls;
@@ -77,10 +80,14 @@ pub use connect::{ConnectError, connect};
 pub use mapping::{MappedBatch, SkipReason, Skipped, map_spans};
 pub use otlp::{Undecodable, spans_from_protobuf, spans_from_request};
 pub use reaper::{Reaped, ReaperConfig, reap_once};
+#[cfg(feature = "service")]
 pub use receiver::http::BodyLimits;
+#[cfg(feature = "service")]
 pub use receiver::incoming::ConnectionLimits;
+#[cfg(feature = "service")]
 pub use receiver::tls::{ReceiverTls, ReceiverTlsError};
 pub use sdk::PgSpanExporter;
+#[cfg(feature = "service")]
 pub use serve::{Running, ServeConfig, ServeError, Server};
 pub use store::{PgStore, RowRef, StoreConfig, StoreError, StoreRejection, WriteOutcome};
 pub use tls::TlsError;

@@ -1,4 +1,4 @@
-//! The schema (`migrations/` at the workspace root), embedded and applied with refinery under a
+//! The schema (`exporter/migrations/`, also reachable as `migrations/` at the workspace root), embedded and applied with refinery under a
 //! PostgreSQL advisory lock, so several exporters may start at once.
 //!
 //! ```no_run
@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::adopt::{self, ArchonState, Found, Plan, Summary};
 
 mod embedded {
-    refinery::embed_migrations!("../migrations");
+    refinery::embed_migrations!("migrations");
 }
 
 pub use crate::adopt::HISTORY_TABLE;

@@ -89,6 +89,7 @@ impl Pipeline {
     }
 
     /// Stops taking exports and waits until everything queued is written.
+    #[cfg(feature = "service")]
     pub(crate) async fn close(self) {
         self.batcher.close().await;
     }

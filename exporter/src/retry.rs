@@ -14,10 +14,12 @@ use std::time::Duration;
 use crate::batcher::SubmitError;
 
 /// How long senders are told to wait before retrying (gRPC `RetryInfo`, HTTP `Retry-After`).
+#[cfg(feature = "service")]
 pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// The OTLP/gRPC answer to an export that was not committed: `UNAVAILABLE` with a `RetryInfo`
 /// delay, which collectors retry.
+#[cfg(feature = "service")]
 pub(crate) fn grpc_status(error: &SubmitError) -> tonic::Status {
     use tonic_types::{ErrorDetails, StatusExt as _};
     tonic::Status::with_error_details(
@@ -29,6 +31,7 @@ pub(crate) fn grpc_status(error: &SubmitError) -> tonic::Status {
 
 /// The OTLP/HTTP status of an export that was not committed, sent with `Retry-After`:
 /// 503, which collectors retry. (429, also retried, is the receiver's own body budget.)
+#[cfg(feature = "service")]
 pub(crate) fn http_status(_error: &SubmitError) -> axum::http::StatusCode {
     axum::http::StatusCode::SERVICE_UNAVAILABLE
 }
@@ -90,6 +93,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "service")]
     fn what_senders_are_told() {
         let cases = [
             (SubmitError::Busy(10), true),

@@ -15,6 +15,7 @@ mod faults;
 mod harness;
 mod otel_env;
 mod otlp_tls;
+mod packaging;
 mod privacy;
 mod shutdown;
 mod span_shape;

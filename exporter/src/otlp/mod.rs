@@ -3,6 +3,7 @@
 
 #[cfg(any(test, feature = "testing"))]
 mod encode;
+#[cfg(feature = "service")]
 mod lossy;
 mod wire;
 
@@ -11,6 +12,7 @@ pub(crate) use wire::known_key;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use encode::request_from_spans;
 
+#[cfg(feature = "service")]
 pub(crate) use lossy::{decode_lossy, repair_json_surrogates};
 
 use bytes::Bytes;
