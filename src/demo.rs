@@ -17,7 +17,7 @@ use archon_mcp_instrument::{Telemetry, TelemetryGuard, TracedConfig, TracedExt};
 use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::{Value, json};
 use tokio_postgres::NoTls;
@@ -285,20 +285,13 @@ pub fn token(user: &DemoUser) -> String {
     let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) + 3600;
     let claims =
         json!({"sub": user.id, "email": email(user), "name": user.name, "department": user.department, "exp": exp});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .expect("HS256 signing cannot fail")
+    archon_mcp_instrument::user::hs256_token(JWT_SECRET.as_bytes(), &claims)
 }
 
 async fn serve_http(config: TracedConfig, ct: CancellationToken) -> anyhow::Result<SocketAddr> {
     let server = KnowledgeServer::new();
-    let sessions = config.session_manager();
-    let service = StreamableHttpService::new(
-        move || Ok(server.clone().traced(config.clone())),
-        sessions,
+    let service = config.streamable_http_service(
+        move || Ok(server.clone()),
         StreamableHttpServerConfig::default().with_sse_keep_alive(None).with_cancellation_token(ct.child_token()),
     );
     let router = axum::Router::new().nest_service("/mcp", service);

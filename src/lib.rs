@@ -12,7 +12,6 @@ pub mod grafana;
 pub mod knowledge;
 pub mod report;
 pub mod serve_process;
-pub mod shutdown;
 
 /// The README's Rust blocks, compiled as doc-tests so they cannot rot.
 #[doc = include_str!("../README.md")]

@@ -18,7 +18,7 @@ pub(crate) fn parse(url: &str) -> Result<Config, String> {
     if config.get_password().is_none() {
         if let Some(password) = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()) {
             config.password(password);
-        } else if let Some(password) = from_password_file(&config) {
+        } else if let Some(password) = password_file().and_then(|file| from_password_file(&config, &file)) {
             config.password(password);
         }
     }
@@ -33,8 +33,8 @@ fn password_file() -> Option<PathBuf> {
 
 /// The first `host:port:database:user:password` line of the password file matching `config`
 /// (`*` matches anything; `\:` and `\\` are escapes).
-fn from_password_file(config: &Config) -> Option<String> {
-    let text = std::fs::read_to_string(password_file()?).ok()?;
+fn from_password_file(config: &Config, file: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone(),
         #[cfg(unix)]
@@ -77,13 +77,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("pgpass");
         std::fs::write(&file, "# comment\nother:5432:*:*:nope\ndb.internal:*:archon:app:from-file\n").unwrap();
-        // SAFETY: this test alone reads PGPASSFILE.
-        unsafe { std::env::set_var("PGPASSFILE", &file) };
         let config: Config = "postgres://app@db.internal:6543/archon".parse().unwrap();
-        assert_eq!(from_password_file(&config).as_deref(), Some("from-file"));
+        assert_eq!(from_password_file(&config, &file).as_deref(), Some("from-file"));
         let other: Config = "postgres://app@db.internal:6543/other".parse().unwrap();
-        assert_eq!(from_password_file(&other), None);
-        unsafe { std::env::remove_var("PGPASSFILE") };
+        assert_eq!(from_password_file(&other, &file), None);
         std::fs::remove_dir_all(&dir).ok();
     }
 

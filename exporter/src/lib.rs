@@ -88,6 +88,6 @@ pub use receiver::incoming::ConnectionLimits;
 pub use receiver::tls::{ReceiverTls, ReceiverTlsError};
 pub use sdk::PgSpanExporter;
 #[cfg(feature = "service")]
-pub use serve::{Running, ServeConfig, ServeError, Server};
+pub use serve::{Running, ServeConfig, ServeError, Server, shutdown_signal};
 pub use store::{PgStore, RowRef, StoreConfig, StoreError, StoreRejection, WriteOutcome};
 pub use tls::TlsError;

@@ -290,132 +290,141 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     warn_about_secret_flags();
     match command {
-        Command::Serve(serve) => {
-            let tls = serve.tls_cert.is_some();
-            let server = Server::bind(serve.config()?).await?;
-            tracing::info!(grpc = %server.grpc_addr(), http = %server.http_addr(), tls, "receiving OTLP traces");
-            server.run(shutdown_signal()).await?;
-            tracing::info!("stopped");
+        Command::Serve(options) => serve(*options).await,
+        Command::Migrate { db, dry_run } => migrate(db, dry_run).await,
+        Command::Retention { db, keep, months_ahead, dry_run } => retention(db, &keep, months_ahead, dry_run).await,
+        Command::Budgets { db, action } => budgets(db.required()?, action).await,
+        Command::Partitions { db, months_ahead } => create_partitions(db, months_ahead).await,
+    }
+}
+
+async fn serve(options: Serve) -> anyhow::Result<()> {
+    let tls = options.tls_cert.is_some();
+    let server = Server::bind(options.config()?).await?;
+    tracing::info!(grpc = %server.grpc_addr(), http = %server.http_addr(), tls, "receiving OTLP traces");
+    server.run(archon_mcp_exporter::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(db: Database, dry_run: bool) -> anyhow::Result<()> {
+    let mut client = archon_mcp_exporter::connect(&db.database_url, db.database_ca_file.as_deref()).await?;
+    if dry_run {
+        let (pending, adoption) = migrate::plan(&mut client).await?;
+        if let Some(plan) = adoption {
+            print!("{plan}");
         }
-        Command::Migrate { db, dry_run } => {
-            let mut client = archon_mcp_exporter::connect(&db.database_url, db.database_ca_file.as_deref()).await?;
-            if dry_run {
-                let (pending, adoption) = migrate::plan(&mut client).await?;
-                if let Some(plan) = adoption {
-                    print!("{plan}");
-                }
-                if pending.is_empty() {
-                    println!("schema is current ({} migrations): nothing to do", migrate::known().len());
-                }
-                for m in pending {
-                    println!("would apply V{}__{}", m.version, m.name);
-                }
-                println!("(dry run: nothing was changed)");
+        if pending.is_empty() {
+            println!("schema is current ({} migrations): nothing to do", migrate::known().len());
+        }
+        for m in pending {
+            println!("would apply V{}__{}", m.version, m.name);
+        }
+        println!("(dry run: nothing was changed)");
+        return Ok(());
+    }
+    let migrated = migrate::migrate_reporting(&mut client).await?;
+    if let Some((state, summary)) = &migrated.adopted {
+        match state {
+            Some(state) => println!("adopted the {state} database: {}", summary.before),
+            None => println!("resumed adopting the Archon database: {}", summary.before),
+        }
+    }
+    if migrated.applied.is_empty() {
+        println!("schema is current ({} migrations)", migrate::known().len());
+    }
+    for m in &migrated.applied {
+        println!("applied V{}__{}", m.version, m.name);
+    }
+    if let Some((_, summary)) = migrated.adopted {
+        println!("kept: {} before, {} after", summary.before, summary.after);
+    }
+    Ok(())
+}
+
+async fn retention(db: Database, keep: &str, months_ahead: i32, dry_run: bool) -> anyhow::Result<()> {
+    let keep = interval(keep)?;
+    let client = connect(&db).await?;
+    let cutoff: String = client
+        .query_one("SELECT (now() - $1::text::interval)::timestamptz(0)::text", &[&keep])
+        .await
+        .with_context(|| format!("--keep {keep:?} is not an interval PostgreSQL reads: use 90d, 12w, 6mo"))?
+        .get(0);
+    println!("keeping {keep}: dropping whole months of requests before {cutoff}");
+    let dropped = partitions::drop_older_than(&client, &keep, dry_run)
+        .await
+        .context("dropping old partitions (has `archon-mcp-exporter migrate` run? is this role archon_admin?)")?;
+    let verb = if dry_run { "would drop" } else { "dropped" };
+    if dropped.is_empty() {
+        println!("no partition ends before now - {keep}");
+    }
+    for name in dropped {
+        println!("{verb} {name}");
+    }
+    if !dry_run {
+        for name in partitions::create(&client, months_ahead).await? {
+            println!("created {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn budgets(db: Database, action: BudgetAction) -> anyhow::Result<()> {
+    let client = connect(&db).await?;
+    match action {
+        BudgetAction::Set { scope, monthly, currency, warn_at, from } => {
+            let mut spec = BudgetSpec::monthly(scope.clone(), monthly);
+            spec.currency = currency;
+            if !warn_at.is_empty() {
+                spec.warn_at = warn_at;
+            }
+            spec.effective_from = from;
+            budgets::set(&client, &spec).await?;
+            println!(
+                "budget for {}: {monthly:.2} {} a month, warnings at {:?} %",
+                printable(&scope.to_string()),
+                printable(&spec.currency),
+                spec.warn_at
+            );
+        }
+        BudgetAction::List => {
+            let all = budgets::status(&client).await?;
+            if all.is_empty() {
+                println!("no budgets: add one with `archon-mcp-exporter budgets set --scope all --monthly 500`");
                 return Ok(());
             }
-            let migrated = migrate::migrate_reporting(&mut client).await?;
-            if let Some((state, summary)) = &migrated.adopted {
-                match state {
-                    Some(state) => println!("adopted the {state} database: {}", summary.before),
-                    None => println!("resumed adopting the Archon database: {}", summary.before),
-                }
-            }
-            if migrated.applied.is_empty() {
-                println!("schema is current ({} migrations)", migrate::known().len());
-            }
-            for m in &migrated.applied {
-                println!("applied V{}__{}", m.version, m.name);
-            }
-            if let Some((_, summary)) = migrated.adopted {
-                println!("kept: {} before, {} after", summary.before, summary.after);
+            println!("{:<32} {:>12} {:>12} {:>12} {:>7}  state", "scope", "monthly", "spent", "forecast", "used");
+            for b in all {
+                println!(
+                    "{:<32} {:>8.2} {} {:>12.2} {:>12.2} {:>6.1}%  {}",
+                    printable(&b.scope.to_string()),
+                    b.monthly_amount,
+                    printable(&b.currency),
+                    b.spend_mtd,
+                    b.forecast,
+                    b.percent_used,
+                    printable(&b.state)
+                );
             }
         }
-        Command::Retention { db, keep, months_ahead, dry_run } => {
-            let keep = interval(&keep)?;
-            let client = connect(&db).await?;
-            let cutoff: String = client
-                .query_one("SELECT (now() - $1::text::interval)::timestamptz(0)::text", &[&keep])
-                .await
-                .with_context(|| format!("--keep {keep:?} is not an interval PostgreSQL reads: use 90d, 12w, 6mo"))?
-                .get(0);
-            println!("keeping {keep}: dropping whole months of requests before {cutoff}");
-            let dropped = partitions::drop_older_than(&client, &keep, dry_run).await.context(
-                "dropping old partitions (has `archon-mcp-exporter migrate` run? is this role archon_admin?)",
-            )?;
-            let verb = if dry_run { "would drop" } else { "dropped" };
-            if dropped.is_empty() {
-                println!("no partition ends before now - {keep}");
-            }
-            for name in dropped {
-                println!("{verb} {name}");
-            }
-            if !dry_run {
-                for name in partitions::create(&client, months_ahead).await? {
-                    println!("created {name}");
-                }
-            }
+        BudgetAction::Remove { scope } => {
+            let removed = budgets::remove(&client, &scope).await?;
+            println!("removed {removed} budget(s) for {}", printable(&scope.to_string()));
         }
-        Command::Budgets { db, action } => {
-            let client = connect(&db.required()?).await?;
-            match action {
-                BudgetAction::Set { scope, monthly, currency, warn_at, from } => {
-                    let mut spec = BudgetSpec::monthly(scope.clone(), monthly);
-                    spec.currency = currency;
-                    if !warn_at.is_empty() {
-                        spec.warn_at = warn_at;
-                    }
-                    spec.effective_from = from;
-                    budgets::set(&client, &spec).await?;
-                    println!(
-                        "budget for {}: {monthly:.2} {} a month, warnings at {:?} %",
-                        printable(&scope.to_string()),
-                        printable(&spec.currency),
-                        spec.warn_at
-                    );
-                }
-                BudgetAction::List => {
-                    let all = budgets::status(&client).await?;
-                    if all.is_empty() {
-                        println!(
-                            "no budgets: add one with `archon-mcp-exporter budgets set --scope all --monthly 500`"
-                        );
-                    } else {
-                        println!(
-                            "{:<32} {:>12} {:>12} {:>12} {:>7}  state",
-                            "scope", "monthly", "spent", "forecast", "used"
-                        );
-                        for b in all {
-                            println!(
-                                "{:<32} {:>8.2} {} {:>12.2} {:>12.2} {:>6.1}%  {}",
-                                printable(&b.scope.to_string()),
-                                b.monthly_amount,
-                                printable(&b.currency),
-                                b.spend_mtd,
-                                b.forecast,
-                                b.percent_used,
-                                printable(&b.state)
-                            );
-                        }
-                    }
-                }
-                BudgetAction::Remove { scope } => {
-                    let removed = budgets::remove(&client, &scope).await?;
-                    println!("removed {removed} budget(s) for {}", printable(&scope.to_string()));
-                }
-            }
-        }
-        Command::Partitions { db, months_ahead } => {
-            let client = connect(&db).await?;
-            let created = partitions::create(&client, months_ahead)
-                .await
-                .context("creating partitions (has `archon-mcp-exporter migrate` run?)")?;
-            if created.is_empty() {
-                println!("partitions exist through {months_ahead} months ahead");
-            }
-            for name in created {
-                println!("created {name}");
-            }
-        }
+    }
+    Ok(())
+}
+
+async fn create_partitions(db: Database, months_ahead: i32) -> anyhow::Result<()> {
+    let client = connect(&db).await?;
+    let created = partitions::create(&client, months_ahead)
+        .await
+        .context("creating partitions (has `archon-mcp-exporter migrate` run?)")?;
+    if created.is_empty() {
+        println!("partitions exist through {months_ahead} months ahead");
+    }
+    for name in created {
+        println!("created {name}");
     }
     Ok(())
 }
@@ -454,26 +463,4 @@ fn interval(keep: &str) -> anyhow::Result<String> {
         _ => return Ok(keep.to_owned()),
     };
     Ok(format!("{number} {unit}"))
-}
-
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

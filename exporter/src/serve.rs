@@ -158,12 +158,12 @@ async fn refuse_unmigrated(config: &ServeConfig) -> Result<(), ServeError> {
 /// A bound, not yet running service.
 ///
 /// ```no_run
-/// use archon_mcp_exporter::{ServeConfig, Server};
+/// use archon_mcp_exporter::{ServeConfig, Server, shutdown_signal};
 /// # async fn run() -> anyhow::Result<()> {
 /// let config = ServeConfig::new("postgres://postgres@127.0.0.1/archon");
 /// let server = Server::bind(config).await?;
 /// println!("OTLP/gRPC on {}, OTLP/HTTP on {}", server.grpc_addr(), server.http_addr());
-/// server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// server.run(shutdown_signal()).await?; // SIGINT or SIGTERM
 /// # Ok(()) }
 /// ```
 pub struct Server {
@@ -370,4 +370,29 @@ async fn reap_forever(store: PgStore, config: ReaperConfig, metrics: Arc<Metrics
         rounds += 1;
         tokio::time::sleep(config.interval).await;
     }
+}
+
+/// Resolves at the first SIGINT (Ctrl-C) or SIGTERM: what the `serve` command stops on, for
+/// [`Server::run`] and any other server that stops as services do.
+///
+/// ```no_run
+/// # async fn run(server: archon_mcp_exporter::Server) -> Result<(), archon_mcp_exporter::ServeError> {
+/// server.run(archon_mcp_exporter::shutdown_signal()).await
+/// # }
+/// ```
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

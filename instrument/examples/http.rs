@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use archon_mcp_instrument::attributes::DisconnectReason;
 use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolverExt};
-use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
+use archon_mcp_instrument::{Telemetry, TracedConfig};
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::{ErrorData as McpError, ServerHandler};
 use tokio_util::sync::CancellationToken;
 
@@ -48,14 +48,11 @@ async fn main() -> anyhow::Result<()> {
     // One config for every server instance the factory makes: they share stateless sessions.
     let config =
         TracedConfig::builder().user_resolver(JwtUser::hs256(secret.as_bytes()).or(EnvUser::from_env())).build();
-    // The session manager sees HTTP sessions end as they do (DELETE, the client's stream
-    // closing, keep-alive expiry); the server's token closes every stream on shutdown.
+    // Every server instance traced with `config`, its sessions watched as they end (DELETE, the
+    // client's stream closing, keep-alive expiry); the token closes every stream on shutdown.
     let stop = CancellationToken::new();
-    let sessions = config.session_manager();
-    let factory_config = config.clone();
-    let service = StreamableHttpService::new(
-        move || Ok(Hello.traced(factory_config.clone())),
-        sessions,
+    let service = config.streamable_http_service(
+        || Ok(Hello),
         StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token()),
     );
     let router = axum::Router::new().nest_service("/mcp", service);

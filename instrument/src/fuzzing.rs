@@ -44,10 +44,7 @@ pub fn user_resolution(data: &[u8]) {
             assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         }
     } else if let Ok(claims) = serde_json::from_slice::<serde_json::Value>(rest) {
-        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-        let Ok(token) = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(SECRET)) else {
-            return;
-        };
+        let token = crate::user::hs256_token(SECRET, &claims);
         if let Resolution::User(user) = jwt.verify(&token) {
             assert_eq!(claims.get("sub").and_then(|s| s.as_str()), Some(user.id.as_str()));
             assert!(!user.id.is_empty());

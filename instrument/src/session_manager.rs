@@ -18,10 +18,15 @@ use rmcp::model::{
 };
 use rmcp::transport::streamable_http_server::session::{RestoreOutcome, ServerSseMessage, SessionId, SessionManager};
 
+use rmcp::ServerHandler;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
 use crate::TracedConfig;
 use crate::attributes::DisconnectReason;
 use crate::connection::{CLIENT_GONE_REASON, Connection, UnexplainedEnd};
 use crate::runtime::Shared;
+use crate::traced::{Traced, TracedExt as _};
 use crate::transport::{Arrival, ObservedTransport};
 
 /// The `retry` interval rmcp's `StreamableHttpService` advertises by default
@@ -342,9 +347,33 @@ impl TracedConfig {
     /// let service = StreamableHttpService::new(move || Ok(MyServer.traced(config.clone())), sessions, Default::default());
     /// # let _ = service;
     /// ```
-    pub fn session_manager(
-        &self,
-    ) -> Arc<TracedSessionManager<rmcp::transport::streamable_http_server::session::local::LocalSessionManager>> {
+    pub fn session_manager(&self) -> Arc<TracedSessionManager<LocalSessionManager>> {
         Arc::new(TracedSessionManager::new(Default::default(), self))
+    }
+
+    /// rmcp's `StreamableHttpService` serving `factory()`'s servers traced with this
+    /// configuration, and its sessions watched by [`session_manager`](Self::session_manager)
+    /// (told the SSE `retry` that `server_config` advertises, so a client resuming within it is
+    /// not taken for gone). The one line of the streamable-HTTP case.
+    ///
+    /// ```no_run
+    /// # use archon_mcp_instrument::TracedConfig;
+    /// # #[derive(Clone)] struct MyServer;
+    /// # impl rmcp::ServerHandler for MyServer {}
+    /// # async fn run(config: TracedConfig) -> std::io::Result<()> {
+    /// let service = config.streamable_http_service(|| Ok(MyServer), Default::default());
+    /// let router = axum::Router::new().nest_service("/mcp", service);
+    /// axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8000").await?, router).await
+    /// # }
+    /// ```
+    pub fn streamable_http_service<H: ServerHandler>(
+        &self,
+        factory: impl Fn() -> Result<H, std::io::Error> + Send + Sync + 'static,
+        server_config: StreamableHttpServerConfig,
+    ) -> StreamableHttpService<Traced<H>, TracedSessionManager<LocalSessionManager>> {
+        let sessions =
+            TracedSessionManager::new(LocalSessionManager::default(), self).with_sse_retry(server_config.sse_retry);
+        let config = self.clone();
+        StreamableHttpService::new(move || Ok(factory()?.traced(config.clone())), Arc::new(sessions), server_config)
     }
 }

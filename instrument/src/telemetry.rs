@@ -410,15 +410,25 @@ mod tests {
         }
     }
 
+    /// The variables are set for a child process running [`otel_variables_in_a_child`]: a
+    /// test that set them in this process would race every other test reading the environment.
     #[test]
     fn otel_variables_win_over_what_code_sets() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "telemetry::tests::otel_variables_in_a_child", "--ignored", "--quiet"])
+            .env("OTEL_SERVICE_NAME", "named-by-env")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "10")
+            .status()
+            .unwrap();
+        assert!(status.success(), "the child's checks failed (its output is above)");
+    }
+
+    #[test]
+    #[ignore = "run by otel_variables_win_over_what_code_sets, with the variables set"]
+    fn otel_variables_in_a_child() {
         use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+        assert_eq!(std::env::var("OTEL_BSP_SCHEDULE_DELAY").as_deref(), Ok("10"), "run as a child");
         let probe = Probe::default();
-        // SAFETY: no other test of this crate reads these variables.
-        unsafe {
-            std::env::set_var("OTEL_SERVICE_NAME", "named-by-env");
-            std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "10");
-        }
         let guard = Telemetry::builder()
             .service_name("named-by-code")
             .scheduled_delay(Duration::from_secs(3600))
@@ -426,10 +436,6 @@ mod tests {
             .log_to_stderr(false)
             .build_provider()
             .unwrap();
-        unsafe {
-            std::env::remove_var("OTEL_SERVICE_NAME");
-            std::env::remove_var("OTEL_BSP_SCHEDULE_DELAY");
-        }
         drop(guard.provider().tracer("t").start("a span"));
         // Exported within the environment's 10 ms, not the code's hour.
         for _ in 0..300 {

@@ -277,6 +277,26 @@ impl UserResolver for JwtUser {
     }
 }
 
+/// Signs `claims` with HS256 under `secret`: a token [`JwtUser::hs256`] with the same secret
+/// accepts (given an `exp` in the future). For tests, demos and load generators; an identity
+/// provider issues the tokens of a deployment.
+///
+/// ```
+/// use archon_mcp_instrument::user::{JwtUser, hs256_token};
+///
+/// let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+/// let token = hs256_token(b"a-test-secret", &serde_json::json!({"sub": "ada", "exp": exp}));
+/// assert!(matches!(JwtUser::hs256(b"a-test-secret").verify(&token), archon_mcp_instrument::user::Resolution::User(_)));
+/// ```
+pub fn hs256_token(secret: &[u8], claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing of JSON claims cannot fail")
+}
+
 /// Identity headers set by a trusted auth proxy (oauth2-proxy, an ingress, …). Only use behind
 /// a proxy that strips these headers from client requests.
 #[derive(Debug, Clone)]
@@ -474,12 +494,7 @@ mod tests {
     }
 
     fn sign(claims: serde_json::Value) -> String {
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(b"k"),
-        )
-        .unwrap()
+        hs256_token(b"k", &claims)
     }
 
     fn in_an_hour() -> i64 {

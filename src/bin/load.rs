@@ -52,12 +52,7 @@ fn token(secret: &str, user: usize) -> String {
     let department = ["Research", "Platform", "Support"][user % 3];
     let claims = json!({"sub": format!("load-user-{user}"), "email": format!("user{user}@example.com"),
                         "department": department, "exp": exp});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("HS256 signing cannot fail")
+    archon_mcp_instrument::user::hs256_token(secret.as_bytes(), &claims)
 }
 
 #[tokio::main]

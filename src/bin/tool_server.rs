@@ -21,9 +21,8 @@ use archon_mcp_instrument::usage::TokenEstimation;
 use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolver, UserResolverExt};
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt};
 use archon_mcp_otel::knowledge::KnowledgeServer;
-use archon_mcp_otel::shutdown;
 use clap::{Parser, ValueEnum};
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use tokio_util::sync::CancellationToken;
 
 /// How long connections get to close after SIGINT/SIGTERM before the server exits anyway.
@@ -136,15 +135,13 @@ async fn main() -> anyhow::Result<()> {
             let server = KnowledgeServer::new().traced(config.clone()).serve(rmcp::transport::stdio()).await?;
             tokio::select! {
                 _ = server.waiting() => {}
-                () = shutdown::signal() => config.end_sessions(DisconnectReason::ServerShutdown),
+                () = archon_mcp_exporter::shutdown_signal() => config.end_sessions(DisconnectReason::ServerShutdown),
             }
         }
         Transport::Http => {
             let server = KnowledgeServer::new();
-            let factory_config = config.clone();
-            let service = StreamableHttpService::new(
-                move || Ok(server.clone().traced(factory_config.clone())),
-                config.session_manager(),
+            let service = config.streamable_http_service(
+                move || Ok(server.clone()),
                 StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token()),
             );
             let listener = tokio::net::TcpListener::bind(args.listen)
@@ -157,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
                     .with_graceful_shutdown(async move { stopped.cancelled_owned().await })
                     .await
             });
-            shutdown::signal().await;
+            archon_mcp_exporter::shutdown_signal().await;
             config.end_sessions(DisconnectReason::ServerShutdown);
             stop.cancel();
             match tokio::time::timeout(DRAIN, serving).await {

@@ -1,4 +1,4 @@
-//! The README's "Trying it on your own deployment" path, as a new user runs it: `serve
+//! The "Trying it on your own deployment" path of docs/exporter.md, as a new user runs it: `serve
 //! --estimate-model` → rotel → `tool_server` (the released binary, JWT users) → the `load`
 //! binary. Every simulated user must come out with reported and estimated tokens and a
 //! non-zero cost.

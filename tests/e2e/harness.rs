@@ -7,7 +7,7 @@ use std::time::Duration;
 use archon_mcp_exporter::testing::LocalCluster;
 use archon_mcp_exporter::{ServeConfig, Server};
 use archon_mcp_instrument::user::JwtUser;
-use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder, TracedExt};
+use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder};
 use archon_mcp_otel::knowledge::KnowledgeServer;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
@@ -17,7 +17,7 @@ use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Imple
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
@@ -216,11 +216,9 @@ impl McpServer {
             tune(TracedConfig::builder().tracer(provider.tracer("e2e")).user_resolver(JwtUser::hs256(JWT_SECRET)))
                 .build();
         let ct = CancellationToken::new();
-        let factory_config = config.clone();
         let server = KnowledgeServer::new();
-        let service = StreamableHttpService::new(
-            move || Ok(server.clone().traced(factory_config.clone())),
-            config.session_manager(),
+        let service = config.streamable_http_service(
+            move || Ok(server.clone()),
             StreamableHttpServerConfig::default().with_sse_keep_alive(None).with_cancellation_token(ct.child_token()),
         );
         let router = axum::Router::new().nest_service("/mcp", service);
@@ -264,12 +262,7 @@ pub fn token(user: &str, department: &str) -> String {
     let claims = serde_json::json!({
         "sub": user, "email": format!("{user}@example.com"), "name": user.to_uppercase(), "department": department, "exp": exp
     });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET),
-    )
-    .unwrap()
+    archon_mcp_instrument::user::hs256_token(JWT_SECRET, &claims)
 }
 
 pub fn call(tool: &str, arguments: serde_json::Value) -> CallToolRequestParams {

@@ -1,4 +1,4 @@
-//! Real PostgreSQL for tests and demos (README, Tests), behind the `testing` feature.
+//! Real PostgreSQL for tests and demos (docs/development.md, Tests), behind the `testing` feature.
 //!
 //! The server is, in order: `DATABASE_URL` when set; PostgreSQL on 127.0.0.1:5432 (user
 //! `postgres`) when one answers; else a throw-away cluster started with `initdb`/`pg_ctl` from

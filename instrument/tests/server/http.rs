@@ -333,10 +333,8 @@ async fn stateless_clients_that_send_initialize_are_named_by_it() {
     let config = config(&capture);
     // rmcp's stateless mode: no protocol session, each request served on its own.
     let ct = CancellationToken::new();
-    let factory = config.clone();
-    let service = rmcp::transport::streamable_http_server::StreamableHttpService::new(
-        move || Ok(archon_mcp_instrument::TracedExt::traced(Notes, factory.clone())),
-        config.session_manager(),
+    let service = config.streamable_http_service(
+        || Ok(Notes),
         rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default()
             .with_legacy_session_mode(false)
             .with_cancellation_token(ct.child_token()),

@@ -233,12 +233,7 @@ pub fn token(sub: &str, email: &str, department: &str, expired: bool) -> String 
     let exp = if expired { now - 3600 } else { now + 3600 };
     let claims =
         json!({"sub": sub, "email": email, "name": format!("User {sub}"), "department": department, "exp": exp});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET),
-    )
-    .unwrap()
+    archon_mcp_instrument::user::hs256_token(JWT_SECRET, &claims)
 }
 
 /// Arguments for a call.
