@@ -14,109 +14,24 @@ use rmcp::model::{CallToolResult, JsonObject, NumberOrString, RequestId};
 use rmcp::service::{RequestContext, RoleServer};
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::Admission;
 use crate::attributes as attr;
 use crate::capture;
 use crate::connection::{Cancellation, Connection, InFlight};
+use crate::network::Network;
 use crate::origin::Origin;
 use crate::propagation::Propagated;
 use crate::routing::session_for;
 use crate::runtime::Shared;
 use crate::session::ActiveSession;
+use crate::target::{Target, ToolCall};
 use crate::transport::Arrival;
 use crate::usage::{self, Usage};
-use crate::user::UserInfo;
-
-/// What a request names, as far as span names and attributes go.
-pub(crate) enum Target<'a> {
-    /// No target (lists, ping, …).
-    None,
-    /// A tool; `known` when the server has it (a name it does not know is not recorded: it
-    /// enters the span only once the server answered for it), with its interned names when it
-    /// has them.
-    Tool { name: &'a str, known: bool, interned: Option<(&'static str, &'static str)> },
-    /// A prompt (its name enters the span name only once the server has served it).
-    Prompt(&'a str),
-    /// A resource.
-    Resource(&'a str),
-    /// The client an `initialize` names.
-    Client(&'a rmcp::model::Implementation),
-}
-
-impl Target<'_> {
-    /// The span name, and the tool or prompt the request names; pushes their attributes. Known
-    /// tools have interned names: no allocation for the span name or attribute.
-    // `&Cow`: the method is cloned as it is, so a borrowed name stays borrowed.
-    #[allow(clippy::type_complexity, clippy::ptr_arg)]
-    fn names(
-        self,
-        method: &Cow<'static, str>,
-        shared: &Shared,
-        attributes: &mut Vec<KeyValue>,
-    ) -> (Cow<'static, str>, Option<ToolCall>, Option<String>) {
-        match self {
-            Target::None => (method.clone(), None, None),
-            Target::Tool { name, known, interned } => {
-                attributes.push(KeyValue::new(attr::GEN_AI_OPERATION_NAME, attr::OPERATION_EXECUTE_TOOL));
-                let capture = shared.settings.capture.allows(name);
-                let (name, span_name) = match (interned, known) {
-                    (Some((tool, span_name)), _) => (Cow::Borrowed(tool), Cow::Borrowed(span_name)),
-                    (None, true) => (Cow::Owned(name.to_owned()), Cow::Owned(format!("{method} {name}"))),
-                    // The convention's span name without a low-cardinality target.
-                    (None, false) => (Cow::Owned(name.to_owned()), method.clone()),
-                };
-                if known {
-                    attributes.push(KeyValue::new(attr::GEN_AI_TOOL_NAME, name.clone()));
-                }
-                (span_name, Some(ToolCall { name, known, capture }), None)
-            }
-            Target::Prompt(name) => {
-                attributes.push(KeyValue::new(attr::GEN_AI_PROMPT_NAME, name.to_owned()));
-                (method.clone(), None, Some(name.to_owned()))
-            }
-            Target::Resource(uri) => {
-                attributes.push(KeyValue::new(attr::MCP_RESOURCE_URI, uri.to_owned()));
-                (method.clone(), None, None)
-            }
-            Target::Client(_) => (method.clone(), None, None),
-        }
-    }
-}
-
-/// The tool a `tools/call` names.
-struct ToolCall {
-    name: Cow<'static, str>,
-    /// The server has it: recorded as `gen_ai.tool.name` (else only once the server answered
-    /// for it).
-    known: bool,
-    /// Its content may be captured.
-    capture: bool,
-}
 
 /// How long a cancelled request waits for the cancellation's reason: rmcp cancels the request's
 /// token before it hands the `notifications/cancelled` to the server. The response of a
 /// cancelled request is discarded, so nobody waits for it.
 const CANCEL_REASON_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// The refusal of a tool call whose budget is used up; an unknown budget state lets it through
-/// and is counted.
-fn budget_refusal(
-    gate: &crate::budget::BudgetGate,
-    user: Option<&UserInfo>,
-    tool: &str,
-    shared: &Shared,
-) -> Option<(McpError, Option<&'static str>)> {
-    match gate.check(user, tool) {
-        crate::budget::Verdict::Allowed => None,
-        crate::budget::Verdict::Unknown => {
-            shared.metrics().budget_unknown.add(1, &[]);
-            None
-        }
-        crate::budget::Verdict::Refused(message) => Some((
-            McpError::new(rmcp::model::ErrorCode(BUDGET_EXCEEDED_CODE), message, None),
-            Some(attr::ERROR_TYPE_BUDGET_EXCEEDED),
-        )),
-    }
-}
 
 /// A request id as text, shared by the span attribute and the connection's calls in flight: a
 /// string id as rmcp holds it, a number formatted without a temporary `String`.
@@ -134,15 +49,44 @@ fn request_id(id: &RequestId) -> Arc<str> {
     }
 }
 
-/// The JSON-RPC code of a call refused for its budget (an implementation-defined server error).
-const BUDGET_EXCEEDED_CODE: i32 = -32050;
-
 /// What an invalid-params error is recorded as when the tool's content is not captured.
 const INVALID_PARAMS_DESCRIPTION: &str = "invalid_params: the arguments do not match the tool's schema";
 
-/// The error of a request refused because its principal is not its session's.
-const FOREIGN_PRINCIPAL: &str =
-    "this request's credentials are not those its session was opened with: reconnect with your own credentials";
+/// What a request asks for, as far as its span, its row and its cost go.
+struct Asked {
+    method: Cow<'static, str>,
+    /// The tool, on `tools/call`.
+    tool: Option<ToolCall>,
+    /// The prompt, on `prompts/get`: named in the span once served.
+    prompt: Option<String>,
+    /// The arguments as JSON text, kept for token estimation.
+    arguments_json: Option<String>,
+}
+
+impl Asked {
+    /// Reads what `target` names; pushes its attributes (and the arguments, when this tool's
+    /// content may be captured) and returns the span's name with it.
+    fn read(
+        shared: &Shared,
+        method: Cow<'static, str>,
+        target: Target<'_>,
+        arguments: Option<&JsonObject>,
+        attributes: &mut Vec<KeyValue>,
+    ) -> (Cow<'static, str>, Self) {
+        let (name, tool, prompt) = target.names(&method, shared, attributes);
+        if let (Some(arguments), true) = (arguments, tool.as_ref().is_some_and(|t| t.capture)) {
+            let value = serde_json::Value::Object(arguments.clone());
+            attributes.push(KeyValue::new(
+                attr::GEN_AI_TOOL_CALL_ARGUMENTS,
+                capture::redact_and_truncate(&value, shared.settings.capture.max_chars),
+            ));
+        }
+        let estimated = tool.is_some() && shared.settings.estimation != usage::TokenEstimation::Off;
+        let arguments_json =
+            estimated.then(|| arguments.and_then(|a| serde_json::to_string(a).ok()).unwrap_or_default());
+        (name, Self { method, tool, prompt, arguments_json })
+    }
+}
 
 /// A request in flight: its span (in `cx`) and what finishing it needs.
 pub(crate) struct Call {
@@ -152,22 +96,13 @@ pub(crate) struct Call {
     /// The JSON-RPC id, and what cancels the request while it runs.
     id: Arc<str>,
     in_flight: Arc<InFlight>,
+    ct: CancellationToken,
     /// A stateless HTTP request: rmcp cancels it when its client disconnects.
     stateless: bool,
     session: Option<Arc<ActiveSession>>,
-    /// Refused before the handler runs (its principal is not its session's; a budget is used
-    /// up): the error, and its `error.type` when not the JSON-RPC code.
-    refusal: Option<(McpError, Option<&'static str>)>,
-    method: Cow<'static, str>,
-    /// The tool, on `tools/call`.
-    tool: Option<ToolCall>,
-    /// The prompt, on `prompts/get`: named in the span once served.
-    prompt: Option<String>,
-    /// The arguments as JSON text, kept for token estimation.
-    arguments_json: Option<String>,
-    /// With budgets enforced, on `tools/call`: the user its spend counts for (none: anonymous).
-    budgeted: Option<Option<Arc<UserInfo>>>,
-    ct: CancellationToken,
+    asked: Asked,
+    /// May it run, and whose budget it spends.
+    admission: Admission,
     started: Instant,
     network: Network,
     /// `mcp.protocol.version`, for the duration metric.
@@ -175,7 +110,8 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// Opens the span of a request about to be handled.
+    /// Opens the span of a request about to be handled: who sent it, what it asks, which
+    /// session it belongs to, whether it may run — then the span.
     pub(crate) fn begin(
         shared: &Arc<Shared>,
         connection: Arc<Connection>,
@@ -184,7 +120,6 @@ impl Call {
         arguments: Option<&JsonObject>,
         ctx: &RequestContext<RoleServer>,
     ) -> Self {
-        let is_tool_call = method == attr::METHOD_TOOLS_CALL;
         let initializing = match &target {
             Target::Client(client) => Some(*client),
             _ => None,
@@ -192,85 +127,43 @@ impl Call {
         let origin = Origin::read(ctx, shared, initializing);
         let id = request_id(&ctx.id);
         let in_flight = connection.call_started(&id);
-        // The span starts when the transport delivered the request (docs/sessions.md: request received
-        // → response handed to the transport), else now.
-        let arrival = ctx.extensions.get::<Arrival>().copied().unwrap_or_else(Arrival::now);
+        let network = Network::of(origin.parts);
         let mut attributes = Vec::with_capacity(20);
         attributes.push(KeyValue::new(attr::MCP_METHOD_NAME, method.clone()));
         attributes.push(KeyValue::new(attr::JSONRPC_REQUEST_ID, StringValue::from(id.clone())));
-        let network = Network::of(origin.parts);
         attributes.extend(network.attributes());
-        if let Some(address) = origin.client_address() {
-            attributes.push(KeyValue::new(attr::CLIENT_ADDRESS, address.to_owned()));
-        }
-        if let Some(id) = origin.mcp_session_id() {
-            attributes.push(KeyValue::new(attr::MCP_SESSION_ID, id.to_owned()));
-        }
-        let hash_emails = shared.settings.hash_emails;
-        let identity = connection.identity(origin.client(), &origin.user, origin.protocol(), hash_emails);
+        attributes.extend(origin.client_address().map(|a| KeyValue::new(attr::CLIENT_ADDRESS, a.to_owned())));
+        attributes.extend(origin.mcp_session_id().map(|id| KeyValue::new(attr::MCP_SESSION_ID, id.to_owned())));
 
-        let (name, tool, prompt) = target.names(&method, shared, &mut attributes);
-        let capture_content = tool.as_ref().is_some_and(|t| t.capture);
-        if capture_content && let Some(arguments) = arguments {
-            let value = serde_json::Value::Object(arguments.clone());
-            attributes.push(KeyValue::new(
-                attr::GEN_AI_TOOL_CALL_ARGUMENTS,
-                capture::redact_and_truncate(&value, shared.settings.capture.max_chars),
-            ));
-        }
-        let arguments_json = (is_tool_call && shared.settings.estimation != usage::TokenEstimation::Off)
-            .then(|| arguments.and_then(|a| serde_json::to_string(a).ok()).unwrap_or_default());
-
+        let is_tool_call = method == attr::METHOD_TOOLS_CALL;
+        let (name, asked) = Asked::read(shared, method, target, arguments, &mut attributes);
+        let identity =
+            connection.identity(origin.client(), &origin.user, origin.protocol(), shared.settings.hash_emails);
         let session = session_for(shared, &connection, &origin, is_tool_call, &identity);
-        // A session belongs to one principal: a request with another (or none, or a credential
-        // that failed) is anonymous in it — never billed to the session's user — or refused.
-        let foreign = session.as_ref().is_some_and(|s| s.principal.as_deref() != origin.principal());
-        let identity = if foreign {
-            connection.identity(origin.client(), &None, origin.protocol(), hash_emails)
-        } else {
-            identity
-        };
-        let budgeted = (is_tool_call && shared.settings.budgets.is_some() && tool.is_some())
-            .then(|| if foreign { None } else { origin.user.clone() });
-        let refusal = if foreign && shared.settings.refuse_foreign_principals {
-            Some((McpError::invalid_request(FOREIGN_PRINCIPAL, None), None))
-        } else if let (Some(user), Some(gate), Some(tool)) = (&budgeted, &shared.settings.budgets, &tool) {
-            budget_refusal(gate, user.as_deref(), &tool.name, shared)
-        } else {
-            None
-        };
-        let recorded = session.is_some() && (is_tool_call || shared.settings.record_all_methods);
-        if let (Some(session), true) = (&session, recorded) {
+        let tool = asked.tool.as_ref().map(|t| t.name.as_ref());
+        let admission = Admission::decide(shared, &connection, &origin, session.as_deref(), identity, tool);
+        if let Some(session) = session.as_ref().filter(|_| is_tool_call || shared.settings.record_all_methods) {
             attributes.push(KeyValue::new(attr::SESSION_ID, session.id.clone()));
             session.request_started();
         }
-        attributes.extend(identity.iter().cloned());
+        attributes.extend(admission.identity.iter().cloned());
+        let protocol = admission.identity.iter().find(|kv| kv.key.as_str() == attr::MCP_PROTOCOL_VERSION).cloned();
 
-        let protocol = identity.iter().find(|kv| kv.key.as_str() == attr::MCP_PROTOCOL_VERSION).cloned();
-        let propagated = Propagated::extract(&ctx.extensions, &ctx.meta.0);
-        let mut span = SpanBuilder::from_name(name)
-            .with_kind(SpanKind::Server)
-            .with_start_time(arrival.at)
-            .with_attributes(attributes);
-        if !propagated.links.is_empty() {
-            span = span.with_links(propagated.links);
-        }
-        let cx = shared.tracer().start(span, &propagated.parent);
+        // The span starts when the transport delivered the request (docs/sessions.md: request
+        // received → response handed to the transport), else now.
+        let arrival = ctx.extensions.get::<Arrival>().copied().unwrap_or_else(Arrival::now);
+        let cx = start_span(shared, ctx, name, arrival, attributes);
         Self {
             cx,
             shared: shared.clone(),
             connection,
             id,
             in_flight,
+            ct: ctx.ct.clone(),
             stateless: origin.stateless(),
             session,
-            refusal,
-            method,
-            tool,
-            prompt,
-            arguments_json,
-            budgeted,
-            ct: ctx.ct.clone(),
+            asked,
+            admission,
             started: arrival.instant,
             network,
             protocol,
@@ -301,7 +194,7 @@ impl Call {
         handled: impl Future<Output = (std::thread::Result<Result<T, McpError>>, Option<Usage>)>,
         tool_result: fn(&T) -> Option<&CallToolResult>,
     ) -> Result<T, McpError> {
-        if let Some((error, _)) = self.refusal.clone() {
+        if let Some((error, _)) = self.admission.refusal.clone() {
             let refusal = Err(error);
             self.finish(&refusal, None, false, tool_result);
             return refusal;
@@ -349,14 +242,14 @@ impl Call {
             why => (why, at),
         });
         // The tool, once the server has it or answered for it.
-        let mut tool = self.tool.as_ref().filter(|t| t.known).map(|t| t.name.clone());
+        let mut tool = self.asked.tool.as_ref().filter(|t| t.known).map(|t| t.name.clone());
         match result {
             // A cancelled request's result never reaches the client.
             _ if cancellation.is_some() && !panicked => {}
             Err(e) => {
                 let code = e.code.0.to_string();
                 failure.status_code = Some(KeyValue::new(attr::RPC_RESPONSE_STATUS_CODE, code.clone()));
-                failure.error_type = Some(match (panicked, self.refusal.as_ref().and_then(|(_, t)| *t)) {
+                failure.error_type = Some(match (panicked, self.admission.refusal.as_ref().and_then(|(_, t)| *t)) {
                     (true, _) => Cow::Borrowed("panic"),
                     (false, Some(refused_as)) => Cow::Borrowed(refused_as),
                     (false, None) => Cow::Owned(code),
@@ -364,8 +257,8 @@ impl Call {
                 failure.describe(&span, server_fault(e.code.0), self.error_description(e));
             }
             Ok(value) => {
-                if let Some(prompt) = &self.prompt {
-                    span.update_name(format!("{} {prompt}", self.method));
+                if let Some(prompt) = &self.asked.prompt {
+                    span.update_name(format!("{} {prompt}", self.asked.method));
                 }
                 if let Some(result) = tool_result(value) {
                     if tool.is_none() {
@@ -387,7 +280,9 @@ impl Call {
         }
         if let Some(usage) = reported {
             // What this server spends counts at once, not only when the database is read again.
-            if let (Some(user), Some(gate), Some(tool)) = (&self.budgeted, &self.shared.settings.budgets, &self.tool) {
+            if let (Some(user), Some(gate), Some(tool)) =
+                (&self.admission.budgeted, &self.shared.settings.budgets, &self.asked.tool)
+            {
                 gate.spent(user.as_deref(), &tool.name, &usage);
             }
             record_usage(&span, usage);
@@ -418,8 +313,8 @@ impl Call {
                 KeyValue::new(attr::GEN_AI_OPERATION_NAME, attr::OPERATION_EXECUTE_TOOL),
             ]
         });
-        let prompt = self.prompt.as_ref().map(|p| KeyValue::new(attr::GEN_AI_PROMPT_NAME, p.clone()));
-        let labelled = std::iter::once(KeyValue::new(attr::MCP_METHOD_NAME, self.method.clone()))
+        let prompt = self.asked.prompt.as_ref().map(|p| KeyValue::new(attr::GEN_AI_PROMPT_NAME, p.clone()));
+        let labelled = std::iter::once(KeyValue::new(attr::MCP_METHOD_NAME, self.asked.method.clone()))
             .chain(tool.into_iter().flatten())
             .chain(prompt)
             .chain(failure.error_type.map(|e| KeyValue::new(attr::ERROR_TYPE, e)))
@@ -436,10 +331,10 @@ impl Call {
     /// The server answered a call of a tool it did not list: it has the tool after all. Its
     /// name is recorded, and known from now on.
     fn answered_for(&self, span: &opentelemetry::trace::SpanRef<'_>) -> Option<Cow<'static, str>> {
-        let name = &self.tool.as_ref()?.name;
+        let name = &self.asked.tool.as_ref()?.name;
         let (tool, span_name) = match self.shared.intern_tool(name) {
             Some((tool, span_name)) => (Cow::Borrowed(tool), Cow::Borrowed(span_name)),
-            None => (name.clone(), Cow::Owned(format!("{} {name}", self.method))),
+            None => (name.clone(), Cow::Owned(format!("{} {name}", self.asked.method))),
         };
         span.set_attribute(KeyValue::new(attr::GEN_AI_TOOL_NAME, tool.clone()));
         span.update_name(span_name);
@@ -450,7 +345,7 @@ impl Call {
     /// (serde's "invalid type: string \"hunter2\", expected u32"): unless this tool's content
     /// may be captured, only the error class is kept.
     fn error_description(&self, error: &McpError) -> String {
-        let captured = self.tool.as_ref().is_some_and(|t| t.capture);
+        let captured = self.asked.tool.as_ref().is_some_and(|t| t.capture);
         if error.code == rmcp::model::ErrorCode::INVALID_PARAMS && !captured {
             INVALID_PARAMS_DESCRIPTION.to_owned()
         } else {
@@ -464,8 +359,8 @@ impl Call {
         result: &CallToolResult,
         failure: &mut Failure,
     ) {
-        let captured = self.tool.as_ref().is_some_and(|t| t.capture);
-        let text = (captured || self.arguments_json.is_some()).then(|| usage::result_text(result));
+        let captured = self.asked.tool.as_ref().is_some_and(|t| t.capture);
+        let text = (captured || self.asked.arguments_json.is_some()).then(|| usage::result_text(result));
         if result.is_error == Some(true) {
             failure.error_type = Some(Cow::Borrowed(attr::ERROR_TYPE_TOOL_ERROR));
             // The result text may hold anything: it becomes the description only when capture
@@ -484,7 +379,7 @@ impl Call {
                 capture::redact_and_truncate(&value, self.shared.settings.capture.max_chars),
             ));
         }
-        if let (Some(arguments), Some(text)) = (&self.arguments_json, &text) {
+        if let (Some(arguments), Some(text)) = (&self.asked.arguments_json, &text) {
             let estimation = self.shared.settings.estimation;
             if let (Some(input), Some(output)) = (estimation.estimate(text), estimation.estimate(arguments)) {
                 span.set_attribute(KeyValue::new(attr::ARCHON_USAGE_ESTIMATED_INPUT_TOKENS, input as i64));
@@ -522,36 +417,24 @@ fn server_fault(code: i32) -> bool {
     code == rmcp::model::ErrorCode::INTERNAL_ERROR.0 || (-32099..=-32000).contains(&code)
 }
 
-/// The network a request came over: stdio, or HTTP of some version.
-#[derive(Clone, Copy)]
-struct Network {
-    http_version: Option<&'static str>,
-}
-
-impl Network {
-    fn of(parts: Option<&http::request::Parts>) -> Self {
-        let http_version = parts.map(|p| match p.version {
-            http::Version::HTTP_09 => "0.9",
-            http::Version::HTTP_10 => "1.0",
-            http::Version::HTTP_2 => "2",
-            http::Version::HTTP_3 => "3",
-            _ => "1.1",
-        });
-        Self { http_version }
+/// Starts the request's span: its parent the context the request carries, the transport's
+/// linked ([`Propagated`]).
+fn start_span(
+    shared: &Shared,
+    ctx: &RequestContext<RoleServer>,
+    name: Cow<'static, str>,
+    arrival: Arrival,
+    attributes: Vec<KeyValue>,
+) -> Context {
+    let propagated = Propagated::extract(&ctx.extensions, &ctx.meta.0);
+    let mut span = SpanBuilder::from_name(name)
+        .with_kind(SpanKind::Server)
+        .with_start_time(arrival.at)
+        .with_attributes(attributes);
+    if !propagated.links.is_empty() {
+        span = span.with_links(propagated.links);
     }
-
-    /// `network.transport`, and on HTTP `network.protocol.name` and `.version`.
-    fn attributes(self) -> impl Iterator<Item = KeyValue> {
-        let transport = if self.http_version.is_some() { attr::TRANSPORT_TCP } else { attr::TRANSPORT_PIPE };
-        std::iter::once(KeyValue::new(attr::NETWORK_TRANSPORT, transport)).chain(
-            self.http_version.into_iter().flat_map(|version| {
-                [
-                    KeyValue::new(attr::NETWORK_PROTOCOL_NAME, attr::PROTOCOL_HTTP),
-                    KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, version),
-                ]
-            }),
-        )
-    }
+    shared.tracer().start(span, &propagated.parent)
 }
 
 fn record_usage(span: &opentelemetry::trace::SpanRef<'_>, usage: Usage) {

@@ -67,6 +67,8 @@ pub(crate) fn scope() -> opentelemetry::InstrumentationScope {
         .build()
 }
 #[cfg(feature = "full")]
+mod admission;
+#[cfg(feature = "full")]
 pub mod budget;
 #[cfg(feature = "full")]
 mod call;
@@ -80,6 +82,8 @@ mod connection;
 pub mod fuzzing;
 #[cfg(feature = "full")]
 mod metrics;
+#[cfg(feature = "full")]
+mod network;
 #[cfg(feature = "full")]
 mod origin;
 #[cfg(feature = "full")]
@@ -96,6 +100,8 @@ pub mod session;
 mod session_manager;
 #[cfg(feature = "full")]
 mod stateless_clients;
+#[cfg(feature = "full")]
+mod target;
 #[cfg(feature = "full")]
 mod telemetry;
 #[cfg(feature = "full")]

@@ -13,10 +13,11 @@ use rmcp::service::{
 use rmcp::transport::IntoTransport;
 
 use crate::attributes::DisconnectReason;
-use crate::call::{Call, Target};
+use crate::call::Call;
 use crate::config::TracedConfig;
 use crate::connection::{Connection, UnexplainedEnd};
 use crate::runtime::Shared;
+use crate::target::Target;
 use crate::transport::ObservedTransport;
 use crate::usage::TokenEstimation;
 
