@@ -282,6 +282,7 @@ pub struct Summary {
 
 /// Why taking the legacy rows in was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TakeInError {
     /// The database refused a statement.
     #[error("{}", crate::pg_error::describe(.0))]

@@ -93,7 +93,15 @@ impl fmt::Display for Scope {
 }
 
 /// A budget to set.
+///
+/// ```
+/// use archon_mcp_exporter::budgets::{BudgetSpec, Scope};
+///
+/// let spec = BudgetSpec::monthly(Scope::All, 500.0).with_warn_at(vec![50, 90]);
+/// assert_eq!(spec.currency, "USD");
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct BudgetSpec {
     /// What it covers.
     pub scope: Scope,
@@ -114,8 +122,15 @@ impl BudgetSpec {
     }
 }
 
+with_setters!(BudgetSpec {
+    with_currency => currency: String,
+    with_warn_at => warn_at: Vec<i32>,
+    with_effective_from => effective_from: Option<BudgetDate>,
+});
+
 /// The state of one budget this month (a row of `archon_budget_status()`).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct BudgetStatus {
     /// What it covers.
     pub scope: Scope,
@@ -137,6 +152,7 @@ pub struct BudgetStatus {
 
 /// Why a budget command failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BudgetError {
     /// A scope that does not parse.
     #[error("invalid scope {0:?}: use all, anonymous, user:KEY, department:NAME, tool:NAME or client_type:TYPE")]

@@ -9,6 +9,7 @@ use tokio_postgres::config::Host;
 
 /// Why a connection could not be opened; each message says what to check.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The connection string does not parse.
     #[error("{0}")]

@@ -373,12 +373,11 @@ async fn budgets(db: Database, action: BudgetAction) -> anyhow::Result<()> {
     let client = connect(&db).await?;
     match action {
         BudgetAction::Set { scope, monthly, currency, warn_at, from } => {
-            let mut spec = BudgetSpec::monthly(scope.clone(), monthly);
-            spec.currency = currency;
+            let mut spec =
+                BudgetSpec::monthly(scope.clone(), monthly).with_currency(currency).with_effective_from(from);
             if !warn_at.is_empty() {
-                spec.warn_at = warn_at;
+                spec = spec.with_warn_at(warn_at);
             }
-            spec.effective_from = from;
             budgets::set(&client, &spec).await?;
             println!(
                 "budget for {}: {monthly:.2} {} a month, warnings at {:?} %",

@@ -36,6 +36,7 @@ pub const LOCK_KEY: i64 = 0x6172_6368_6f6e_6d63;
 
 /// Failure to migrate.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MigrateError {
     /// Could not connect to PostgreSQL.
     #[error(transparent)]

@@ -16,7 +16,7 @@ use crate::receiver::Ingest;
 use crate::receiver::budget::InFlight;
 use crate::receiver::grpc::GrpcReceiver;
 use crate::receiver::http::{self, BodyLimits};
-use crate::receiver::incoming::{ConnectionLimits, Incoming};
+use crate::receiver::incoming::ConnectionLimits;
 use crate::receiver::port::{self, Protocols};
 use crate::receiver::tls::{ReceiverTls, ReceiverTlsError};
 use crate::store::{PgStore, StoreConfig, StoreError};
@@ -99,6 +99,7 @@ const SECOND: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// A listen address is taken or not ours.
     #[error("cannot listen on {addr} ({port}): {source} — is another process using it? choose another with {flag}")]
@@ -243,30 +244,10 @@ impl Server {
         let router =
             http::router(ingest, config.limits, in_flight).merge(crate::admin::router(store.clone(), metrics.clone()));
         let shared = config.connections.shared();
-        let limits = shared.limits;
-        let (grpc_stop, http_stop) = (stop.clone().cancelled_owned(), stop.clone().cancelled_owned());
-        let (grpc_task, http_task) = match tls {
-            Some(tls) => (
-                tokio::spawn(port::serve(
-                    Incoming::tls(grpc, tls.clone(), shared.clone()),
-                    grpc_router,
-                    Protocols::Http2,
-                    limits,
-                    grpc_stop,
-                )),
-                tokio::spawn(port::serve(Incoming::tls(http, tls, shared), router, Protocols::Any, limits, http_stop)),
-            ),
-            None => (
-                tokio::spawn(port::serve(
-                    Incoming::plain(grpc, shared.clone()),
-                    grpc_router,
-                    Protocols::Http2,
-                    limits,
-                    grpc_stop,
-                )),
-                tokio::spawn(port::serve(Incoming::plain(http, shared), router, Protocols::Any, limits, http_stop)),
-            ),
+        let port = |listener, router, protocols| {
+            port::spawn(listener, tls.clone(), shared.clone(), router, protocols, stop.clone().cancelled_owned())
         };
+        let (grpc_task, http_task) = (port(grpc, grpc_router, Protocols::Http2), port(http, router, Protocols::Any));
         let reaper_task = config.reaper.clone().map(|reaper| tokio::spawn(reap_forever(store, reaper, metrics)));
 
         tokio::select! {

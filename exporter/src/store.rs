@@ -70,6 +70,7 @@ with_setters!(StoreConfig {
 
 /// A write that did not happen.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The database cannot take the write now (down, restarting, pool exhausted, deadlock):
     /// retry later; nothing was committed.

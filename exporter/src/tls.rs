@@ -15,6 +15,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// A CA file that cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// The file is missing or holds no PEM certificate.
     #[error("cannot read the CA certificates in {path}: {reason}")]

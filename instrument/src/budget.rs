@@ -82,6 +82,7 @@ impl BudgetScope {
 
 /// A budget in force and what was spent of it this month, as read.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct BudgetStatus {
     /// What it covers.
     pub scope: BudgetScope,

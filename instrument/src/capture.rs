@@ -64,6 +64,7 @@ fn redact(value: &Value) -> Value {
 
 /// Which tools may have their arguments and results captured.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CapturePolicy {
     tools: Vec<String>,
     /// Longest captured value, in characters.

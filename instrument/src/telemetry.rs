@@ -38,6 +38,7 @@ impl Telemetry {
 
 /// What went wrong installing telemetry.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TelemetryError {
     /// The OTLP exporter could not be built (bad endpoint, protocol, …).
     #[error("cannot build the OTLP exporter: {0}")]

@@ -14,6 +14,7 @@ use rmcp::model::{CallToolResult, ContentBlock};
 
 /// What a tool reports about the model calls it made.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Usage {
     /// The model (`gen_ai.request.model`).
     pub model: Option<String>,

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 /// A resolved user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UserInfo {
     /// The stable principal (`sub`, proxy user id, …) → `user.id`.
     pub id: String,
@@ -80,6 +81,7 @@ pub struct UserContext(pub UserInfo);
 /// # drop(found);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Resolution {
     /// A user; shared, so a resolver that keeps one (a fixed user, a cache) hands it out
     /// without copying it on every request.

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Sleep;
 use tower_service::Service as _;
 
-use super::incoming::{ConnectionLimits, Incoming};
+use super::incoming::{ConnectionLimits, Incoming, SharedLimits};
 use super::slots::Slot;
 
 /// Which protocols a port speaks.
@@ -28,6 +28,23 @@ pub(crate) enum Protocols {
     Any,
     /// HTTP/2 only (gRPC).
     Http2,
+}
+
+/// Spawns the connection loop of one port: `router` on the connections of `listener`, through
+/// TLS when `tls` is given, until `stop` completes. One call per port, whatever the TLS.
+pub(crate) fn spawn(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shared: SharedLimits,
+    router: axum::Router,
+    protocols: Protocols,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let limits = shared.limits;
+    match tls {
+        Some(tls) => tokio::spawn(serve(Incoming::tls(listener, tls, shared), router, protocols, limits, stop)),
+        None => tokio::spawn(serve(Incoming::plain(listener, shared), router, protocols, limits, stop)),
+    }
 }
 
 /// Serves `router` on every connection of `incoming` until `stop` completes, then stops

@@ -115,8 +115,7 @@ async fn every_state_and_the_forecast_to_the_cent() {
         budgets::remove(&client, &"tool:search".parse().unwrap()).await,
         Err(budgets::BudgetError::NotFound(_))
     ));
-    let bad =
-        budgets::set(&client, &BudgetSpec { currency: "EUR".into(), ..BudgetSpec::monthly(Scope::All, 1.0) }).await;
+    let bad = budgets::set(&client, &BudgetSpec::monthly(Scope::All, 1.0).with_currency("EUR".into())).await;
     assert!(bad.unwrap_err().to_string().contains("currency USD"));
     // Today's state (December: nothing spent yet) through the library.
     let now = budgets::status(&client).await.unwrap();
