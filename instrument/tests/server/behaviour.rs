@@ -18,10 +18,18 @@ use serde_json::json;
 use crate::support::*;
 
 async fn connect(config: TracedConfig) -> RunningService<RoleClient, ClientConfig> {
+    connect_to(Notes, config).await
+}
+
+/// A real rmcp client of `server` traced with `config`, over an in-process duplex.
+async fn connect_to(
+    server: impl rmcp::ServerHandler,
+    config: TracedConfig,
+) -> RunningService<RoleClient, ClientConfig> {
     let (server_io, client_io) = tokio::io::duplex(1 << 22);
     tokio::spawn(async move {
-        let server = Notes.traced(config).serve(server_io).await.expect("server starts");
-        let _ = server.waiting().await;
+        let running = server.traced(config).serve(server_io).await.expect("server starts");
+        let _ = running.waiting().await;
     });
     ClientConfig::default().serve(client_io).await.expect("client connects")
 }
@@ -324,13 +332,7 @@ async fn known_tools_are_learned_once_not_asked_of_the_server_per_call() {
     use std::sync::atomic::Ordering::Relaxed;
     let capture = Capture::new();
     let asked = Counting::default();
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    let (server, config) = (asked.clone(), capture.config(TracedConfig::builder()));
-    tokio::spawn(async move {
-        let running = server.traced(config).serve(server_io).await.expect("server starts");
-        let _ = running.waiting().await;
-    });
-    let client = ClientConfig::default().serve(client_io).await.expect("client connects");
+    let client = connect_to(asked.clone(), capture.config(TracedConfig::builder())).await;
     for _ in 0..5 {
         client.call_tool(call("search", json!({"query": "x"}))).await.unwrap();
     }
@@ -365,13 +367,7 @@ impl rmcp::ServerHandler for Unlisted {
 #[tokio::test]
 async fn a_tool_the_server_answered_for_is_named_though_never_listed() {
     let capture = Capture::new();
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    let config = capture.config(TracedConfig::builder());
-    tokio::spawn(async move {
-        let running = Unlisted.traced(config).serve(server_io).await.expect("server starts");
-        let _ = running.waiting().await;
-    });
-    let client = ClientConfig::default().serve(client_io).await.expect("client connects");
+    let client = connect_to(Unlisted, capture.config(TracedConfig::builder())).await;
     client.call_tool(call("search", json!({"query": "x"}))).await.unwrap();
     let failed = client.call_tool(call("fail", json!({}))).await.unwrap();
     assert_eq!(failed.is_error, Some(true));
