@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::client_type::ClientType;
 use crate::ids;
 use crate::rows::{RequestRow, RequestStatus, SessionSet, SessionUpsert, TokenSource, clean_text, limits};
-use crate::span::{Span, SpanRef, StatusCode, Text, Value, hex};
+use crate::span::{Span, SpanKind, SpanRef, StatusCode, Text, Value, hex};
 
 mod fields;
 
@@ -41,6 +41,9 @@ pub enum SkipReason {
     /// The span ends more than an hour after now: a wrong clock (or a forged date)
     /// that would keep its session active for ever.
     FutureTimestamp,
+    /// A CLIENT span of an MCP request: the caller's side (a traced MCP client). The server's
+    /// span of the same request is its row, and links to it (`parent_span_id`).
+    ClientSpan,
 }
 
 impl SkipReason {
@@ -53,13 +56,14 @@ impl SkipReason {
             SkipReason::EndBeforeStart => "end_before_start",
             SkipReason::UnknownStatusCode => "unknown_status_code",
             SkipReason::FutureTimestamp => "future_timestamp",
+            SkipReason::ClientSpan => "client_span",
         }
     }
 
     /// Whether the span was bad (rejected: an OTLP partial success counts it) rather than
     /// simply not ours to store.
     pub fn is_rejection(self) -> bool {
-        !matches!(self, SkipReason::NotMcp | SkipReason::NoSession)
+        !matches!(self, SkipReason::NotMcp | SkipReason::NoSession | SkipReason::ClientSpan)
     }
 }
 
@@ -280,6 +284,9 @@ fn check<'a>(span: &Span, fields: &Fields<'a>, received: SystemTime) -> Result<C
     if method.is_none() && !session_span {
         return Err(skip(SkipReason::NotMcp, format!("span {:?} has no {}", span.name, attr::MCP_METHOD_NAME)));
     }
+    if span.kind == SpanKind::Client && !session_span {
+        return Err(skip(SkipReason::ClientSpan, format!("span {:?} is the client's side of a request", span.name)));
+    }
     let Some(session_value) = fields.str(Field::SESSION_ID) else {
         return Err(skip(SkipReason::NoSession, format!("span {:?} has no {}", span.name, attr::SESSION_ID)));
     };
@@ -462,6 +469,7 @@ fn request_row(
         user_id,
         trace_id: hex(&span.trace_id),
         span_id: hex(&span.span_id),
+        parent_span_id: span.parent_span_id.as_ref().map(|id| hex(id)),
         jsonrpc_request_id: text(Field::JSONRPC_REQUEST_ID, limits::TEXT),
     }
 }

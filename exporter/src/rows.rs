@@ -284,6 +284,8 @@ pub struct RequestRow {
     pub trace_id: String,
     /// Span id, hex.
     pub span_id: String,
+    /// The span it continues (its caller's), hex; none for a new trace.
+    pub parent_span_id: Option<String>,
     /// JSON-RPC request id.
     pub jsonrpc_request_id: Option<String>,
 }

@@ -75,6 +75,8 @@ mod call;
 #[cfg(feature = "full")]
 pub mod capture;
 #[cfg(feature = "full")]
+mod client;
+#[cfg(feature = "full")]
 mod config;
 #[cfg(feature = "full")]
 mod connection;
@@ -115,6 +117,8 @@ pub mod usage;
 #[cfg(feature = "full")]
 pub mod user;
 
+#[cfg(feature = "full")]
+pub use client::{TracedClient, TracedClientExt};
 #[cfg(feature = "full")]
 pub use config::{TracedConfig, TracedConfigBuilder};
 #[cfg(feature = "full")]

@@ -265,6 +265,19 @@ fn spans_without_method_or_session_are_skipped_with_a_reason() {
     assert_eq!(skipped(&orphan_end), SkipReason::NoSession);
 
     assert!(!SkipReason::NotMcp.is_rejection() && !SkipReason::NoSession.is_rejection());
+
+    // The client's side of a request, even one carrying a session: its server's span is the row.
+    let client = call(1, "x").with_kind(crate::span::SpanKind::Client);
+    assert_eq!(skipped(&client), SkipReason::ClientSpan);
+    assert!(!SkipReason::ClientSpan.is_rejection());
+}
+
+#[test]
+fn a_request_row_names_the_span_it_continues() {
+    let mut span = call(1, "x");
+    assert_eq!(request(&span).parent_span_id, None, "a new trace");
+    span.parent_span_id = Some([0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31]);
+    assert_eq!(request(&span).parent_span_id.as_deref(), Some("b7ad6b7169203331"));
 }
 
 #[test]

@@ -69,6 +69,7 @@ columns!(REQUEST_COLUMNS, fn request_params<'a>(requests: &[RequestRow], config:
     user_id: "uuid" = |r| r.user_id,
     trace_id: "text" = |r| r.trace_id.as_str(),
     span_id: "text" = |r| r.span_id.as_str(),
+    parent_span_id: "text" = |r| r.parent_span_id.as_deref(),
     jsonrpc_request_id: "text" = |r| r.jsonrpc_request_id.as_deref(),
     // Inputs of `estimated_cost`, not columns of the table (REQUEST_INPUTS).
     reported_cost: "float8" = |r| r.reported_cost,
@@ -180,8 +181,8 @@ mod tests {
         assert!(unnest(SESSION_COLUMNS).ends_with("metadata, catalog_tokens)"));
         assert_eq!(session_params(&[]).len(), SESSION_COLUMNS.len());
         assert_eq!(request_params(&[], &StoreConfig::default()).len(), REQUEST_COLUMNS.len());
-        assert!(INSERT_REQUESTS.contains("$20::text[]) AS u(request_id,"), "{}", *INSERT_REQUESTS);
-        assert!(!INSERT_REQUESTS.contains("$21"));
+        assert!(INSERT_REQUESTS.contains("$21::text[]) AS u(request_id,"), "{}", *INSERT_REQUESTS);
+        assert!(!INSERT_REQUESTS.contains("$22"));
         for input in REQUEST_INPUTS {
             assert!(!INSERT_REQUESTS.contains(&format!("u.{input},")), "{input} is not a column of the table");
         }

@@ -250,6 +250,7 @@ async fn rows_the_database_refuses_are_reported_and_the_rest_commits() {
             user_id: None,
             trace_id: String::new(),
             span_id: String::new(),
+            parent_span_id: None,
             jsonrpc_request_id: None,
         };
         f(&mut row);

@@ -206,7 +206,24 @@ fn histogram_points(
     points
 }
 
-/// The duration metrics carry the attributes the MCP conventions list for them (issue #30).
+/// A histogram's unit and bucket boundaries.
+fn histogram_shape(exporter: &opentelemetry_sdk::metrics::InMemoryMetricExporter, name: &str) -> (String, Vec<f64>) {
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    for rm in exporter.get_finished_metrics().unwrap() {
+        for sm in rm.scope_metrics() {
+            for metric in sm.metrics().filter(|m| m.name() == name) {
+                if let AggregatedMetrics::F64(MetricData::Histogram(histogram)) = metric.data()
+                    && let Some(point) = histogram.data_points().next()
+                {
+                    return (metric.unit().to_owned(), point.bounds().collect());
+                }
+            }
+        }
+    }
+    panic!("no histogram {name}")
+}
+
+/// The duration metrics carry the attributes the MCP conventions list for them (issues #30, #33).
 #[tokio::test]
 async fn duration_metrics_carry_the_conventions_attributes() {
     use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
@@ -216,12 +233,35 @@ async fn duration_metrics_carry_the_conventions_attributes() {
 
     let capture = Capture::new();
     let config = capture.config(TracedConfig::builder());
-    let client = connect(config.clone()).await;
+    // The client traced too: both sides' metrics.
+    let client = archon_mcp_instrument::TracedClientExt::traced(connect(config.clone()).await, config.clone());
     client.call_tool(call("search", json!({"query": "x"}))).await.unwrap();
     let _ = client.call_tool(call("boom", json!({}))).await.unwrap_err();
     config.end_sessions(archon_mcp_instrument::attributes::DisconnectReason::error("tls"));
     client.cancel().await.unwrap();
     meters.force_flush().unwrap();
+
+    // Names, units and the conventions' buckets.
+    let operation_buckets = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+    for name in ["mcp.server.operation.duration", "mcp.client.operation.duration"] {
+        assert_eq!(histogram_shape(&exporter, name), ("s".to_owned(), operation_buckets.to_vec()), "{name}");
+    }
+    for name in ["mcp.server.session.duration", "mcp.client.session.duration"] {
+        assert_eq!(histogram_shape(&exporter, name).0, "s", "{name}");
+    }
+    let client_calls = histogram_points(&exporter, "mcp.client.operation.duration");
+    let client_point = |tool: &str| {
+        client_calls.iter().find(|p| p.get(attr::GEN_AI_TOOL_NAME).map(String::as_str) == Some(tool)).cloned()
+    };
+    let search = client_point("search").expect("the client's search point");
+    for (key, value) in [(attr::MCP_METHOD_NAME, "tools/call"), (attr::GEN_AI_OPERATION_NAME, "execute_tool")] {
+        assert_eq!(search.get(key).map(String::as_str), Some(value), "{key} of {search:?}");
+    }
+    assert!(search.contains_key(attr::MCP_PROTOCOL_VERSION) && !search.contains_key(attr::ERROR_TYPE), "{search:?}");
+    let boom = client_point("boom").expect("the client's boom point");
+    assert_eq!(boom.get(attr::ERROR_TYPE).map(String::as_str), Some("-32603"), "the code the client saw");
+    assert_eq!(boom.get(attr::RPC_RESPONSE_STATUS_CODE).map(String::as_str), Some("-32603"));
+    assert_eq!(histogram_points(&exporter, "mcp.client.session.duration").len(), 1, "one client session");
 
     let operations = histogram_points(&exporter, "mcp.server.operation.duration");
     let point = |tool: &str| {

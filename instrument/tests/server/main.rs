@@ -2,6 +2,7 @@
 //! streamable HTTP, an in-process duplex), spans captured with the SDK's exporters.
 
 mod behaviour;
+mod client;
 mod forwarding;
 mod http;
 mod lifecycle;

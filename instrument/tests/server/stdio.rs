@@ -37,42 +37,66 @@ async fn child_server() {
     telemetry.shutdown();
 }
 
-async fn run_child(dir: &std::path::Path, client_name: &str, user: &str, calls: usize) -> Vec<Seen> {
-    let spans_path = dir.join(format!("{client_name}.jsonl"));
-    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "stdio::child_server", "--include-ignored", "--nocapture", "--test-threads=1"])
-        .env(SPANS_FILE, &spans_path)
-        .env("ARCHON_USER_ID", user)
-        .env("ARCHON_USER_EMAIL", format!("{user}@example.com"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains(READY) {
-        line.clear();
-        assert!(stdout.read_line(&mut line).await.unwrap() > 0, "the child exited before serving");
+/// The server of `client_name`'s connection: this test binary re-run as [`child_server`], its
+/// stdio piped to us, its spans written to a file in `dir`.
+pub struct ChildServer {
+    child: tokio::process::Child,
+    spans_path: std::path::PathBuf,
+}
+
+impl ChildServer {
+    pub async fn start(
+        dir: &std::path::Path,
+        client_name: &str,
+        user: &str,
+    ) -> (Self, (BufReader<tokio::process::ChildStdout>, tokio::process::ChildStdin)) {
+        let spans_path = dir.join(format!("{client_name}.jsonl"));
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "stdio::child_server", "--include-ignored", "--nocapture", "--test-threads=1"])
+            .env(SPANS_FILE, &spans_path)
+            .env("ARCHON_USER_ID", user)
+            .env("ARCHON_USER_EMAIL", format!("{user}@example.com"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.contains(READY) {
+            line.clear();
+            assert!(stdout.read_line(&mut line).await.unwrap() > 0, "the child exited before serving");
+        }
+        let stdin = child.stdin.take().unwrap();
+        (Self { child, spans_path }, (stdout, stdin))
     }
+
+    /// The child's spans, once its session has ended (its client closed the connection).
+    pub async fn spans(mut self) -> Vec<Seen> {
+        for _ in 0..200 {
+            let text = std::fs::read_to_string(&self.spans_path).unwrap_or_default();
+            if text.lines().any(|l| l.contains(attr::SESSION_SPAN_NAME)) {
+                let _ = self.child.wait().await;
+                return text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the child never reported its session span: {:?}", std::fs::read_to_string(&self.spans_path));
+    }
+}
+
+async fn run_child(dir: &std::path::Path, client_name: &str, user: &str, calls: usize) -> Vec<Seen> {
+    let (server, transport) = ChildServer::start(dir, client_name, user).await;
     let info = ClientConfig::new(ClientCapabilities::default(), Implementation::new(client_name, "0.9"));
-    let client = info.serve((stdout, child.stdin.take().unwrap())).await.expect("stdio client connects");
+    let client = info.serve(transport).await.expect("stdio client connects");
     client.list_all_tools().await.unwrap();
     for i in 0..calls {
         client.call_tool(CallToolRequestParams::new("search").with_arguments(args(json!({"query": i})))).await.unwrap();
     }
     // Closing stdin ends the child's connection, hence its session; then it flushes and exits.
     client.cancel().await.unwrap();
-    for _ in 0..200 {
-        let text = std::fs::read_to_string(&spans_path).unwrap_or_default();
-        if text.lines().any(|l| l.contains(attr::SESSION_SPAN_NAME)) {
-            let _ = child.wait().await;
-            return text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the child never reported its session span: {:?}", std::fs::read_to_string(&spans_path));
+    server.spans().await
 }
 
 #[tokio::test]

@@ -178,6 +178,7 @@ impl From<&SpanData> for Seen {
             kind: match span.span_kind {
                 SpanKind::Server => "server",
                 SpanKind::Internal => "internal",
+                SpanKind::Client => "client",
                 _ => "other",
             }
             .into(),
