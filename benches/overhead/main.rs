@@ -11,6 +11,10 @@
 //! them (the SDK span without an export thread), and a no-op tracer (`Traced`'s own
 //! bookkeeping: origin, identity, session, in-flight entry, cancellation, attributes).
 //!
+//! The client side likewise: the bare server called through a `TracedClient` (a CLIENT span,
+//! its context injected into `_meta`) and through the anchor a user would write by hand
+//! ([`naive::call`]: a `tracing` span, its context injected by the same propagator).
+//!
 //! ```text
 //! cargo bench --bench overhead
 //! ```
@@ -73,6 +77,23 @@ impl SpanProcessor for DropOnEnd {
 
 type Client = rmcp::service::RunningService<rmcp::RoleClient, ClientConfig>;
 
+/// How a variant's calls are made: rmcp's client, a traced one, or the hand-written anchor.
+enum Caller {
+    Plain(Client),
+    Traced(archon_mcp_instrument::TracedClient<ClientConfig>),
+    Naive(Client),
+}
+
+impl Caller {
+    async fn call(&self, request: CallToolRequestParams) {
+        match self {
+            Caller::Plain(client) => drop(client.call_tool(request).await.expect("call")),
+            Caller::Traced(client) => drop(client.call_tool(request).await.expect("call")),
+            Caller::Naive(client) => naive::call(client, request).await,
+        }
+    }
+}
+
 async fn connect<S: rmcp::ServerHandler>(server: S) -> Client {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
@@ -90,12 +111,12 @@ struct Samples {
 }
 
 impl Samples {
-    async fn take(&mut self, client: &Client, n: usize) {
+    async fn take(&mut self, caller: &Caller, n: usize) {
         let request = CallToolRequestParams::new("list_tasks");
         let before = allocations::count();
         for _ in 0..n {
             let started = Instant::now();
-            client.call_tool(request.clone()).await.expect("call");
+            caller.call(request.clone()).await;
             self.micros.push(started.elapsed().as_secs_f64() * 1e6);
         }
         self.allocations.push((allocations::count() - before) as f64 / n as f64);
@@ -173,16 +194,25 @@ fn main() {
         user,
     };
 
-    let [bare, traced, hand, budgeted, dropped, bookkeeping] = runtime.block_on(async {
+    // Both client variants inject through the propagator a deployment would configure.
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    let client_config = TracedConfig::builder().tracer(provider.tracer("bench")).build();
+
+    let [bare, traced, hand, budgeted, dropped, bookkeeping, traced_client, naive_client] = runtime.block_on(async {
         let clients = [
-            connect(KnowledgeServer::new()).await,
-            connect(traced_with(provider.tracer("bench").into())).await,
-            connect(naive).await,
-            connect(KnowledgeServer::new().traced(enforcing)).await,
-            connect(traced_with(inline.tracer("bench").into())).await,
-            connect(traced_with(BoxedTracer::new(Box::new(NoopTracer::new())).into())).await,
+            Caller::Plain(connect(KnowledgeServer::new()).await),
+            Caller::Plain(connect(traced_with(provider.tracer("bench").into())).await),
+            Caller::Plain(connect(naive).await),
+            Caller::Plain(connect(KnowledgeServer::new().traced(enforcing)).await),
+            Caller::Plain(connect(traced_with(inline.tracer("bench").into())).await),
+            Caller::Plain(connect(traced_with(BoxedTracer::new(Box::new(NoopTracer::new())).into())).await),
+            Caller::Traced(archon_mcp_instrument::TracedClientExt::traced(
+                connect(KnowledgeServer::new()).await,
+                client_config,
+            )),
+            Caller::Naive(connect(KnowledgeServer::new()).await),
         ];
-        let mut samples: [Samples; 6] = Default::default();
+        let mut samples: [Samples; 8] = Default::default();
         // Warm up, then alternate rounds so drift hits all alike.
         for client in &clients {
             Samples::default().take(client, 200).await;
@@ -231,6 +261,23 @@ fn main() {
         "bookkeeping alone vs naive tracing-opentelemetry, median",
         (bookkeeping.median() - bare.median()) / (hand.median() - bare.median()),
         "×",
+        None,
+    );
+    // The client side, against the bare server.
+    common::figure("client added per call, median", traced_client.median() - bare.median(), "µs", None);
+    common::figure("client added per call, p99", traced_client.p99() - bare.p99(), "µs", None);
+    common::figure("naive client added per call, median", naive_client.median() - bare.median(), "µs", None);
+    common::figure(
+        "client added per call vs naive tracing-opentelemetry, median",
+        (traced_client.median() - bare.median()) / (naive_client.median() - bare.median()),
+        "×",
+        None,
+    );
+    common::figure("client allocations added per call", traced_client.allocations() - bare.allocations(), "", None);
+    common::figure(
+        "client allocations added per call, naive",
+        naive_client.allocations() - bare.allocations(),
+        "",
         None,
     );
     std::mem::forget(provider);

@@ -69,3 +69,33 @@ impl<H: ServerHandler> ServerHandler for Naive<H> {
         .instrument(span)
     }
 }
+
+/// The client side's anchor: a `tracing` span of kind client around rmcp's call, its context
+/// injected into `params._meta` by the global propagator, as a user would write it.
+pub async fn call(client: &super::Client, mut request: CallToolRequestParams) {
+    use opentelemetry::propagation::Injector;
+    use rmcp::model::RequestParamsMeta as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    struct Meta<'a>(&'a mut rmcp::model::JsonObject);
+    impl Injector for Meta<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_owned(), value.into());
+        }
+    }
+    let span = tracing::info_span!(
+        "tools/call",
+        otel.name = %format_args!("tools/call {}", request.name),
+        otel.kind = "client",
+        mcp.method.name = "tools/call",
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = %request.name,
+        error.type = Empty,
+    );
+    let cx = span.context();
+    let meta: &mut rmcp::model::JsonObject = request.meta_mut().get_or_insert_with(Default::default);
+    opentelemetry::global::get_text_map_propagator(|propagator| propagator.inject_context(&cx, &mut Meta(meta)));
+    let recorder = span.clone();
+    if let Err(e) = client.call_tool(request).instrument(span).await {
+        recorder.record("error.type", e.to_string());
+    }
+}

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use archon_mcp_instrument::{Telemetry, TracedClientExt as _, TracedConfig};
 use clap::Parser;
 use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
@@ -45,6 +46,10 @@ struct Args {
     /// The tool to call, with arguments it accepts (the knowledge server's tools).
     #[arg(long, default_value = "search_knowledge")]
     tool: String,
+    /// Export the clients' spans over OTLP to this collector: each call a CLIENT span whose
+    /// context reaches the server in `_meta`, so client and server are one trace.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 fn token(secret: &str, user: usize) -> String {
@@ -63,6 +68,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    // Before the clients: their config finds the installed provider on first use.
+    let telemetry = match &args.otlp_endpoint {
+        Some(endpoint) => Some(
+            Telemetry::builder()
+                .service_name("load")
+                .otlp_endpoint(endpoint.clone())
+                .install()
+                .context("installing the OTLP exporter")?,
+        ),
+        None => None,
+    };
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let end = Instant::now() + Duration::from_secs(args.duration);
     let per_connection = Duration::from_secs_f64(args.concurrency as f64 / args.rate.max(1) as f64);
@@ -81,7 +97,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .serve(StreamableHttpClientTransport::from_config(config))
         .await
-        .with_context(|| format!("connecting to {} (is the server up?)", args.url))?;
+        .with_context(|| format!("connecting to {} (is the server up?)", args.url))?
+        .traced(TracedConfig::default());
         connections[user % workers].push(client);
     }
     let failures = Arc::new(Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
@@ -144,6 +161,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.jwt_secret.is_none() {
         println!("no --jwt-secret: the calls were anonymous (no user, no per-user cost)");
+    }
+    if let Some(telemetry) = telemetry {
+        // Flushes the clients' spans (a blocking export, off the async threads).
+        tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
     }
     Ok(())
 }

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use crate::harness::*;
 
-/// Runs `load` against `url` calling `tool`, and returns what it printed.
-async fn load(url: &str, secret: &str, tool: &str) -> String {
+/// Runs `load` against `url` calling `tool`, its clients traced to `otlp`, and returns what it
+/// printed.
+async fn load(url: &str, secret: &str, tool: &str, otlp: &str) -> String {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_load"))
         .args(["--url", url, "--jwt-secret", secret, "--rate", "40", "--concurrency", "3", "--users", "6"])
-        .args(["--duration", "2", "--tool", tool])
+        .args(["--duration", "2", "--tool", tool, "--otlp-endpoint", otlp])
         .kill_on_drop(true)
         .output()
         .await
@@ -44,7 +45,7 @@ async fn the_readme_deployment_path_bills_every_user() {
 
     let url = format!("http://{addr}/mcp");
     for tool in ["summarize_document", "search_knowledge"] {
-        let printed = load(&url, secret, tool).await;
+        let printed = load(&url, secret, tool, &otlp).await;
         assert!(printed.contains(" 0 failed, from 6 users"), "{tool}: {printed}");
     }
     // SIGINT: tool_server ends its sessions and flushes its spans before it exits.
@@ -67,6 +68,11 @@ async fn the_readme_deployment_path_bills_every_user() {
         assert!(number(3) > 0.0, "a cost: {row:?}");
     }
     assert_eq!(db.query_i64("SELECT count(*) FROM archon_mcp_requests WHERE token_source = 'none'").await, 0);
+    // The clients were traced (issue #33): each call's row names its client span, which the
+    // exporter skipped, counted, rather than stored.
+    assert_eq!(db.query_i64("SELECT count(*) FROM archon_mcp_requests WHERE parent_span_id IS NULL").await, 0);
+    let skipped = exporter.metrics.spans_ignored.get("client_span");
+    assert!(skipped > 0, "client spans are skipped with their reason");
     drop(collector);
     exporter.stop().await;
 }
