@@ -62,6 +62,7 @@ pub struct TracedConfigBuilder {
     user_resolver: Box<dyn UserResolver>,
     hash_emails: bool,
     record_all_methods: bool,
+    record_notifications: bool,
     refuse_foreign_principals: bool,
     budgets: Option<crate::budget::BudgetGate>,
     estimation: TokenEstimation,
@@ -77,6 +78,7 @@ impl Default for TracedConfigBuilder {
             user_resolver: Box::new(ExtensionUser.or(EnvUser::from_env())),
             hash_emails: false,
             record_all_methods: false,
+            record_notifications: false,
             refuse_foreign_principals: false,
             budgets: None,
             estimation: TokenEstimation::default(),
@@ -111,6 +113,15 @@ impl TracedConfigBuilder {
     /// Puts every request of a session into it (and so into the database), not only tool calls.
     pub fn record_all_methods(mut self, on: bool) -> Self {
         self.record_all_methods = on;
+        self
+    }
+
+    /// Makes the notifications the server receives — `notifications/cancelled`, `/progress`,
+    /// `/initialized`, `/roots/list_changed` — SERVER spans too (children of the context in
+    /// their `_meta`). Off by default: a long call's progress notifications would outnumber the
+    /// requests. They never become rows.
+    pub fn record_notifications(mut self, on: bool) -> Self {
+        self.record_notifications = on;
         self
     }
 
@@ -171,6 +182,7 @@ impl TracedConfigBuilder {
             user_resolver: self.user_resolver,
             hash_emails: self.hash_emails,
             record_all_methods: self.record_all_methods,
+            record_notifications: self.record_notifications,
             refuse_foreign_principals: self.refuse_foreign_principals,
             budgets: self.budgets,
             estimation: self.estimation,

@@ -87,6 +87,8 @@ mod metrics;
 #[cfg(feature = "full")]
 mod network;
 #[cfg(feature = "full")]
+mod notification;
+#[cfg(feature = "full")]
 mod origin;
 #[cfg(feature = "full")]
 mod otel_layer;

@@ -19,6 +19,7 @@ pub(crate) struct Settings {
     pub(crate) user_resolver: Box<dyn UserResolver>,
     pub(crate) hash_emails: bool,
     pub(crate) record_all_methods: bool,
+    pub(crate) record_notifications: bool,
     pub(crate) refuse_foreign_principals: bool,
     pub(crate) budgets: Option<crate::budget::BudgetGate>,
     pub(crate) estimation: TokenEstimation,

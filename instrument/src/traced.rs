@@ -379,7 +379,8 @@ impl<H: ServerHandler> ServerHandler for Traced<H> {
         if let (Some(connection), Some(id)) = (self.connection.get(), &notification.request_id) {
             connection.cancelled(&id.to_string(), notification.reason.as_deref());
         }
-        self.inner.on_cancelled(notification, context)
+        let span = crate::notification::span(&self.shared, CancelledNotificationMethod::VALUE, &context);
+        crate::notification::handled(span, self.inner.on_cancelled(notification, context))
     }
 
     fn on_progress(
@@ -387,21 +388,24 @@ impl<H: ServerHandler> ServerHandler for Traced<H> {
         notification: ProgressNotificationParam,
         context: NotificationContext<RoleServer>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_progress(notification, context)
+        let span = crate::notification::span(&self.shared, ProgressNotificationMethod::VALUE, &context);
+        crate::notification::handled(span, self.inner.on_progress(notification, context))
     }
 
     fn on_initialized(
         &self,
         context: NotificationContext<RoleServer>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_initialized(context)
+        let span = crate::notification::span(&self.shared, InitializedNotificationMethod::VALUE, &context);
+        crate::notification::handled(span, self.inner.on_initialized(context))
     }
 
     fn on_roots_list_changed(
         &self,
         context: NotificationContext<RoleServer>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_roots_list_changed(context)
+        let span = crate::notification::span(&self.shared, RootsListChangedNotificationMethod::VALUE, &context);
+        crate::notification::handled(span, self.inner.on_roots_list_changed(context))
     }
 
     fn on_custom_notification(

@@ -494,3 +494,33 @@ async fn request_span_attributes_are_the_conventions_or_namespaced_as_ours() {
     }
     client.cancel().await.unwrap();
 }
+
+/// Notifications are spans only when asked for (issue #33): `notifications/initialized`, which
+/// every client sends, and `notifications/cancelled`.
+#[tokio::test]
+async fn notifications_are_spans_only_when_asked_for() {
+    let recorded = Capture::new();
+    let client = connect(recorded.config(TracedConfig::builder().record_notifications(true))).await;
+    // From JSON: the parameter type's constructor differs across the rmcp versions supported.
+    let cancel: rmcp::model::CancelledNotificationParam =
+        serde_json::from_value(json!({"requestId": 999, "reason": "changed my mind"})).unwrap();
+    client.notify_cancelled(cancel).await.unwrap();
+    let spans = recorded
+        .wait_for("two notification spans", |s| {
+            summary(s).iter().filter(|s| s.name.starts_with("notifications/")).count() == 2
+        })
+        .await;
+    for method in ["notifications/initialized", "notifications/cancelled"] {
+        let span = summary(&spans).into_iter().find(|s| s.name == method).expect(method);
+        assert_eq!((span.kind.as_str(), span.attr(attr::MCP_METHOD_NAME)), ("server", Some(method)));
+        assert_eq!(span.attr(attr::SESSION_ID), None, "never a row");
+    }
+    client.cancel().await.unwrap();
+
+    let quiet = Capture::new();
+    let client = connect(quiet.config(TracedConfig::builder())).await;
+    client.call_tool(call("search", json!({"query": "x"}))).await.unwrap();
+    let spans = quiet.wait_for("the call", |s| tool_spans(s).len() == 1).await;
+    assert!(summary(&spans).iter().all(|s| !s.name.starts_with("notifications/")), "off by default");
+    client.cancel().await.unwrap();
+}
