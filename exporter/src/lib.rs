@@ -44,6 +44,7 @@ pub mod ids;
 pub mod metrics;
 pub mod migrate;
 pub mod partitions;
+pub mod privacy;
 pub mod rows;
 pub mod secret;
 pub mod span;

@@ -13,7 +13,7 @@ use archon_mcp_exporter::ReaperConfig;
 use archon_mcp_exporter::ReceiverTls;
 use archon_mcp_exporter::budgets::{self, BudgetDate, BudgetSpec, Scope};
 use archon_mcp_exporter::{ServeConfig, Server};
-use archon_mcp_exporter::{migrate, partitions, secret};
+use archon_mcp_exporter::{migrate, partitions, privacy, secret};
 use clap::{Args, Parser, Subcommand};
 
 /// Turns MCP OpenTelemetry spans into Archon-compatible PostgreSQL rows.
@@ -58,6 +58,13 @@ enum Command {
         #[command(subcommand)]
         action: BudgetAction,
     },
+    /// One person's data: export it as JSON, or forget it (docs/privacy.md). Admins only.
+    Users {
+        #[command(flatten)]
+        db: AnywhereDatabase,
+        #[command(subcommand)]
+        action: UsersAction,
+    },
     /// Create the monthly request partitions for the coming months.
     Partitions {
         #[command(flatten)]
@@ -66,6 +73,52 @@ enum Command {
         #[arg(long, env = "ARCHON_EXPORTER_MONTHS_AHEAD", default_value_t = ReaperConfig::default().months_ahead)]
         months_ahead: i32,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersAction {
+    /// Print everything stored about a user as JSON: sessions, requests, reader logins, budgets.
+    Export {
+        #[command(flatten)]
+        subject: SubjectArgs,
+    },
+    /// Erase a user's personal data in one transaction, by deletion or pseudonymisation.
+    Forget {
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// `delete` the rows, or `pseudonymise` them (totals kept, the person replaced by a keyed hash).
+        #[arg(long, default_value = "delete", value_parser = ["delete", "pseudonymise"])]
+        policy: String,
+        /// The key of `--policy pseudonymise`: a file holding at least 16 bytes.
+        #[arg(long, env = "ARCHON_PSEUDONYM_KEY_FILE")]
+        pseudonym_key_file: Option<PathBuf>,
+        /// Count what would be erased, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Whose data.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+struct SubjectArgs {
+    /// The user key: the principal the instrumentation recorded (e.g. the JWT `sub`).
+    #[arg(long = "user")]
+    user_key: Option<String>,
+    /// An email address (any case).
+    #[arg(long)]
+    email: Option<String>,
+}
+
+impl SubjectArgs {
+    fn subject(self) -> privacy::Subject {
+        let mut subject = match self.user_key {
+            Some(key) => privacy::Subject::user(key),
+            None => privacy::Subject::default(),
+        };
+        subject.email = self.email;
+        subject
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,6 +347,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Migrate { db, dry_run } => migrate(db, dry_run).await,
         Command::Retention { db, keep, months_ahead, dry_run } => retention(db, &keep, months_ahead, dry_run).await,
         Command::Budgets { db, action } => budgets(db.required()?, action).await,
+        Command::Users { db, action } => users(db.required()?, action).await,
         Command::Partitions { db, months_ahead } => create_partitions(db, months_ahead).await,
     }
 }
@@ -409,6 +463,36 @@ async fn budgets(db: Database, action: BudgetAction) -> anyhow::Result<()> {
         BudgetAction::Remove { scope } => {
             let removed = budgets::remove(&client, &scope).await?;
             println!("removed {removed} budget(s) for {}", printable(&scope.to_string()));
+        }
+    }
+    Ok(())
+}
+
+async fn users(db: Database, action: UsersAction) -> anyhow::Result<()> {
+    let mut client = archon_mcp_exporter::connect(&db.database_url, db.database_ca_file.as_deref()).await?;
+    match action {
+        UsersAction::Export { subject } => {
+            let document = privacy::export(&mut client, &subject.subject()).await?;
+            println!("{}", serde_json::to_string_pretty(&document)?);
+        }
+        UsersAction::Forget { subject, policy, pseudonym_key_file, dry_run } => {
+            let policy = match (policy.as_str(), pseudonym_key_file) {
+                ("pseudonymise", Some(file)) => {
+                    let key = secret::read_file("--pseudonym-key-file", &file, 16)?;
+                    privacy::ForgetPolicy::Pseudonymise { key: key.into_bytes() }
+                }
+                ("pseudonymise", None) => anyhow::bail!("--policy pseudonymise needs --pseudonym-key-file FILE"),
+                _ => privacy::ForgetPolicy::Delete,
+            };
+            let counts = privacy::forget(&mut client, &subject.subject(), &policy, dry_run).await?;
+            let verb = if dry_run { "would" } else { "did" };
+            println!(
+                "{verb} {}: {counts}",
+                if matches!(policy, privacy::ForgetPolicy::Delete) { "delete" } else { "pseudonymise" }
+            );
+            if dry_run {
+                println!("(dry run: nothing was changed)");
+            }
         }
     }
     Ok(())

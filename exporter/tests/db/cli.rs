@@ -155,3 +155,20 @@ async fn serve_on_an_unmigrated_database_says_to_migrate() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("migration(s) behind") && err.contains("archon-mcp-exporter migrate"), "{err}");
 }
+
+#[tokio::test]
+async fn users_export_and_forget_from_the_command_line() {
+    let db = TestDb::migrated().await;
+    let (code, out, err) = run(&["users", "export", "--user", "nobody"], db.url());
+    assert_eq!(code, Some(0), "{err}");
+    let document: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(document["sessions"], serde_json::json!([]));
+    let (code, out, err) = run(&["users", "forget", "--email", "Nobody@Example.com", "--dry-run"], db.url());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("would delete") && out.contains("dry run"), "{out}");
+    let (code, _, err) = run(&["users", "forget", "--user", "x", "--policy", "pseudonymise"], db.url());
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--pseudonym-key-file"), "{err}");
+    let (code, _, err) = run(&["users", "forget"], db.url());
+    assert_eq!(code, Some(2), "no subject is a usage error: {err}");
+}

@@ -9,6 +9,7 @@ mod definer;
 mod fixtures;
 mod harness;
 mod hostile;
+mod privacy;
 mod schema;
 mod service;
 mod store;
