@@ -37,7 +37,8 @@ enum Command {
         #[arg(long, env = "ARCHON_EXPORTER_DRY_RUN")]
         dry_run: bool,
     },
-    /// Drop request partitions older than --keep and create the coming months.
+    /// Drop request partitions older than --keep, and the sessions left without requests, and
+    /// create the coming months.
     Retention {
         #[command(flatten)]
         db: Database,
@@ -405,6 +406,8 @@ async fn retention(db: Database, keep: &str, months_ahead: i32, dry_run: bool) -
         .with_context(|| format!("--keep {keep:?} is not an interval PostgreSQL reads: use 90d, 12w, 6mo"))?
         .get(0);
     println!("keeping {keep}: dropping whole months of requests before {cutoff}");
+    // Counted before: the drop takes them with the months.
+    let sessions = partitions::sessions_going(&client, &keep).await.context("counting the old sessions")?;
     let dropped = partitions::drop_older_than(&client, &keep, dry_run)
         .await
         .context("dropping old partitions (has `archon-mcp-exporter migrate` run? is this role archon_admin?)")?;
@@ -415,6 +418,10 @@ async fn retention(db: Database, keep: &str, months_ahead: i32, dry_run: bool) -
     for name in dropped {
         println!("{verb} {name}");
     }
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    println!(
+        "{verb} {sessions} sessions last active before {cutoff} with no request kept (their personal data with them)"
+    );
     if !dry_run {
         for name in partitions::create(&client, months_ahead).await? {
             println!("created {name}");

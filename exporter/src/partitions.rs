@@ -34,3 +34,21 @@ pub async fn drop_older_than(
         client.query("SELECT archon_mcp_drop_request_partitions($1::text::interval, $2)", &[&keep, &dry_run]).await?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
+
+/// How many sessions [`drop_older_than`] takes with the months it drops: those that ended (or
+/// were last active) before now − `keep` with no request in a month that stays — the personal
+/// data on them goes too (`docs/privacy.md`). A session with a request still kept stays.
+pub async fn sessions_going(client: &impl GenericClient, keep: &str) -> Result<u64, tokio_postgres::Error> {
+    let count: i64 = client
+        .query_one(
+            "SELECT count(*) FROM archon_mcp_sessions s
+              WHERE coalesce(s.disconnected_at, s.last_activity) < now() - $1::text::interval
+                AND NOT EXISTS (SELECT 1 FROM archon_mcp_requests r
+                                 WHERE r.session_id = s.session_id
+                                   AND r.timestamp >= date_trunc('month', now() - $1::text::interval))",
+            &[&keep],
+        )
+        .await?
+        .get(0);
+    Ok(count as u64)
+}

@@ -148,3 +148,32 @@ async fn only_admins_export_or_forget() {
             .await;
     assert_eq!(who, 1.0, "the audit names the login that ran it");
 }
+
+#[tokio::test]
+async fn retention_takes_old_sessions_and_their_personal_data_and_says_how_many_first() {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    // Monthly partitions back to 14 months ago, so an old month is dropped whole.
+    client
+        .execute("SELECT archon_mcp_create_request_partitions(16, (current_date - interval '14 months')::date)", &[])
+        .await
+        .unwrap();
+    const DAY: u64 = 86_400 * SEC;
+    let mut old = Conn::new(SESSION_1, "claude-code", Some(ADA));
+    let mut recent = Conn::new(SESSION_3, "Windsurf", Some(BOB));
+    let then = an_hour_ago() - 400 * DAY;
+    let spans = vec![
+        old.call("search", then, 10),
+        old.end(then, then + SEC, "client_disconnect"),
+        recent.call("search", an_hour_ago(), 10),
+    ];
+    write(&db.store(StoreConfig::default()), &spans).await;
+
+    use archon_mcp_exporter::partitions;
+    assert_eq!(partitions::sessions_going(&client, "90 days").await.unwrap(), 1, "Ada's old session goes");
+    assert!(!partitions::drop_older_than(&client, "90 days", false).await.unwrap().is_empty());
+    assert_eq!(partitions::sessions_going(&client, "90 days").await.unwrap(), 0);
+    let left = client.query("SELECT user_key FROM archon_mcp_sessions", &[]).await.unwrap();
+    assert_eq!(left.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), [BOB.principal]);
+    assert_eq!(number(&client, "SELECT count(*) FROM archon_mcp_requests").await, 1.0, "the recent call stays");
+}
