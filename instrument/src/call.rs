@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::attributes as attr;
-use crate::capture;
 use crate::connection::{Cancellation, Connection, InFlight};
 use crate::network::Network;
 use crate::origin::Origin;
@@ -76,10 +75,7 @@ impl Asked {
         let (name, tool, prompt) = target.names(&method, shared, attributes);
         if let (Some(arguments), true) = (arguments, tool.as_ref().is_some_and(|t| t.capture)) {
             let value = serde_json::Value::Object(arguments.clone());
-            attributes.push(KeyValue::new(
-                attr::GEN_AI_TOOL_CALL_ARGUMENTS,
-                capture::redact_and_truncate(&value, shared.settings.capture.max_chars),
-            ));
+            attributes.push(KeyValue::new(attr::GEN_AI_TOOL_CALL_ARGUMENTS, shared.settings.capture.capture(&value)));
         }
         let estimated = tool.is_some() && shared.settings.estimation != usage::TokenEstimation::Off;
         let arguments_json =
@@ -366,7 +362,7 @@ impl Call {
             // The result text may hold anything: it becomes the description only when capture
             // of this tool is allowed.
             let description = match (&text, captured) {
-                (Some(text), true) => capture::truncate(text, self.shared.settings.capture.max_chars),
+                (Some(text), true) => self.shared.settings.capture.capture_text(text),
                 _ => attr::ERROR_TYPE_TOOL_ERROR.to_owned(),
             };
             // The tool failed: the server's failure, whoever's input it failed on.
@@ -376,7 +372,7 @@ impl Call {
             let value = serde_json::to_value(result).unwrap_or_default();
             span.set_attribute(KeyValue::new(
                 attr::GEN_AI_TOOL_CALL_RESULT,
-                capture::redact_and_truncate(&value, self.shared.settings.capture.max_chars),
+                self.shared.settings.capture.capture(&value),
             ));
         }
         if let (Some(arguments), Some(text)) = (&self.asked.arguments_json, &text) {

@@ -1,4 +1,5 @@
-//! Opt-in capture of tool arguments and results: redacted, then truncated.
+//! Opt-in capture of tool arguments and results: redacted — the values of sensitive keys, and
+//! personal data and secrets found by their shape ([`Patterns`]) — then truncated.
 //!
 //! ```
 //! use archon_mcp_instrument::capture::redact_and_truncate;
@@ -9,6 +10,10 @@
 //! assert!(!captured.contains("sk-123") && !captured.contains("Bearer x"));
 //! assert!(captured.contains("rust"));
 //! ```
+
+mod patterns;
+
+pub use patterns::Patterns;
 
 use serde_json::Value;
 
@@ -28,10 +33,10 @@ pub const SENSITIVE_KEYS: &[&str] = &[
 
 const REDACTED: &str = "[REDACTED]";
 
-/// JSON with the values of sensitive keys replaced, serialised and cut to `max_chars`
-/// characters (an ellipsis marks a cut).
+/// JSON with the values of sensitive keys replaced and the built-in [`Patterns`] redacted in
+/// its strings, serialised and cut to `max_chars` characters (an ellipsis marks a cut).
 pub fn redact_and_truncate(value: &Value, max_chars: usize) -> String {
-    let text = redact(value).to_string();
+    let text = redact(value, &Patterns::default()).to_string();
     truncate(&text, max_chars)
 }
 
@@ -43,7 +48,7 @@ pub fn truncate(text: &str, max_chars: usize) -> String {
     }
 }
 
-fn redact(value: &Value) -> Value {
+fn redact(value: &Value, patterns: &Patterns) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
@@ -52,12 +57,13 @@ fn redact(value: &Value) -> Value {
                     if SENSITIVE_KEYS.iter().any(|s| lower.contains(s)) {
                         (k.clone(), Value::String(REDACTED.into()))
                     } else {
-                        (k.clone(), redact(v))
+                        (k.clone(), redact(v, patterns))
                     }
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| redact(v, patterns)).collect()),
+        Value::String(text) => Value::String(patterns.redact(text).into_owned()),
         other => other.clone(),
     }
 }
@@ -69,17 +75,19 @@ pub struct CapturePolicy {
     tools: Vec<String>,
     /// Longest captured value, in characters.
     pub max_chars: usize,
+    /// The shapes redacted in captured text (the built-in ones by default).
+    pub patterns: Patterns,
 }
 
 impl CapturePolicy {
     /// Capture nothing (the default).
     pub fn none() -> Self {
-        Self { tools: Vec::new(), max_chars: 2048 }
+        Self { tools: Vec::new(), max_chars: 2048, patterns: Patterns::default() }
     }
 
     /// Capture the named tools' arguments and results.
     pub fn tools<I: IntoIterator<Item = S>, S: Into<String>>(tools: I) -> Self {
-        Self { tools: tools.into_iter().map(Into::into).collect(), max_chars: 2048 }
+        Self { tools: tools.into_iter().map(Into::into).collect(), max_chars: 2048, patterns: Patterns::default() }
     }
 
     /// Sets the longest captured value.
@@ -88,9 +96,25 @@ impl CapturePolicy {
         self
     }
 
+    /// Sets the shapes redacted in captured text (e.g. `Patterns::default().with(…)`).
+    pub fn patterns(mut self, patterns: Patterns) -> Self {
+        self.patterns = patterns;
+        self
+    }
+
     /// Whether this tool's content may be captured.
     pub fn allows(&self, tool: &str) -> bool {
         self.tools.iter().any(|t| t == tool || t == "*")
+    }
+
+    /// A captured value: sensitive keys and this policy's patterns redacted, then truncated.
+    pub fn capture(&self, value: &Value) -> String {
+        truncate(&redact(value, &self.patterns).to_string(), self.max_chars)
+    }
+
+    /// A captured text (an error's message): this policy's patterns redacted, then truncated.
+    pub fn capture_text(&self, text: &str) -> String {
+        truncate(&self.patterns.redact(text), self.max_chars)
     }
 }
 

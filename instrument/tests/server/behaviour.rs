@@ -106,7 +106,13 @@ async fn reported_usage_estimates_and_capture() {
     client.call_tool(call("summarize", json!({"doc": "x"}))).await.unwrap();
     let megabyte = "a".repeat(1 << 20);
     client.call_tool(call("search", json!({"query": megabyte}))).await.unwrap();
-    client.call_tool(call("echo", json!({"text": "hello", "api_key": "sk-secret"}))).await.unwrap();
+    client
+        .call_tool(call(
+            "echo",
+            json!({"text": "hello, mail ada@example.com or call +1 415 555 0100", "api_key": "sk-secret"}),
+        ))
+        .await
+        .unwrap();
 
     let spans = capture.wait_for("three tool spans", |s| tool_spans(s).len() == 3).await;
     let by_tool =
@@ -129,6 +135,12 @@ async fn reported_usage_estimates_and_capture() {
         "{captured}"
     );
     assert!(echo.attr(attr::GEN_AI_TOOL_CALL_RESULT).unwrap().chars().count() <= 65);
+    // Personal data by its shape, in arguments and in the result alike.
+    let result = echo.attr(attr::GEN_AI_TOOL_CALL_RESULT).unwrap();
+    for text in [captured, result] {
+        assert!(!text.contains("ada@example.com") && !text.contains("555 0100"), "{text}");
+    }
+    assert!(captured.contains("[REDACTED:email]"), "{captured}");
     client.cancel().await.unwrap();
 }
 
