@@ -12,6 +12,7 @@ use archon_mcp_exporter::ConnectionLimits;
 use archon_mcp_exporter::ReaperConfig;
 use archon_mcp_exporter::ReceiverTls;
 use archon_mcp_exporter::budgets::{self, BudgetDate, BudgetSpec, Scope};
+use archon_mcp_exporter::minimise::{FieldPolicy, Minimisation};
 use archon_mcp_exporter::{ServeConfig, Server};
 use archon_mcp_exporter::{migrate, partitions, privacy, secret};
 use clap::{Args, Parser, Subcommand};
@@ -232,6 +233,22 @@ struct Serve {
     /// Do not run the reaper in this process.
     #[arg(long, env = "ARCHON_EXPORTER_NO_REAPER")]
     no_reaper: bool,
+    /// What to store of the principal (user_key, user_id): store, hash (keyed; per-user cost
+    /// kept), or drop (requests anonymous). docs/privacy.md.
+    #[arg(long, env = "ARCHON_EXPORTER_MINIMISE_PRINCIPAL", default_value = "store")]
+    minimise_principal: FieldPolicy,
+    /// What to store of the user's email: store, hash or drop.
+    #[arg(long, env = "ARCHON_EXPORTER_MINIMISE_EMAIL", default_value = "store")]
+    minimise_email: FieldPolicy,
+    /// What to store of the user's display name: store, hash or drop.
+    #[arg(long, env = "ARCHON_EXPORTER_MINIMISE_NAME", default_value = "store")]
+    minimise_name: FieldPolicy,
+    /// What to store of the user's login name: store, hash or drop.
+    #[arg(long, env = "ARCHON_EXPORTER_MINIMISE_LOGIN", default_value = "store")]
+    minimise_login: FieldPolicy,
+    /// The key of the hashes (a file of at least 16 bytes; needed when anything is hashed).
+    #[arg(long, env = "ARCHON_EXPORTER_MINIMISE_KEY_FILE")]
+    minimise_key_file: Option<PathBuf>,
 }
 
 impl Serve {
@@ -265,6 +282,24 @@ impl Serve {
             .with_write_timeout(Duration::from_secs(self.write_timeout_secs));
         config.store.estimate_model = self.estimate_model;
         config.store.ca_file = self.db.database_ca_file;
+        let policies = [self.minimise_principal, self.minimise_email, self.minimise_name, self.minimise_login];
+        if policies.iter().any(|p| *p != FieldPolicy::Store) {
+            let hashing = policies.contains(&FieldPolicy::Hash);
+            let key = match (&self.minimise_key_file, hashing) {
+                (Some(file), _) => secret::read_file("--minimise-key-file", file, 16)?.into_bytes(),
+                (None, true) => {
+                    anyhow::bail!("hashing a personal field needs --minimise-key-file FILE (16 bytes or more)")
+                }
+                // Nothing hashed: the key is never used.
+                (None, false) => vec![0; 16],
+            };
+            config.store.minimisation = Minimisation::new(key)
+                .map_err(anyhow::Error::msg)?
+                .with_principal(self.minimise_principal)
+                .with_email(self.minimise_email)
+                .with_name(self.minimise_name)
+                .with_login(self.minimise_login);
+        }
         config.reaper = (!self.no_reaper).then(|| {
             ReaperConfig::default()
                 .with_idle_after(Duration::from_secs(self.idle_after_secs))

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::client_type::ClientType;
 use crate::ids;
+use crate::minimise::Minimisation;
 use crate::rows::{RequestRow, RequestStatus, SessionSet, SessionUpsert, TokenSource, clean_text, limits};
 use crate::span::{Span, SpanKind, SpanRef, StatusCode, Text, Value, hex};
 
@@ -181,6 +182,12 @@ pub(crate) enum Mapped {
 /// assert_eq!(batch.sessions[0].client_type.as_str(), "Claude");
 /// ```
 pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
+    map_spans_with(spans, &Minimisation::default())
+}
+
+/// [`map_spans`], the personal fields of sessions minimised as `minimisation` says (the request
+/// rows take the minimised user id).
+pub fn map_spans_with<'a>(spans: impl IntoIterator<Item = &'a Span>, minimisation: &Minimisation) -> MappedBatch {
     let mut sessions = SessionSet::default();
     let mut batch = MappedBatch::default();
     // Per session id, a request span mapped in full and its session's ids: a later request
@@ -210,7 +217,7 @@ pub fn map_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> MappedBatch {
                 Ok(_) => {} // a session span: mapped in full below
             }
         }
-        let mapped = map_fields(span, &fields, received);
+        let mapped = map_fields(span, &fields, received, minimisation);
         if mapped.is_ok() {
             batch.clock_ahead = batch.clock_ahead.max(ahead_of(span, received));
         }
@@ -322,16 +329,22 @@ fn check<'a>(span: &Span, fields: &Fields<'a>, received: SystemTime) -> Result<C
 /// Maps one span.
 #[cfg(test)]
 pub(crate) fn map_span(span: &Span) -> Result<Mapped, Skipped> {
-    map_fields(span, &Fields::of(&span.attributes), SystemTime::now())
+    map_fields(span, &Fields::of(&span.attributes), SystemTime::now(), &Minimisation::default())
 }
 
 /// Maps one span, its per-request attributes found.
-fn map_fields(span: &Span, fields: &Fields<'_>, received: SystemTime) -> Result<Mapped, Skipped> {
+fn map_fields(
+    span: &Span,
+    fields: &Fields<'_>,
+    received: SystemTime,
+    minimisation: &Minimisation,
+) -> Result<Mapped, Skipped> {
     let Checked { method, session_value, session_span, start, end, ahead } = check(span, fields, received)?;
     let attrs = &span.attributes;
     // The session's times, unlike the request's, never lie ahead of the time of receipt.
     let (session_start, session_end) = (start.min(received), end.min(received));
     let mut session = session_upsert(span, ids::session_id(&session_value), session_start, session_end);
+    minimisation.session(&mut session);
     if !ahead.is_zero() {
         session.metadata.insert(CLOCK_AHEAD_MS.into(), (ahead.as_millis() as u64).into());
     }

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use crate::batcher::{Batcher, BatcherConfig, SubmitError};
-use crate::mapping::map_spans;
+use crate::mapping::map_spans_with;
 use crate::metrics::Metrics;
+use crate::minimise::Minimisation;
 use crate::otlp::Undecodable;
 use crate::span::Span;
 use crate::store::PgStore;
@@ -34,12 +35,15 @@ pub(crate) enum Outcome {
 pub(crate) struct Pipeline {
     batcher: Batcher,
     metrics: Arc<Metrics>,
+    /// The store's: what is kept of the personal fields.
+    minimisation: Arc<Minimisation>,
 }
 
 impl Pipeline {
     /// Starts the group commit's writers on the current Tokio runtime.
     pub(crate) fn start(store: PgStore, config: BatcherConfig, metrics: Arc<Metrics>) -> Self {
-        Self { batcher: Batcher::start(store, config, metrics.clone()), metrics }
+        let minimisation = Arc::new(store.config().minimisation.clone());
+        Self { batcher: Batcher::start(store, config, metrics.clone()), metrics, minimisation }
     }
 
     /// The metrics this pipeline updates.
@@ -56,7 +60,7 @@ impl Pipeline {
         let mut reasons: Vec<String> =
             undecodable.iter().take(QUOTED_REASONS).map(|u| format!("{}: {}", Undecodable::REASON, u.detail)).collect();
 
-        let batch = map_spans(spans);
+        let batch = map_spans_with(spans, &self.minimisation);
         metrics.clock_ahead_seconds.set(batch.clock_ahead.as_secs() as i64);
         for (reason, count) in batch.skipped_by_reason() {
             let counter = if reason.is_rejection() { &metrics.spans_rejected } else { &metrics.spans_ignored };

@@ -278,18 +278,7 @@ async fn audit(
 
 /// `pseudonym:` and the first 16 bytes, hex, of HMAC-SHA256(`secret`, `user_key`).
 fn pseudonym(secret: &[u8], user_key: &str) -> String {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if secret.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(secret));
-    } else {
-        block[..secret.len()].copy_from_slice(secret);
-    }
-    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(user_key.as_bytes()).finalize();
-    let mac = Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize();
-    let hex: String = mac[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("pseudonym:{hex}")
+    crate::keyed_hash::keyed_hash("pseudonym:", secret, user_key)
 }
 
 #[cfg(test)]

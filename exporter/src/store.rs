@@ -41,11 +41,22 @@ pub struct StoreConfig {
     /// Verify the database's certificate against these CAs (PEM); without, TLS is used when the
     /// server offers it but not verified (libpq's `sslmode=prefer`/`require`).
     pub ca_file: Option<std::path::PathBuf>,
+    /// What is stored of the personal fields of spans (everything as sent by default). Applied
+    /// as spans are mapped, by `serve` and [`PgSpanExporter`](crate::PgSpanExporter); writing
+    /// with [`PgStore::write`] yourself, map with
+    /// [`map_spans_with`](crate::map_spans_with)`(spans, &config.minimisation)`.
+    pub minimisation: crate::minimise::Minimisation,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { estimate_model: None, max_connections: 4, acquire_timeout: Duration::from_secs(5), ca_file: None }
+        Self {
+            estimate_model: None,
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(5),
+            ca_file: None,
+            minimisation: Default::default(),
+        }
     }
 }
 
@@ -66,6 +77,7 @@ impl StoreConfig {
 with_setters!(StoreConfig {
     with_acquire_timeout => acquire_timeout: Duration,
     with_ca_file => ca_file: Option<std::path::PathBuf>,
+    with_minimisation => minimisation: crate::minimise::Minimisation,
 });
 
 /// A write that did not happen.
@@ -179,6 +191,11 @@ impl PgStore {
     /// A store over an existing pool.
     pub fn new(pool: Pool, config: StoreConfig) -> Self {
         Self { pool, config }
+    }
+
+    /// The configuration it writes with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
     }
 
     /// A store with its own pool for a `postgres://` URL or key=value connection string.

@@ -172,3 +172,14 @@ async fn users_export_and_forget_from_the_command_line() {
     let (code, _, err) = run(&["users", "forget"], db.url());
     assert_eq!(code, Some(2), "no subject is a usage error: {err}");
 }
+
+#[tokio::test]
+async fn serve_needs_a_key_to_hash_personal_fields() {
+    let db = TestDb::migrated().await;
+    let (code, _, err) = run(&["serve", "--minimise-email", "hash", "--grpc-listen", "127.0.0.1:0"], db.url());
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--minimise-key-file"), "{err}");
+    let (code, _, err) = run(&["serve", "--minimise-name", "shred"], db.url());
+    assert_eq!(code, Some(2), "an unknown policy is a usage error");
+    assert!(err.contains("store, hash or drop"), "{err}");
+}

@@ -177,3 +177,54 @@ async fn retention_takes_old_sessions_and_their_personal_data_and_says_how_many_
     assert_eq!(left.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), [BOB.principal]);
     assert_eq!(number(&client, "SELECT count(*) FROM archon_mcp_requests").await, 1.0, "the recent call stays");
 }
+
+#[tokio::test]
+async fn minimised_at_ingest_per_user_cost_without_the_person() {
+    use archon_mcp_exporter::minimise::{FieldPolicy, Minimisation};
+    let db = TestDb::migrated().await;
+    let minimisation = Minimisation::new(b"an ingest key of 16+ bytes".to_vec())
+        .unwrap()
+        .with_principal(FieldPolicy::Hash)
+        .with_email(FieldPolicy::Hash)
+        .with_name(FieldPolicy::Drop);
+    let store = db.store(StoreConfig::default().with_minimisation(minimisation));
+    let t0 = an_hour_ago();
+    let (mut ada, mut ada_again, mut bob) = (
+        Conn::new(SESSION_1, "claude-code", Some(ADA)),
+        Conn::new(SESSION_2, "Cursor", Some(ADA)),
+        Conn::new(SESSION_3, "Windsurf", Some(BOB)),
+    );
+    let spans = vec![
+        costing(ada.call("search", t0, 10), 1.0),
+        costing(ada_again.call("search", t0 + SEC, 10), 2.0),
+        costing(bob.call("search", t0 + 2 * SEC, 10), 8.0),
+    ];
+    // As the pipeline of `serve` and `PgSpanExporter` maps them.
+    let batch = archon_mcp_exporter::map_spans_with(&spans, &store.config().minimisation);
+    assert!(store.write(&batch).await.unwrap().rejected.is_empty());
+    let client = db.client().await;
+    let everything = client
+        .query_one(
+            "SELECT (SELECT jsonb_agg(s)::text FROM archon_mcp_sessions s) || (SELECT jsonb_agg(r)::text FROM archon_mcp_requests r)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, String>(0);
+    for trace in [ADA.principal, ADA.email, ADA.name, BOB.principal, BOB.email, BOB.name] {
+        assert!(!everything.contains(trace), "{trace} is stored in clear: {everything}");
+    }
+    // Per-user cost still adds up, by the hashed key.
+    let users = client
+        .query(
+            "SELECT user_key, total_cost::float8, user_department FROM archon_mcp_user_stats ORDER BY total_cost",
+            &[],
+        )
+        .await
+        .unwrap();
+    let costs: Vec<(String, f64, String)> = users.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(costs.len(), 2, "{costs:?}");
+    assert!(costs.iter().all(|(key, ..)| key.starts_with("hmac:")), "{costs:?}");
+    assert_eq!((costs[0].1, costs[1].1), (3.0, 8.0), "Ada's two sessions are one user: {costs:?}");
+    assert_eq!(costs[0].2, "Research", "the department stays");
+}
