@@ -107,6 +107,9 @@ pub const GEN_AI_TOOL_CALL_RESULT: &str = "gen_ai.tool.call.result";
 pub const SESSION_SPAN_NAME: &str = "mcp.session";
 /// Why the session ended; see [`DisconnectReason`].
 pub const ARCHON_SESSION_DISCONNECT_REASON: &str = "archon.session.disconnect_reason";
+/// `true` on a span the trace sampler would have dropped, kept because it bills (a request of
+/// an analytics session, the session): for a collector to keep it out of the tracing backend.
+pub const ARCHON_SAMPLING_BILLING_ONLY: &str = "archon.sampling.billing_only";
 /// How many requests the session served.
 pub const ARCHON_SESSION_REQUEST_COUNT: &str = "archon.session.request_count";
 /// Estimated tokens (characters ÷ 4) of the last `tools/list` result the session received:
@@ -218,7 +221,7 @@ impl std::fmt::Display for DisconnectReason {
 ///
 /// assert!(KEYS.contains(&USER_ID));
 /// ```
-pub const KEYS: [&str; 42] = [
+pub const KEYS: [&str; 43] = [
     MCP_METHOD_NAME,
     GEN_AI_TOOL_NAME,
     GEN_AI_OPERATION_NAME,
@@ -256,6 +259,7 @@ pub const KEYS: [&str; 42] = [
     GEN_AI_TOOL_CALL_ARGUMENTS,
     GEN_AI_TOOL_CALL_RESULT,
     ARCHON_SESSION_DISCONNECT_REASON,
+    ARCHON_SAMPLING_BILLING_ONLY,
     ARCHON_SESSION_REQUEST_COUNT,
     ARCHON_SESSION_CATALOG_TOKENS,
     SERVICE_NAME,

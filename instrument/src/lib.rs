@@ -99,6 +99,8 @@ mod routing;
 #[cfg(feature = "full")]
 mod runtime;
 #[cfg(feature = "full")]
+pub mod sampling;
+#[cfg(feature = "full")]
 pub mod session;
 #[cfg(feature = "full")]
 mod session_manager;

@@ -195,7 +195,10 @@ impl TelemetryBuilder {
         if !set("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
             batch = batch.with_max_export_batch_size(self.max_batch);
         }
-        let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
+        // The sampler the environment names, never dropping a span that bills.
+        let mut builder = SdkTracerProvider::builder()
+            .with_resource(resource.build())
+            .with_sampler(crate::sampling::BillingSampler::from_env());
         if self.otlp {
             let exporter = otlp_exporter(self.otlp_endpoint.clone(), self.otlp_ca_file.clone())?;
             builder = with_batch(builder, exporter, batch);

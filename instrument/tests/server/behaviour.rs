@@ -536,3 +536,29 @@ async fn notifications_are_spans_only_when_asked_for() {
     assert!(summary(&spans).iter().all(|s| !s.name.starts_with("notifications/")), "off by default");
     client.cancel().await.unwrap();
 }
+
+/// Sampling never loses a bill (issue #34): with a sampler that keeps no trace, every tool call
+/// and its session are still exported — marked billing-only — and nothing else is.
+#[tokio::test]
+async fn a_sampler_that_keeps_nothing_still_keeps_every_bill() {
+    use archon_mcp_instrument::sampling::BillingSampler;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler};
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_sampler(BillingSampler::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff))))
+        .build();
+    let config = TracedConfig::builder().tracer(provider.tracer("sampled")).build();
+    let client = connect(config.clone()).await;
+    client.list_all_tools().await.unwrap();
+    for query in ["a", "b", "c"] {
+        client.call_tool(call("search", json!({"query": query}))).await.unwrap();
+    }
+    config.end_sessions(archon_mcp_instrument::attributes::DisconnectReason::ServerShutdown);
+    client.cancel().await.unwrap();
+    let spans = summary(&exporter.get_finished_spans().unwrap());
+    assert_eq!(tool_spans(&exporter.get_finished_spans().unwrap()).len(), 3, "every call: {spans:?}");
+    assert!(spans.iter().any(|s| s.name == attr::SESSION_SPAN_NAME), "the session");
+    assert!(spans.iter().all(|s| s.attr(attr::ARCHON_SAMPLING_BILLING_ONLY) == Some("true")), "{spans:?}");
+    assert!(spans.iter().all(|s| s.attr(attr::MCP_METHOD_NAME) != Some("tools/list")), "not a bill: dropped");
+}
