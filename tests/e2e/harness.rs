@@ -187,19 +187,32 @@ pub struct McpServer {
 
 impl McpServer {
     pub async fn start(otlp: SocketAddr) -> Self {
+        Self::start_with(Self::otlp(otlp), |config| config).await
+    }
+
+    /// An OTLP/gRPC span exporter to `otlp`, retrying as `Telemetry`'s does.
+    pub fn otlp(otlp: SocketAddr) -> opentelemetry_otlp::SpanExporter {
         use opentelemetry_otlp::WithTonicConfig as _;
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_retry_policy(archon_mcp_instrument::otlp_retry_policy())
             .with_endpoint(format!("http://{otlp}"))
             .build()
-            .expect("OTLP exporter");
-        Self::start_with(exporter, |config| config).await
+            .expect("OTLP exporter")
     }
 
     /// Spans to `exporter`; the traced config (JWT users by default) as `tune` makes it.
     pub async fn start_with(
         exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+        tune: impl FnOnce(TracedConfigBuilder) -> TracedConfigBuilder,
+    ) -> Self {
+        Self::start_sampled(exporter, opentelemetry_sdk::trace::Sampler::AlwaysOn, tune).await
+    }
+
+    /// [`start_with`](Self::start_with), its spans sampled by `sampler`.
+    pub async fn start_sampled(
+        exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+        sampler: impl opentelemetry_sdk::trace::ShouldSample + 'static,
         tune: impl FnOnce(TracedConfigBuilder) -> TracedConfigBuilder,
     ) -> Self {
         // The SDK's own warnings (export failures, dropped spans) in the output of a failing test.
@@ -211,6 +224,7 @@ impl McpServer {
         let provider = SdkTracerProvider::builder()
             .with_resource(opentelemetry_sdk::Resource::builder_empty().with_service_name("knowledge-e2e").build())
             .with_span_processor(BatchSpanProcessor::builder(exporter).with_batch_config(batch).build())
+            .with_sampler(sampler)
             .build();
         let config =
             tune(TracedConfig::builder().tracer(provider.tracer("e2e")).user_resolver(JwtUser::hs256(JWT_SECRET)))

@@ -52,3 +52,57 @@ async fn hashed_emails_and_arguments_never_reach_the_database() {
     assert!(everything.contains("create_task"), "the rows are there: {everything}");
     server.stop();
 }
+
+/// Minimisation through `serve`, and a 10 % trace sampler (issue #34): every call a billing
+/// row, counted against the calls made, and no user's name, address or principal in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minimised_through_serve_and_sampled_at_ten_percent_every_call_still_bills() {
+    use archon_mcp_exporter::minimise::{FieldPolicy, Minimisation};
+    use archon_mcp_instrument::sampling::BillingSampler;
+    use opentelemetry_sdk::trace::Sampler;
+    let _turn = ONE_PIPELINE_AT_A_TIME.lock().await;
+    let db = Database::start().await;
+    let exporter = Exporter::start_with(&db.url, |config| {
+        config.store.minimisation = Minimisation::new(b"an e2e key, 16 bytes or more".to_vec())
+            .unwrap()
+            .with_principal(FieldPolicy::Hash)
+            .with_email(FieldPolicy::Drop)
+            .with_name(FieldPolicy::Drop);
+    })
+    .await;
+    let ten_percent = BillingSampler::new(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.1))));
+    let server = McpServer::start_sampled(McpServer::otlp(exporter.grpc), ten_percent, |config| config).await;
+
+    let mut calls = 0;
+    for (user, department) in [("kim", "Legal"), ("lee", "Sales")] {
+        let client = connect(server.addr, "claude-code", user, department).await;
+        for i in 0..40 {
+            client.call_tool(call("search_knowledge", json!({"query": format!("q{i}")}))).await.unwrap();
+            calls += 1;
+        }
+        client.cancel().await.unwrap();
+    }
+    server.flush().await;
+    let rows = db.wait_for_count("SELECT count(*) FROM archon_mcp_requests", calls, Duration::from_secs(20)).await;
+    assert_eq!(rows, calls, "every call a row, whatever the sampler kept");
+    let billing_only = exporter.metrics.spans_received.get();
+    assert!(billing_only >= calls as u64, "the spans came through serve: {billing_only}");
+
+    let everything = db
+        .rows(
+            "SELECT (SELECT string_agg(s::text, ' ') FROM archon_mcp_sessions s)
+                 || (SELECT string_agg(r::text, ' ') FROM archon_mcp_requests r)",
+        )
+        .await;
+    let everything = everything[0][0].clone().unwrap_or_default();
+    for trace in ["kim", "lee", "KIM", "LEE", "@example.com"] {
+        assert!(!everything.contains(trace), "{trace} reached the database: {everything}");
+    }
+    let users = db.rows("SELECT user_key, total_requests::text, user_department FROM archon_mcp_user_stats ORDER BY user_department").await;
+    assert_eq!(users.len(), 2, "two users, by their hashes: {users:?}");
+    for row in &users {
+        assert!(row[0].as_deref().unwrap().starts_with("hmac:") && row[1].as_deref() == Some("40"), "{row:?}");
+    }
+    server.stop();
+    exporter.stop().await;
+}

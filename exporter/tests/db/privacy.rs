@@ -37,6 +37,29 @@ fn costing(span: archon_mcp_exporter::span::Span, usd: f64) -> archon_mcp_export
     span.with_attribute(archon_mcp_instrument::attributes::ARCHON_COST_AMOUNT, usd)
 }
 
+/// Every row of every table of the schema, as text: what a full-database search reads.
+async fn whole_database(client: &tokio_postgres::Client) -> String {
+    let tables = client
+        .query(
+            "SELECT format('%I', c.relname) FROM pg_class c
+              WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    for table in tables.iter().map(|row| row.get::<_, String>(0)) {
+        let rows: String = client
+            .query_one(&format!("SELECT coalesce(string_agg(t::text, ' '), '') FROM {table} t"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        text.push_str(&format!("{table}: {rows}\n"));
+    }
+    assert!(text.contains("archon_mcp_requests") && text.contains("archon_llm_pricing"), "{text}");
+    text
+}
+
 async fn number(client: &tokio_postgres::Client, sql: &str) -> f64 {
     client.query_one(&format!("SELECT coalesce(({sql})::float8, 0)"), &[]).await.unwrap().get(0)
 }
@@ -68,6 +91,11 @@ async fn forget_deletes_everything_of_one_person_in_one_go_and_audits_it() {
 
     let done = privacy::forget(&mut client, &ada, &ForgetPolicy::Delete, false).await.unwrap();
     assert_eq!(done, planned);
+    let everything = whole_database(&client).await;
+    for trace in [ADA.principal, ADA.email, ADA.name, "ada_login"] {
+        assert!(!everything.contains(trace), "{trace} is still stored somewhere: {everything}");
+    }
+    assert!(everything.contains(BOB.email), "Bob's data stays");
     let left = privacy::export(&mut client, &ada).await.unwrap();
     for table in ["sessions", "requests", "reader_logins", "budgets"] {
         assert_eq!(left[table], serde_json::json!([]), "{table}");
@@ -98,16 +126,8 @@ async fn pseudonymising_keeps_the_totals_and_names_no_one() {
 
     assert_eq!(number(&client, total).await, before, "every request stays");
     assert_eq!(number(&client, research).await, research_before, "the department's cost stays");
-    let everything = client
-        .query_one(
-            "SELECT (SELECT jsonb_agg(s)::text FROM archon_mcp_sessions s) || (SELECT jsonb_agg(r)::text FROM archon_mcp_requests r)
-                    || (SELECT jsonb_agg(b)::text FROM archon_budgets b)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get::<_, String>(0);
-    for trace in [ADA.principal, ADA.email, ADA.name] {
+    let everything = whole_database(&client).await;
+    for trace in [ADA.principal, ADA.email, ADA.name, "ada_login"] {
         assert!(!everything.contains(trace), "{trace} is still stored");
     }
     assert!(everything.contains("pseudonym:"), "{everything}");
