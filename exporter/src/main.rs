@@ -83,6 +83,9 @@ enum UsersAction {
     Export {
         #[command(flatten)]
         subject: SubjectArgs,
+        /// Only count the rows of each table, show and audit nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Erase a user's personal data in one transaction, by deletion or pseudonymisation.
     Forget {
@@ -513,7 +516,11 @@ async fn budgets(db: Database, action: BudgetAction) -> anyhow::Result<()> {
 async fn users(db: Database, action: UsersAction) -> anyhow::Result<()> {
     let mut client = archon_mcp_exporter::connect(&db.database_url, db.database_ca_file.as_deref()).await?;
     match action {
-        UsersAction::Export { subject } => {
+        UsersAction::Export { subject, dry_run: true } => {
+            let counts = privacy::export_counts(&mut client, &subject.subject()).await?;
+            println!("would export {counts}\n(dry run: nothing shown)");
+        }
+        UsersAction::Export { subject, dry_run: false } => {
             let document = privacy::export(&mut client, &subject.subject()).await?;
             println!("{}", serde_json::to_string_pretty(&document)?);
         }

@@ -101,7 +101,17 @@ const SUBJECT_SESSIONS: &str =
 
 /// Everything stored about `subject`, as one JSON document: its sessions, its requests (its
 /// own, and those in its sessions), the reader logins mapped to it and the budgets naming it.
+/// Audited; with [`export_counts`], only how many rows of each there are.
 pub async fn export(client: &mut Client, subject: &Subject) -> Result<Json, PrivacyError> {
+    export_or_count(client, subject, false).await
+}
+
+/// How many rows of each table [`export`] would return (a dry run: not audited, no data shown).
+pub async fn export_counts(client: &mut Client, subject: &Subject) -> Result<Json, PrivacyError> {
+    export_or_count(client, subject, true).await
+}
+
+async fn export_or_count(client: &mut Client, subject: &Subject, dry_run: bool) -> Result<Json, PrivacyError> {
     let tx = begin_as_admin(client, subject).await?;
     let (key, email) = (&subject.user_key, &subject.email);
     let document: Json = tx
@@ -132,7 +142,12 @@ pub async fn export(client: &mut Client, subject: &Subject) -> Result<Json, Priv
         .flatten()
         .map(|(table, rows)| (table.clone(), rows.as_array().map_or(0, Vec::len).into()))
         .collect();
-    audit(&tx, "export", None, subject, &Json::Object(counts)).await?;
+    let counts = Json::Object(counts);
+    if dry_run {
+        tx.rollback().await?;
+        return Ok(counts);
+    }
+    audit(&tx, "export", None, subject, &counts).await?;
     tx.commit().await?;
     Ok(document)
 }

@@ -76,6 +76,8 @@ async fn export_holds_everything_about_the_person_and_nothing_about_others() {
     // By email too, whatever its case.
     let by_email = privacy::export(&mut client, &Subject::email(ADA.email.to_uppercase())).await.unwrap();
     assert_eq!(by_email["sessions"], document["sessions"]);
+    let counts = privacy::export_counts(&mut client, &Subject::user(ADA.principal)).await.unwrap();
+    assert_eq!(counts, serde_json::json!({"sessions": 2, "requests": 3, "reader_logins": 1, "budgets": 1}));
     let audited = number(&client, "SELECT count(*) FROM archon_privacy_audit WHERE action = 'export'").await;
     assert_eq!(audited, 2.0);
 }
