@@ -182,42 +182,27 @@ pub async fn forget(
         .collect();
     let sessions = format!("SELECT session_id FROM ({SUBJECT_SESSIONS}) s");
     let user_ids = "SELECT user_id FROM archon_mcp_sessions WHERE (user_key = $1 OR lower(user_email) = lower($2)) AND user_id IS NOT NULL";
-    let mut counts = serde_json::Map::new();
-    match policy {
-        ForgetPolicy::Delete => {
-            let requests = tx
-                .execute(
-                    &format!(
-                        "DELETE FROM archon_mcp_requests WHERE session_id IN ({sessions}) OR user_id IN ({user_ids})"
-                    ),
-                    &[key, email],
-                )
-                .await?;
-            let sessions = tx
-                .execute(&format!("DELETE FROM archon_mcp_sessions WHERE session_id IN ({sessions})"), &[key, email])
-                .await?;
-            let logins = tx.execute("DELETE FROM archon_reader_logins WHERE user_key = ANY($1)", &[&keys]).await?;
-            let budgets = tx
-                .execute("DELETE FROM archon_budgets WHERE scope = 'user' AND scope_value = ANY($1)", &[&keys])
-                .await?;
-            counts.extend([
-                ("requests".into(), requests.into()),
-                ("sessions".into(), sessions.into()),
-                ("reader_logins".into(), logins.into()),
-                ("budgets".into(), budgets.into()),
-            ]);
-        }
+    let (requests, sessions, budgets) = match policy {
+        ForgetPolicy::Delete => (
+            tx.execute(
+                &format!("DELETE FROM archon_mcp_requests WHERE session_id IN ({sessions}) OR user_id IN ({user_ids})"),
+                &[key, email],
+            )
+            .await?,
+            tx.execute(&format!("DELETE FROM archon_mcp_sessions WHERE session_id IN ({sessions})"), &[key, email])
+                .await?,
+            tx.execute("DELETE FROM archon_budgets WHERE scope = 'user' AND scope_value = ANY($1)", &[&keys]).await?,
+        ),
         ForgetPolicy::Pseudonymise { key: secret } => {
             let pseudonym = pseudonym(secret, keys.first().map_or("", String::as_str));
             let pseudonym_id = ids::user_id(&pseudonym);
-            let requests = tx
-                .execute(
+            (
+                tx.execute(
                     &format!("UPDATE archon_mcp_requests SET user_id = $3 WHERE user_id IN ({user_ids})"),
                     &[key, email, &pseudonym_id],
                 )
-                .await?;
-            let sessions = tx
-                .execute(
+                .await?,
+                tx.execute(
                     &format!(
                         "UPDATE archon_mcp_sessions
                             SET user_key = $3, user_id = $4, user_email = NULL, user_name = NULL,
@@ -226,23 +211,19 @@ pub async fn forget(
                     ),
                     &[key, email, &pseudonym, &pseudonym_id],
                 )
-                .await?;
-            let logins = tx.execute("DELETE FROM archon_reader_logins WHERE user_key = ANY($1)", &[&keys]).await?;
-            let budgets = tx
-                .execute(
+                .await?,
+                tx.execute(
                     "UPDATE archon_budgets SET scope_value = $2 WHERE scope = 'user' AND scope_value = ANY($1)",
                     &[&keys, &pseudonym],
                 )
-                .await?;
-            counts.extend([
-                ("requests".into(), requests.into()),
-                ("sessions".into(), sessions.into()),
-                ("reader_logins".into(), logins.into()),
-                ("budgets".into(), budgets.into()),
-            ]);
+                .await?,
+            )
         }
-    }
-    let counts = Json::Object(counts);
+    };
+    // A login mapped to the person names them under either policy.
+    let logins = tx.execute("DELETE FROM archon_reader_logins WHERE user_key = ANY($1)", &[&keys]).await?;
+    let counts =
+        serde_json::json!({"requests": requests, "sessions": sessions, "reader_logins": logins, "budgets": budgets});
     if dry_run {
         tx.rollback().await?;
     } else {
