@@ -134,7 +134,9 @@ impl<S: Service<RoleClient>> TracedClient<S> {
         );
         let meta: &mut JsonObject = params.meta_mut().get_or_insert_with(Default::default);
         with_propagator(|propagator| propagator.inject_context(&cx, &mut MetaInjector(meta)));
+        let mut abandoned = Abandoned(Some(&cx));
         let result = call(params).with_context(cx.clone()).await;
+        abandoned.0 = None;
         let error = match &result {
             Ok(value) => value.error_type().map(|e| (Cow::Borrowed(e), None, Cow::Borrowed(e))),
             Err(e) => Some(error_of(e)),
@@ -175,6 +177,21 @@ impl<S: Service<RoleClient>> Drop for TracedClient<S> {
         // Dropped without `cancel`: the session ends now all the same.
         if self.service.is_some() {
             self.record_session(None);
+        }
+    }
+}
+
+/// Ends the span of a call whose caller gave up on it (dropped its future: a timeout, a
+/// `select!`) as `cancelled`, rather than as a success.
+struct Abandoned<'a>(Option<&'a Context>);
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(cx) = self.0 {
+            let span = cx.span();
+            span.set_attribute(KeyValue::new(attr::ERROR_TYPE, attr::ERROR_TYPE_CANCELLED));
+            span.set_status(Status::error("the caller gave up on the request"));
+            span.end();
         }
     }
 }

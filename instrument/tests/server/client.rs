@@ -100,3 +100,25 @@ async fn a_traced_client_and_server_are_one_trace_over_http_with_the_clients_bag
     assert!(text.contains(&client.trace_id), "the tool ran in the client's trace: {text}");
     stop.cancel();
 }
+
+/// A call its caller gives up on (a timeout drops the future) ends its span as `cancelled`.
+#[tokio::test]
+async fn a_call_the_caller_gives_up_on_is_cancelled() {
+    let capture = Capture::new();
+    let config = capture.config(TracedConfig::builder());
+    let (addr, stop) = serve_http(&config, config.session_manager()).await;
+    let transport = StreamableHttpClientTransport::from_uri(format!("http://{addr}/mcp"));
+    let client = ClientConfig::default().serve(transport).await.expect("client connects").traced(config.clone());
+    let slow = CallToolRequestParams::new("slow")
+        .with_arguments(args(json!({"ms": 3000, "honour": true, "tag": "client-gives-up"})));
+    let gave_up = tokio::time::timeout(std::time::Duration::from_millis(300), client.call_tool(slow)).await;
+    assert!(gave_up.is_err(), "the caller's timeout fired");
+    let spans = capture
+        .wait_for("the client span", |s| summary(s).iter().any(|s| s.kind == "client" && s.name == "tools/call slow"))
+        .await;
+    let span = summary(&spans).into_iter().find(|s| s.kind == "client" && s.name == "tools/call slow").unwrap();
+    assert_eq!(span.attr(attr::ERROR_TYPE), Some("cancelled"), "{span:?}");
+    assert!(span.status.starts_with("error:"), "{span:?}");
+    client.cancel().await.unwrap();
+    stop.cancel();
+}
