@@ -67,6 +67,13 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Hourly rollups (kept current by the reaper): recompute a range from the raw rows.
+    Rollups {
+        #[command(flatten)]
+        db: AnywhereDatabase,
+        #[command(subcommand)]
+        action: RollupsAction,
+    },
     /// Create the monthly request partitions for the coming months.
     Partitions {
         #[command(flatten)]
@@ -100,6 +107,19 @@ enum UsersAction {
         /// Count what would be erased, change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RollupsAction {
+    /// Recompute every hour from --from to --to (dates or timestamps PostgreSQL reads).
+    Rebuild {
+        /// The first hour, e.g. 2026-11-01 or '2026-11-01 13:00+00'.
+        #[arg(long)]
+        from: String,
+        /// The last hour (included).
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -387,6 +407,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Retention { db, keep, months_ahead, dry_run } => retention(db, &keep, months_ahead, dry_run).await,
         Command::Budgets { db, action } => budgets(db.required()?, action).await,
         Command::Users { db, action } => users(db.required()?, action).await,
+        Command::Rollups { db, action: RollupsAction::Rebuild { from, to } } => {
+            let client = connect(&db.required()?).await?;
+            let hours: i32 = client
+                .query_one("SELECT archon_mcp_rollup_rebuild($1::text::timestamptz, $2::text::timestamptz)", &[&from, &to])
+                .await
+                .with_context(|| format!("rebuilding the rollups from {from:?} to {to:?} (dates PostgreSQL reads; archon_exporter or archon_admin)"))?
+                .get(0);
+            println!("rebuilt the rollups of {hours} hours");
+            Ok(())
+        }
         Command::Partitions { db, months_ahead } => create_partitions(db, months_ahead).await,
     }
 }

@@ -47,6 +47,7 @@ impl Default for ReaperConfig {
 
 /// What one round changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Reaped {
     /// Sessions marked idle.
     pub idled: u64,
@@ -54,6 +55,8 @@ pub struct Reaped {
     pub timed_out: u64,
     /// Whether another replica held the round's lock (nothing was done).
     pub skipped: bool,
+    /// Hours whose rollups were recomputed because writes touched them.
+    pub rolled_up: u64,
 }
 
 /// Lock key of a reaper round (`'archon-reaper'`, truncated).
@@ -94,7 +97,7 @@ pub async fn reap_once(client: &Client, config: &ReaperConfig) -> Result<Reaped,
                 &[&idle],
             )
             .await?;
-        Ok(Reaped { idled, timed_out, skipped: false })
+        Ok(Reaped { idled, timed_out, skipped: false, rolled_up: 0 })
     }
     .await;
     match &result {
@@ -103,5 +106,11 @@ pub async fn reap_once(client: &Client, config: &ReaperConfig) -> Result<Reaped,
             let _ = client.batch_execute("ROLLBACK").await;
         }
     }
-    result
+    let mut reaped = result?;
+    if !reaped.skipped {
+        // The hours writes touched since the last round (V14): rollups stay a round behind.
+        let hours: i32 = client.query_one("SELECT archon_mcp_rollup_refresh(48)", &[]).await?.get(0);
+        reaped.rolled_up = hours as u64;
+    }
+    Ok(reaped)
 }

@@ -10,6 +10,7 @@ mod fixtures;
 mod harness;
 mod hostile;
 mod privacy;
+mod rollups;
 mod schema;
 mod service;
 mod store;

@@ -1,0 +1,94 @@
+//! Hourly rollups (issue #35): every figure equal to the raw rows' to the cent, after writes, a
+//! replay, late data for a closed hour and a rebuild; readers see their own user's only.
+
+use archon_mcp_exporter::testing::TestDb;
+use archon_mcp_exporter::{ReaperConfig, StoreConfig, reap_once};
+
+use crate::fixtures::*;
+
+/// Every rollup row next to the same aggregate of the raw rows, as text, by hour and dimensions.
+const COMPARE: &str = "
+WITH raw AS (
+    SELECT date_trunc('hour', r.timestamp) AS hour, r.user_id, s.user_department, r.tool_name, s.client_type,
+           r.model, r.status, r.token_source, count(*) AS requests, sum(r.prompt_tokens) AS prompt_tokens,
+           sum(r.completion_tokens) AS completion_tokens, coalesce(sum(r.estimated_cost), 0) AS cost,
+           round(sum(r.duration_ms)::numeric, 6) AS duration
+      FROM archon_mcp_requests r JOIN archon_mcp_sessions s USING (session_id)
+     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8),
+rolled AS (
+    SELECT hour, user_id, user_department, tool_name, client_type, model, status, token_source, requests,
+           prompt_tokens, completion_tokens, cost, round(duration_ms_sum::numeric, 6) AS duration
+      FROM archon_mcp_rollup_hourly)
+SELECT (SELECT count(*) FROM (SELECT * FROM raw EXCEPT SELECT * FROM rolled) missing)
+     + (SELECT count(*) FROM (SELECT * FROM rolled EXCEPT SELECT * FROM raw) extra),
+       (SELECT count(*) FROM rolled)";
+
+async fn differences(client: &tokio_postgres::Client) -> (i64, i64) {
+    let row = client.query_one(COMPARE, &[]).await.unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn rollups_equal_the_raw_rows_after_writes_replays_late_data_and_rebuilds() {
+    let db = TestDb::migrated().await;
+    let store = db.store(StoreConfig::default());
+    let client = db.client().await;
+    let t0 = an_hour_ago() - 5 * 3600 * SEC;
+    let (mut ada, mut bob) =
+        (Conn::new(SESSION_1, "claude-code", Some(ADA)), Conn::new(SESSION_3, "Cursor", Some(BOB)));
+    let mut spans = Vec::new();
+    for i in 0..30 {
+        let at = t0 + i * 600 * SEC; // every ten minutes across five hours
+        spans.push(with_usage(ada.call("search", at, 5 + i), "claude-sonnet-4-5", 100 + i as i64, 10));
+        spans.push(with_estimate(bob.call(if i % 3 == 0 { "summarize" } else { "search" }, at + SEC, 40_000), 50, 5));
+    }
+    write(&store, &spans).await;
+    let round = reap_once(&client, &ReaperConfig::default()).await.unwrap();
+    assert!(round.rolled_up >= 5, "the hours the writes touched: {round:?}");
+    let (wrong, rows) = differences(&client).await;
+    assert_eq!(wrong, 0, "every rollup figure equals the raw rows' ({rows} rollup rows)");
+    assert!(rows >= 10, "{rows}");
+    let histogram: i64 = client
+        .query_one("SELECT sum(b) FROM archon_mcp_rollup_hourly, unnest(latency_buckets) b", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(histogram, 60, "every request in one latency bucket");
+
+    // A replay changes nothing; late data for a closed hour is rolled up at the next round.
+    write(&store, &spans).await;
+    let late = with_usage(ada.call("search", t0 + 60 * SEC, 7), "claude-sonnet-4-5", 1, 1);
+    write(&store, &[late]).await;
+    let round = reap_once(&client, &ReaperConfig::default()).await.unwrap();
+    assert_eq!(round.rolled_up, 1, "only the late call's hour: {round:?}");
+    assert_eq!(differences(&client).await.0, 0);
+
+    // A rebuild of any range is the same figures; rollups of an emptied range go.
+    client.execute("DELETE FROM archon_mcp_rollup_hourly", &[]).await.unwrap();
+    let rebuilt: i32 = client
+        .query_one("SELECT archon_mcp_rollup_rebuild(now() - interval '1 day', now())", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rebuilt, 25, "one day of hours");
+    assert_eq!(differences(&client).await.0, 0);
+}
+
+#[tokio::test]
+async fn a_reader_sees_the_rollups_of_its_own_user_only() {
+    let db = TestDb::migrated().await;
+    let t0 = an_hour_ago();
+    let (mut ada, mut bob) =
+        (Conn::new(SESSION_1, "claude-code", Some(ADA)), Conn::new(SESSION_3, "Cursor", Some(BOB)));
+    write(&db.store(StoreConfig::default()), &[ada.call("search", t0, 5), bob.call("search", t0, 5)]).await;
+    let admin = db.client().await;
+    admin.query_one("SELECT archon_mcp_rollup_refresh(48)", &[]).await.unwrap();
+    let reader = Login::create(&db, &admin, "rollup_reader", "archon_reader").await;
+    admin
+        .execute("INSERT INTO archon_reader_logins (login, user_key) VALUES ($1, $2)", &[&reader.name, &ADA.principal])
+        .await
+        .unwrap();
+    assert_eq!(reader.count("SELECT * FROM archon_mcp_rollup_hourly").await, 1, "Ada's only");
+    let refused = reader.client.query_one("SELECT archon_mcp_rollup_refresh(48)", &[]).await;
+    assert!(refused.is_err(), "a reader cannot rebuild");
+}
