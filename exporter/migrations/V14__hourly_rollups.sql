@@ -1,7 +1,8 @@
 -- Hourly rollups (issue #35, first part): requests summed per hour × user × department × tool
 -- × client × model × status × token source, so questions over long windows read hours, not
--- rows. Exact: an hour is recomputed from the raw rows whenever a write touched it (the store
--- marks the hour dirty in the same transaction; the reaper rebuilds dirty hours every round),
+-- rows. Exact: an hour is recomputed from the raw rows whenever a write touched it (triggers
+-- mark the hours of every insert, update and delete — whoever writes — and of a session whose
+-- department or client type changed; the reaper rebuilds the marked hours every round),
 -- and `archon_mcp_rollup_rebuild(from, to)` recomputes any range on demand.
 --
 -- Latency is kept as a histogram over fixed bounds, in milliseconds:
@@ -31,6 +32,43 @@ COMMENT ON TABLE archon_mcp_rollup_hourly IS
 
 -- Hours a write touched since their rollup was last computed.
 CREATE TABLE archon_mcp_rollup_dirty (hour timestamptz PRIMARY KEY);
+
+-- The triggers fire inside SECURITY DEFINER functions too (retention, with a search_path of
+-- pg_catalog only): they resolve the product's tables by the schema this migration ran in.
+CREATE FUNCTION archon_mcp_rollup_mark() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO archon_mcp_rollup_dirty (hour)
+        SELECT DISTINCT date_trunc('hour', n."timestamp") FROM new_rows n
+        ON CONFLICT DO NOTHING;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        INSERT INTO archon_mcp_rollup_dirty (hour)
+        SELECT DISTINCT date_trunc('hour', o."timestamp") FROM old_rows o
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END;
+$fn$;
+CREATE TRIGGER archon_mcp_rollup_mark_insert AFTER INSERT ON archon_mcp_requests
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION archon_mcp_rollup_mark();
+CREATE TRIGGER archon_mcp_rollup_mark_update AFTER UPDATE ON archon_mcp_requests
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION archon_mcp_rollup_mark();
+CREATE TRIGGER archon_mcp_rollup_mark_delete AFTER DELETE ON archon_mcp_requests
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION archon_mcp_rollup_mark();
+
+-- A session's department and client type are dimensions of its requests' rollups.
+CREATE FUNCTION archon_mcp_rollup_mark_session() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+    INSERT INTO archon_mcp_rollup_dirty (hour)
+    SELECT DISTINCT date_trunc('hour', r."timestamp") FROM archon_mcp_requests r WHERE r.session_id = NEW.session_id
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$fn$;
+CREATE TRIGGER archon_mcp_rollup_mark_session AFTER UPDATE OF user_department, client_type ON archon_mcp_sessions
+    FOR EACH ROW WHEN (OLD.user_department IS DISTINCT FROM NEW.user_department OR OLD.client_type IS DISTINCT FROM NEW.client_type)
+    EXECUTE FUNCTION archon_mcp_rollup_mark_session();
 
 CREATE FUNCTION archon_mcp_rollup_hour(p_hour timestamptz)
 RETURNS void
@@ -115,8 +153,65 @@ CREATE POLICY archon_mcp_rollup_all ON archon_mcp_rollup_hourly FOR SELECT TO ar
 CREATE POLICY archon_mcp_rollup_own ON archon_mcp_rollup_hourly FOR SELECT TO archon_reader
     USING (user_id = (SELECT archon_current_user_id()));
 GRANT SELECT, INSERT, DELETE ON archon_mcp_rollup_hourly, archon_mcp_rollup_dirty TO archon_exporter, archon_admin;
-GRANT SELECT ON archon_mcp_rollup_hourly TO archon_grafana, archon_reader;
+GRANT SELECT ON archon_mcp_rollup_hourly, archon_mcp_rollup_dirty TO archon_grafana, archon_reader;
+GRANT INSERT ON archon_mcp_rollup_dirty TO archon_exporter, archon_admin;
 REVOKE EXECUTE ON FUNCTION archon_mcp_rollup_hour(timestamptz), archon_mcp_rollup_refresh(integer),
     archon_mcp_rollup_rebuild(timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION archon_mcp_rollup_hour(timestamptz), archon_mcp_rollup_refresh(integer),
     archon_mcp_rollup_rebuild(timestamptz, timestamptz) TO archon_exporter, archon_admin;
+
+-- The hours already stored are rolled up by the reaper, oldest first; until then they are read
+-- from the rows.
+INSERT INTO archon_mcp_rollup_dirty (hour)
+SELECT DISTINCT date_trunc('hour', "timestamp") FROM archon_mcp_requests
+ON CONFLICT DO NOTHING;
+
+-- A budget's spend from the rollups for the whole hours that are rolled up, and from the rows for
+-- the rest: the ragged ends of the range and the hours written since their last rollup. Exact
+-- either way; fast once most hours are rolled up (budgets read the month to date).
+CREATE OR REPLACE FUNCTION archon_budget_spend(p_scope text, p_value text, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (spend numeric, requests bigint)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    WITH first_hour AS (
+        SELECT least(CASE WHEN date_trunc('hour', p_from) = p_from THEN p_from
+                          ELSE date_trunc('hour', p_from) + interval '1 hour' END, p_to) AS lo
+    ),
+    bounds AS (
+        SELECT f.lo, greatest(date_trunc('hour', p_to), f.lo) AS hi FROM first_hour f
+    ),
+    subject AS (
+        SELECT s.user_id FROM archon_mcp_sessions s WHERE p_scope = 'user' AND s.user_key = p_value LIMIT 1
+    ),
+    rolled AS (
+        SELECT coalesce(sum(h.cost), 0) AS spend, coalesce(sum(h.requests), 0)::bigint AS requests
+          FROM archon_mcp_rollup_hourly h, bounds b
+         WHERE h.hour >= b.lo AND h.hour < b.hi
+           AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)
+           AND CASE p_scope
+                 WHEN 'all' THEN true
+                 WHEN 'anonymous' THEN h.user_id IS NULL
+                 -- A request's user is its session's or none (never another's): see V10.
+                 WHEN 'user' THEN h.user_id = (SELECT user_id FROM subject)
+                 WHEN 'department' THEN h.user_department = p_value AND h.user_id IS NOT NULL
+                 WHEN 'tool' THEN h.tool_name = p_value
+                 WHEN 'client_type' THEN h.client_type = p_value
+               END
+    ),
+    raw AS (
+        SELECT coalesce(sum(q.estimated_cost), 0) AS spend, count(*) AS requests
+          FROM (
+                SELECT r.estimated_cost FROM bounds b, LATERAL archon_budget_requests(p_scope, p_value, p_from, b.lo) r
+                UNION ALL
+                SELECT r.estimated_cost FROM bounds b, LATERAL archon_budget_requests(p_scope, p_value, b.hi, p_to) r
+                UNION ALL
+                SELECT r.estimated_cost
+                  FROM bounds b
+                  JOIN archon_mcp_rollup_dirty d ON d.hour >= b.lo AND d.hour < b.hi,
+                       LATERAL archon_budget_requests(p_scope, p_value, d.hour, d.hour + interval '1 hour') r
+               ) q
+    )
+    SELECT r1.spend + r2.spend, r1.requests + r2.requests FROM rolled r1, raw r2
+$fn$;

@@ -182,18 +182,8 @@ pub async fn forget(
         .collect();
     let sessions = format!("SELECT session_id FROM ({SUBJECT_SESSIONS}) s");
     let user_ids = "SELECT user_id FROM archon_mcp_sessions WHERE (user_key = $1 OR lower(user_email) = lower($2)) AND user_id IS NOT NULL";
-    // The person's hours: their rollups are recomputed from what stays (V14).
-    tx.execute(
-        &format!(
-            "INSERT INTO archon_mcp_rollup_dirty (hour)
-             SELECT DISTINCT date_trunc('hour', \"timestamp\") FROM archon_mcp_requests
-              WHERE session_id IN ({sessions}) OR user_id IN ({user_ids})
-             ON CONFLICT DO NOTHING"
-        ),
-        &[key, email],
-    )
-    .await?;
-    // The person's id leaves the rollups now; the next round recomputes those hours.
+    // The person's id leaves the rollups now; their hours, marked by the changes below (V14's
+    // triggers), are recomputed at the next round.
     tx.execute(&format!("DELETE FROM archon_mcp_rollup_hourly WHERE user_id IN ({user_ids})"), &[key, email]).await?;
     let (requests, sessions, budgets) = match policy {
         ForgetPolicy::Delete => (

@@ -361,10 +361,7 @@ async fn insert_requests(
     config: &StoreConfig,
 ) -> Result<u64, tokio_postgres::Error> {
     let statement = client.prepare_cached(&columns::INSERT_REQUESTS).await?;
-    let params = columns::request_params(requests, config);
-    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-    let inserted: i64 = client.query_one(&statement, &params).await?.get(0);
-    Ok(inserted as u64)
+    execute(client, &statement, columns::request_params(requests, config)).await
 }
 
 async fn execute(

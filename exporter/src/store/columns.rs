@@ -141,8 +141,7 @@ ON CONFLICT (session_id) DO UPDATE SET
 });
 
 /// The request insert, priced from `archon_llm_pricing` at the request's time unless tool code
-/// reported a cost; a request already stored is left as it is. Returns how many were inserted,
-/// and marks the hours they fall in for their rollups.
+/// reported a cost; a request already stored is left as it is.
 pub(super) static INSERT_REQUESTS: LazyLock<String> = LazyLock::new(|| {
     let stored: Vec<(&str, &str)> =
         REQUEST_COLUMNS.iter().copied().filter(|(name, _)| !REQUEST_INPUTS.contains(name)).collect();
@@ -155,8 +154,7 @@ prices AS (
       FROM (SELECT price_model, timestamp::date AS day, min(timestamp) AS at
               FROM u WHERE price_model IS NOT NULL GROUP BY 1, 2) g
      CROSS JOIN LATERAL archon_llm_price_at(g.price_model, g.at) p
-),
-inserted AS (
+)
 INSERT INTO archon_mcp_requests ({columns}, estimated_cost)
 SELECT {values},
        coalesce(u.reported_cost::numeric,
@@ -166,15 +164,6 @@ SELECT {values},
                 END)
   FROM u LEFT JOIN prices p ON p.price_model = u.price_model AND p.day = u.timestamp::date
 ON CONFLICT DO NOTHING
-RETURNING "timestamp"
-),
--- The hours the write added to: their rollups are recomputed from the rows (V14).
-marked AS (
-INSERT INTO archon_mcp_rollup_dirty (hour)
-SELECT DISTINCT date_trunc('hour', "timestamp") FROM inserted
-ON CONFLICT DO NOTHING
-)
-SELECT count(*) FROM inserted
 "#,
         unnest = unnest(REQUEST_COLUMNS),
         columns = names(&stored, "").join(", "),

@@ -211,3 +211,37 @@ async fn the_budgets_command() {
     assert_eq!(code, Some(1));
     assert!(err.contains("budgets list"), "{err}");
 }
+
+/// The same figures, to the cent, whether a budget's hours are read from the rows (written, not
+/// rolled up yet) or from the hourly rollups (issue #35).
+#[tokio::test]
+async fn budget_status_is_the_same_from_the_rollups() {
+    let db = TestDb::migrated().await;
+    seed(&db).await;
+    let client = db.client().await;
+    for (scope, amount) in [
+        ("all", 100.0),
+        ("anonymous", 20.0),
+        ("user:bob@corp", 10.0),
+        ("department:Research", 9.0),
+        ("tool:search", 50.0),
+    ] {
+        set(&client, scope, amount, &[80], Some("2026-01-01")).await;
+    }
+    set(&client, &format!("user:{}", ADA.principal), 25.0, &[80], Some("2026-01-01")).await;
+    let from_rows = status_rows(&client).await;
+    let hours: i32 = client.query_one("SELECT archon_mcp_rollup_refresh(10000)", &[]).await.unwrap().get(0);
+    assert!(hours >= 5, "the seeded hours rolled up: {hours}");
+    assert_eq!(
+        client.query_one("SELECT count(*) FROM archon_mcp_rollup_dirty", &[]).await.unwrap().get::<_, i64>(0),
+        0
+    );
+    let from_rollups = status_rows(&client).await;
+    assert_eq!(from_rollups, from_rows);
+    assert!(from_rows.iter().any(|s| s.contains("\"spend_mtd\":20.")), "{from_rows:?}");
+}
+
+async fn status_rows(client: &tokio_postgres::Client) -> Vec<String> {
+    let sql = format!("SELECT row_to_json(s)::text FROM archon_budget_status('{AT}') s");
+    client.query(&sql, &[]).await.unwrap().iter().map(|r| r.get::<_, String>(0)).collect()
+}

@@ -187,7 +187,8 @@ async fn serve_needs_a_key_to_hash_personal_fields() {
 #[tokio::test]
 async fn rollups_rebuild_from_the_command_line() {
     let db = TestDb::migrated().await;
-    let (code, out, err) = run(&["rollups", "rebuild", "--from", "2026-11-01", "--to", "2026-11-01 23:00+00"], db.url());
+    let (code, out, err) =
+        run(&["rollups", "rebuild", "--from", "2026-11-01", "--to", "2026-11-01 23:00+00"], db.url());
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("rebuilt the rollups of 24 hours"), "{out}");
     let (code, _, err) = run(&["rollups", "rebuild", "--from", "yesterday-ish", "--to", "now"], db.url());
