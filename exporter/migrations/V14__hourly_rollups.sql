@@ -166,11 +166,11 @@ INSERT INTO archon_mcp_rollup_dirty (hour)
 SELECT DISTINCT date_trunc('hour', "timestamp") FROM archon_mcp_requests
 ON CONFLICT DO NOTHING;
 
--- A budget's spend from the rollups for the whole hours that are rolled up, and from the rows for
--- the rest: the ragged ends of the range and the hours written since their last rollup. Exact
--- either way; fast once most hours are rolled up (budgets read the month to date).
-CREATE OR REPLACE FUNCTION archon_budget_spend(p_scope text, p_value text, p_from timestamptz, p_to timestamptz)
-RETURNS TABLE (spend numeric, requests bigint)
+-- A budget's requests and cost per hour, user and tool: from the rollups for the whole hours that
+-- are rolled up, from the rows for the rest — the ragged ends of the range and the hours written
+-- since their last rollup. The same figures either way; fast once most hours are rolled up.
+CREATE FUNCTION archon_budget_hours(p_scope text, p_value text, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (hour timestamptz, user_id uuid, tool_name text, requests bigint, cost numeric)
 LANGUAGE sql
 STABLE
 SET jit = off
@@ -185,33 +185,47 @@ AS $fn$
     subject AS (
         SELECT s.user_id FROM archon_mcp_sessions s WHERE p_scope = 'user' AND s.user_key = p_value LIMIT 1
     ),
-    rolled AS (
-        SELECT coalesce(sum(h.cost), 0) AS spend, coalesce(sum(h.requests), 0)::bigint AS requests
-          FROM archon_mcp_rollup_hourly h, bounds b
-         WHERE h.hour >= b.lo AND h.hour < b.hi
-           AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)
-           AND CASE p_scope
-                 WHEN 'all' THEN true
-                 WHEN 'anonymous' THEN h.user_id IS NULL
-                 -- A request's user is its session's or none (never another's): see V10.
-                 WHEN 'user' THEN h.user_id = (SELECT user_id FROM subject)
-                 WHEN 'department' THEN h.user_department = p_value AND h.user_id IS NOT NULL
-                 WHEN 'tool' THEN h.tool_name = p_value
-                 WHEN 'client_type' THEN h.client_type = p_value
-               END
-    ),
     raw AS (
-        SELECT coalesce(sum(q.estimated_cost), 0) AS spend, count(*) AS requests
-          FROM (
-                SELECT r.estimated_cost FROM bounds b, LATERAL archon_budget_requests(p_scope, p_value, p_from, b.lo) r
-                UNION ALL
-                SELECT r.estimated_cost FROM bounds b, LATERAL archon_budget_requests(p_scope, p_value, b.hi, p_to) r
-                UNION ALL
-                SELECT r.estimated_cost
-                  FROM bounds b
-                  JOIN archon_mcp_rollup_dirty d ON d.hour >= b.lo AND d.hour < b.hi,
-                       LATERAL archon_budget_requests(p_scope, p_value, d.hour, d.hour + interval '1 hour') r
-               ) q
+        SELECT r."timestamp", r.user_id, r.tool_name, r.estimated_cost
+          FROM bounds b, LATERAL archon_budget_requests(p_scope, p_value, p_from, b.lo) r
+        UNION ALL
+        SELECT r."timestamp", r.user_id, r.tool_name, r.estimated_cost
+          FROM bounds b, LATERAL archon_budget_requests(p_scope, p_value, b.hi, p_to) r
+        UNION ALL
+        SELECT r."timestamp", r.user_id, r.tool_name, r.estimated_cost
+          FROM bounds b
+          JOIN archon_mcp_rollup_dirty d ON d.hour >= b.lo AND d.hour < b.hi,
+               LATERAL archon_budget_requests(p_scope, p_value, d.hour, d.hour + interval '1 hour') r
     )
-    SELECT r1.spend + r2.spend, r1.requests + r2.requests FROM rolled r1, raw r2
+    SELECT h.hour, h.user_id, h.tool_name, sum(h.requests)::bigint, sum(h.cost)
+      FROM archon_mcp_rollup_hourly h, bounds b
+     WHERE h.hour >= b.lo AND h.hour < b.hi
+       AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)
+       AND CASE p_scope
+             WHEN 'all' THEN true
+             WHEN 'anonymous' THEN h.user_id IS NULL
+             -- A request's user is its session's or none (never another's): see V10.
+             WHEN 'user' THEN h.user_id = (SELECT user_id FROM subject)
+             WHEN 'department' THEN h.user_department = p_value AND h.user_id IS NOT NULL
+             WHEN 'tool' THEN h.tool_name = p_value
+             WHEN 'client_type' THEN h.client_type = p_value
+           END
+     GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT date_trunc('hour', q."timestamp"), q.user_id, q.tool_name, count(*), coalesce(sum(q.estimated_cost), 0)
+      FROM raw q
+     GROUP BY 1, 2, 3
+$fn$;
+
+COMMENT ON FUNCTION archon_budget_hours(text, text, timestamptz, timestamptz) IS
+    'A budget''s requests and cost per hour, user and tool, from the hourly rollups where an hour is rolled up and from the rows elsewhere';
+
+CREATE OR REPLACE FUNCTION archon_budget_spend(p_scope text, p_value text, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (spend numeric, requests bigint)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    SELECT coalesce(sum(h.cost), 0), coalesce(sum(h.requests), 0)::bigint
+      FROM archon_budget_hours(p_scope, p_value, p_from, p_to) h
 $fn$;

@@ -241,7 +241,20 @@ async fn budget_status_is_the_same_from_the_rollups() {
     assert!(from_rows.iter().any(|s| s.contains("\"spend_mtd\":20.")), "{from_rows:?}");
 }
 
+/// Each budget's status, and its spend by day, user and tool (what the burn panel draws).
 async fn status_rows(client: &tokio_postgres::Client) -> Vec<String> {
-    let sql = format!("SELECT row_to_json(s)::text FROM archon_budget_status('{AT}') s");
-    client.query(&sql, &[]).await.unwrap().iter().map(|r| r.get::<_, String>(0)).collect()
+    let status = format!("SELECT row_to_json(s)::text FROM archon_budget_status('{AT}') s");
+    let by_day = format!(
+        "SELECT concat_ws(' ', b.scope, b.scope_value, date_trunc('day', h.hour), h.user_id, h.tool_name,
+                          sum(h.requests), sum(h.cost))
+           FROM archon_budget_status('{AT}') b,
+                LATERAL archon_budget_hours(b.scope, b.scope_value, b.month_start, '{AT}') h
+          GROUP BY b.scope, b.scope_value, date_trunc('day', h.hour), h.user_id, h.tool_name
+          ORDER BY 1"
+    );
+    let mut rows = Vec::new();
+    for sql in [status, by_day] {
+        rows.extend(client.query(&sql, &[]).await.unwrap().iter().map(|r| r.get::<_, String>(0)));
+    }
+    rows
 }
