@@ -96,8 +96,14 @@ pub enum PrivacyError {
 }
 
 /// The sessions of a subject: `$1` is the user key, `$2` the email (either may be NULL).
-const SUBJECT_SESSIONS: &str =
-    "SELECT session_id, user_id FROM archon_mcp_sessions WHERE user_key = $1 OR lower(user_email) = lower($2)";
+macro_rules! subject_sessions {
+    () => {
+        "archon_mcp_sessions WHERE (user_key = $1 OR lower(user_email) = lower($2))"
+    };
+}
+
+/// The subject's sessions and their users.
+const SUBJECT_SESSIONS: &str = concat!("SELECT session_id, user_id FROM ", subject_sessions!());
 
 /// Everything stored about `subject`, as one JSON document: its sessions, its requests (its
 /// own, and those in its sessions), the reader logins mapped to it and the budgets naming it.
@@ -171,8 +177,7 @@ pub async fn forget(
     // The subject's keys as its sessions recorded them (an email finds the key too).
     let keys: Vec<String> = tx
         .query(
-            "SELECT DISTINCT user_key FROM archon_mcp_sessions
-              WHERE (user_key = $1 OR lower(user_email) = lower($2)) AND user_key IS NOT NULL",
+            concat!("SELECT DISTINCT user_key FROM ", subject_sessions!(), " AND user_key IS NOT NULL"),
             &[key, email],
         )
         .await?
@@ -181,7 +186,7 @@ pub async fn forget(
         .chain(key.clone())
         .collect();
     let sessions = format!("SELECT session_id FROM ({SUBJECT_SESSIONS}) s");
-    let user_ids = "SELECT user_id FROM archon_mcp_sessions WHERE (user_key = $1 OR lower(user_email) = lower($2)) AND user_id IS NOT NULL";
+    let user_ids = concat!("SELECT user_id FROM ", subject_sessions!(), " AND user_id IS NOT NULL");
     // The person's id leaves the rollups now; their hours, marked by the changes below (V14's
     // triggers), are recomputed at the next round.
     tx.execute(&format!("DELETE FROM archon_mcp_rollup_hourly WHERE user_id IN ({user_ids})"), &[key, email]).await?;

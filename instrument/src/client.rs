@@ -125,8 +125,13 @@ impl<S: Service<RoleClient>> TracedClient<S> {
         call: impl FnOnce(P) -> F,
     ) -> Result<T, ServiceError> {
         let started = Instant::now();
-        let mut attributes = request.attributes();
-        attributes.extend(self.protocol());
+        // The metric's labels, and the span's attributes: the same, and the resource URI.
+        let mut labels = request.labels();
+        labels.extend(self.protocol());
+        let mut attributes = labels.clone();
+        if let Target::Resource(uri) = &request.target {
+            attributes.push(KeyValue::new(attr::MCP_RESOURCE_URI, uri.clone()));
+        }
         let name = request.span_name();
         let cx = self.shared.tracer().start(
             SpanBuilder::from_name(name).with_kind(SpanKind::Client).with_attributes(attributes),
@@ -142,8 +147,6 @@ impl<S: Service<RoleClient>> TracedClient<S> {
             Err(e) => Some(error_of(e)),
         };
         let span = cx.span();
-        let mut labels = request.labels();
-        labels.extend(self.protocol());
         if let Some((error_type, code, message)) = error {
             if let Some(code) = code {
                 labels.push(code.clone());
@@ -218,14 +221,6 @@ impl Request {
             Target::Prompt(name) => format!("{} {name}", self.method),
             Target::None | Target::Resource(_) => self.method.to_owned(),
         }
-    }
-
-    fn attributes(&self) -> Vec<KeyValue> {
-        let mut attributes = self.labels();
-        if let Target::Resource(uri) = &self.target {
-            attributes.push(KeyValue::new(attr::MCP_RESOURCE_URI, uri.clone()));
-        }
-        attributes
     }
 
     /// The attributes the duration metric carries too.
