@@ -66,6 +66,35 @@ async fn every_security_definer_function_runs_with_a_fixed_search_path_and_is_no
     }
 }
 
+/// Every trigger function on the product's tables fixes its own `search_path`: a trigger fires
+/// inside whatever statement writes, `SECURITY DEFINER` functions with `pg_catalog` only among
+/// them (retention's deletes), where unqualified names would not resolve — or, with a caller's
+/// path, would resolve to the caller's objects. V14's triggers failed this way first.
+#[tokio::test]
+async fn every_trigger_function_fixes_its_search_path() {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    let rows = client
+        .query(
+            "SELECT DISTINCT p.oid::regprocedure::text, coalesce(p.proconfig, '{}')
+               FROM pg_trigger t
+               JOIN pg_class c ON c.oid = t.tgrelid
+               JOIN pg_proc p ON p.oid = t.tgfoid
+              WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(rows.len() >= 2, "the rollup triggers: {rows:?}");
+    for row in &rows {
+        let (function, config): (String, Vec<String>) = (row.get(0), row.get(1));
+        assert!(
+            config.iter().any(|c| c.starts_with("search_path=")),
+            "trigger function {function} runs with its caller's search_path: give it `SET search_path FROM CURRENT`"
+        );
+    }
+}
+
 /// One statement per `SECURITY DEFINER` function (by name), calling it as an attacker would,
 /// besides the reads that make row-level security call the identity functions.
 /// `round` makes the partition-creating call create a new partition each time.
