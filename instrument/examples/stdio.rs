@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt, usage};
+use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt, TracedPeer, usage};
+use tracing::Instrument as _;
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
@@ -32,11 +33,27 @@ impl ServerHandler for Hello {
     async fn call_tool(
         &self,
         _: CallToolRequestParams,
-        _: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        // The tool's own work continues the request's trace: this `tracing` span (and an HTTP
+        // client that injects the current context) is a child of the `tools/call hello` span.
+        let name = async { std::env::var("USER").unwrap_or_else(|_| "world".into()) }
+            .instrument(tracing::info_span!("hello.lookup"))
+            .await;
+        // Asking the client back is a CLIENT span under it too, its context sent in `_meta`.
+        let peer = TracedPeer::from(&context);
+        let sampling = peer.peer_info().is_some_and(|info| info.capabilities.sampling.is_some());
+        #[allow(deprecated)] // sampling: SEP-2577, still sent before protocol 2026-07-28
+        let greeting = match sampling {
+            true => {
+                let ask = CreateMessageRequestParams::new(vec![SamplingMessage::user_text(format!("greet {name}"))], 20);
+                peer.create_message(ask).await.ok().and_then(|m| m.message.content.first()?.as_text().map(|t| t.text.clone()))
+            }
+            false => None,
+        };
         // Tool code reports the model calls it made; the span carries them.
         usage::record(usage::Usage::new("claude-haiku-4-5").with_tokens(12, 3));
-        Ok(CallToolResult::success(vec![ContentBlock::text("hello")]).into())
+        Ok(CallToolResult::success(vec![ContentBlock::text(greeting.unwrap_or(format!("hello {name}")))]).into())
     }
 }
 

@@ -23,19 +23,18 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
-use opentelemetry::propagation::Injector;
-use opentelemetry::trace::{FutureExt as _, SpanBuilder, SpanKind, Status, TraceContextExt as _};
+use opentelemetry::trace::{FutureExt as _, SpanBuilder, SpanKind, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
 use rmcp::RoleClient;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, GetPromptRequestParams, GetPromptResult, JsonObject, ListToolsResult,
+    CallToolRequestParams, CallToolResult, GetPromptRequestParams, GetPromptResult, ListToolsResult,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResult, RequestParamsMeta, Tool,
 };
 use rmcp::service::{QuitReason, RunningService, Service, ServiceError};
 
 use crate::attributes as attr;
 use crate::config::TracedConfig;
-use crate::propagation::with_propagator;
+use crate::outbound::{Abandoned, Failure, inject};
 use crate::runtime::Shared;
 
 /// `.traced(config)` for a running rmcp client.
@@ -137,27 +136,18 @@ impl<S: Service<RoleClient>> TracedClient<S> {
             SpanBuilder::from_name(name).with_kind(SpanKind::Client).with_attributes(attributes),
             &Context::current(),
         );
-        let meta: &mut JsonObject = params.meta_mut().get_or_insert_with(Default::default);
-        with_propagator(|propagator| propagator.inject_context(&cx, &mut MetaInjector(meta)));
+        inject(&cx, params.meta_mut().get_or_insert_with(Default::default));
         let mut abandoned = Abandoned(Some(&cx));
         let result = call(params).with_context(cx.clone()).await;
         abandoned.0 = None;
-        let error = match &result {
-            Ok(value) => value.error_type().map(|e| (Cow::Borrowed(e), None, Cow::Borrowed(e))),
-            Err(e) => Some(error_of(e)),
+        let failure = match &result {
+            Ok(value) => value.error_type().map(Failure::of_result),
+            Err(e) => Some(Failure::of(e)),
         };
-        let span = cx.span();
-        if let Some((error_type, code, message)) = error {
-            if let Some(code) = code {
-                labels.push(code.clone());
-                span.set_attribute(code);
-            }
-            labels.push(KeyValue::new(attr::ERROR_TYPE, error_type.clone()));
-            span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error_type));
-            // On the client side every failure is an error, the conventions say.
-            span.set_status(Status::error(message));
+        if let Some(failure) = failure {
+            failure.record(&cx, &mut labels);
         }
-        span.end();
+        cx.span().end();
         self.shared.metrics().client_operation_duration.record(started.elapsed().as_secs_f64(), &labels);
         result
     }
@@ -180,21 +170,6 @@ impl<S: Service<RoleClient>> Drop for TracedClient<S> {
         // Dropped without `cancel`: the session ends now all the same.
         if self.service.is_some() {
             self.record_session(None);
-        }
-    }
-}
-
-/// Ends the span of a call whose caller gave up on it (dropped its future: a timeout, a
-/// `select!`) as `cancelled`, rather than as a success.
-struct Abandoned<'a>(Option<&'a Context>);
-
-impl Drop for Abandoned<'_> {
-    fn drop(&mut self) {
-        if let Some(cx) = self.0 {
-            let span = cx.span();
-            span.set_attribute(KeyValue::new(attr::ERROR_TYPE, attr::ERROR_TYPE_CANCELLED));
-            span.set_status(Status::error("the caller gave up on the request"));
-            span.end();
         }
     }
 }
@@ -253,34 +228,3 @@ impl Outcome for CallToolResult {
 impl Outcome for ListToolsResult {}
 impl Outcome for GetPromptResult {}
 impl Outcome for ReadResourceResult {}
-
-/// `error.type`, `rpc.response.status_code` and the status description of a failed request.
-fn error_of(error: &ServiceError) -> (Cow<'static, str>, Option<KeyValue>, Cow<'static, str>) {
-    match error {
-        ServiceError::McpError(e) => {
-            let code = e.code.0.to_string();
-            (
-                Cow::Owned(code.clone()),
-                Some(KeyValue::new(attr::RPC_RESPONSE_STATUS_CODE, code)),
-                Cow::Owned(e.message.to_string()),
-            )
-        }
-        ServiceError::Timeout { .. } => (Cow::Borrowed(attr::ERROR_TYPE_TIMEOUT), None, Cow::Owned(error.to_string())),
-        ServiceError::Cancelled { .. } => {
-            (Cow::Borrowed(attr::ERROR_TYPE_CANCELLED), None, Cow::Owned(error.to_string()))
-        }
-        ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
-            (Cow::Borrowed("transport_error"), None, Cow::Owned(error.to_string()))
-        }
-        _ => (Cow::Borrowed("_OTHER"), None, Cow::Owned(error.to_string())),
-    }
-}
-
-/// Writes a propagator's fields into `params._meta` (unprefixed keys, as SEP-414 says).
-struct MetaInjector<'a>(&'a mut JsonObject);
-
-impl Injector for MetaInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), serde_json::Value::String(value));
-    }
-}

@@ -77,6 +77,8 @@ pub mod capture;
 #[cfg(feature = "full")]
 mod client;
 #[cfg(feature = "full")]
+mod client_handler;
+#[cfg(feature = "full")]
 mod config;
 #[cfg(feature = "full")]
 mod connection;
@@ -88,6 +90,10 @@ mod metrics;
 mod network;
 #[cfg(feature = "full")]
 mod notification;
+#[cfg(feature = "full")]
+mod outbound;
+#[cfg(feature = "full")]
+mod peer;
 #[cfg(feature = "full")]
 mod origin;
 #[cfg(feature = "full")]
@@ -129,6 +135,8 @@ pub use config::{TracedConfig, TracedConfigBuilder};
 pub use connection::CLIENT_GONE_REASON;
 #[cfg(feature = "full")]
 pub use otel_layer::layer;
+#[cfg(feature = "full")]
+pub use peer::TracedPeer;
 #[cfg(feature = "full")]
 pub use session_manager::TracedSessionManager;
 #[cfg(feature = "full")]

@@ -48,8 +48,8 @@ use crate::usage::TokenEstimation;
 /// # Ok(()) }
 /// ```
 pub struct Traced<H> {
-    inner: H,
-    shared: Arc<Shared>,
+    pub(crate) inner: H,
+    pub(crate) shared: Arc<Shared>,
     /// Set by [`Traced::serve`], or at the first request that tells which connection this is.
     connection: OnceLock<Arc<Connection>>,
 }

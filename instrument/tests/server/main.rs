@@ -6,5 +6,6 @@ mod client;
 mod forwarding;
 mod http;
 mod lifecycle;
+mod server_requests;
 mod stdio;
 mod support;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use archon_mcp_instrument::usage::{self, Usage};
 use std::net::SocketAddr;
 
-use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder, TracedExt, TracedSessionManager};
+use archon_mcp_instrument::{TracedConfig, TracedConfigBuilder, TracedExt, TracedPeer, TracedSessionManager};
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter};
@@ -24,7 +24,8 @@ pub const JWT_SECRET: &[u8] = b"test-secret-0123456789";
 /// A knowledge/notes server: `search`, `summarize` (reports model usage), `fail` (an `isError`
 /// result that mentions a secret), `boom` (panics), `echo` (returns its arguments), `slow`
 /// (sleeps `ms`; stops early on cancellation only when `honour` is true), `context` (the trace
-/// and baggage its handler runs in: `{trace id} {key=value,…}`).
+/// and baggage its handler runs in: `{trace id} {key=value,…}`), `ask` (asks its client for a
+/// sampled message, its roots and a confirmation, through a [`TracedPeer`]).
 #[derive(Debug, Clone, Default)]
 pub struct Notes;
 
@@ -33,7 +34,7 @@ fn tool(name: &'static str) -> Tool {
     Tool::new(name, format!("the {name} tool"), Arc::new(schema))
 }
 
-const TOOLS: [&str; 8] = ["search", "summarize", "fail", "boom", "echo", "slow", "unlock", "context"];
+const TOOLS: [&str; 9] = ["search", "summarize", "fail", "boom", "echo", "slow", "unlock", "context", "ask"];
 
 /// How many `slow` calls have started in this process, by their `tag` argument.
 static SLOW_STARTED: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
@@ -109,6 +110,23 @@ impl ServerHandler for Notes {
                 }
                 usage::record(Usage::new("claude-haiku-4-5").with_tokens(100, 10));
                 CallToolResult::success(vec![ContentBlock::text("slept")])
+            }
+            "ask" => {
+                #[allow(deprecated)] // sampling and roots: SEP-2577
+                let (sampled, roots, confirmed) = {
+                    let peer = TracedPeer::from(&context);
+                    let failed = |e: rmcp::service::ServiceError| McpError::internal_error(e.to_string(), None);
+                    let question = CreateMessageRequestParams::new(vec![SamplingMessage::user_text("which note?")], 50);
+                    let sampled = peer.create_message(question).await.map_err(failed)?;
+                    let roots = peer.list_roots().await.map_err(failed)?;
+                    let confirm = ElicitRequestParams::FormElicitationParams {
+                        meta: None,
+                        message: "open it?".into(),
+                        requested_schema: ElicitationSchema::builder().required_bool("ok").build().unwrap(),
+                    };
+                    (sampled.model, roots.roots.len(), peer.create_elicitation(confirm).await.map_err(failed)?.action)
+                };
+                CallToolResult::success(vec![ContentBlock::text(format!("{sampled} {roots} {confirmed:?}"))])
             }
             other => return Err(McpError::invalid_params(format!("no tool named {other}"), None)),
         };
