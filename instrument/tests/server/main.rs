@@ -6,6 +6,7 @@ mod client;
 mod forwarding;
 mod http;
 mod lifecycle;
+mod python;
 mod server_requests;
 mod stdio;
 mod support;
