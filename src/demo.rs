@@ -13,7 +13,7 @@ use archon_mcp_exporter::testing::LocalCluster;
 use archon_mcp_exporter::{ServeConfig, Server};
 use archon_mcp_instrument::usage::TokenEstimation;
 use archon_mcp_instrument::user::{EnvUser, JwtUser, UserResolverExt};
-use archon_mcp_instrument::{Telemetry, TelemetryGuard, TracedConfig, TracedExt};
+use archon_mcp_instrument::{Telemetry, TelemetryGuard, TracedClientExt as _, TracedConfig, TracedExt};
 use rmcp::ServiceExt as _;
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::knowledge::KnowledgeServer;
 use crate::report::Report;
+use crate::round_trips::ClientCalls;
 
 /// The HS256 secret of the demo's tokens.
 pub const JWT_SECRET: &str = "archon-demo-secret";
@@ -102,6 +103,7 @@ pub struct DemoRun {
     pub connections: u64,
     cluster: Option<LocalCluster>,
     exporter: Option<archon_mcp_exporter::Running>,
+    client_calls: ClientCalls,
 }
 
 fn step(progress: bool, message: &str) {
@@ -152,6 +154,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoRun> {
         options.progress,
         &format!("{connections} users call tools ({} over stdio)", usize::from(stdio_user.is_some())),
     );
+    // The clients are traced too: each call's row then names its client span, and the report
+    // can say how much of the call was the network and the client.
+    let client_calls = ClientCalls::default();
+    let client_config = client_calls.config();
     let done = Arc::new(AtomicU64::new(0));
     let bar = options.progress.then(|| tokio::spawn(progress_bar(done.clone(), calls)));
 
@@ -159,8 +165,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoRun> {
     for (i, user) in http_users.iter().copied().enumerate() {
         let done = done.clone();
         let calls = options.calls_per_user;
+        let client_config = client_config.clone();
         work.push(tokio::spawn(async move {
-            let client = connect_http(addr, &user).await?;
+            let client = connect_http(addr, &user).await?.traced(client_config);
             let outcome = workload(&client, i, calls, &done).await;
             client.cancel().await.ok();
             outcome
@@ -169,6 +176,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoRun> {
     if let (Some(user), Some(command)) = (stdio_user, options.stdio_server) {
         let done = done.clone();
         let calls = options.calls_per_user;
+        let client_config = client_config.clone();
         let mut command = tokio::process::Command::from(command);
         command
             .env("ARCHON_DEMO_OTLP", &otlp)
@@ -180,7 +188,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoRun> {
             let (transport, _) = TokioChildProcess::builder(command).stderr(std::process::Stdio::inherit()).spawn()?;
             let client = ClientConfig::new(ClientCapabilities::default(), Implementation::new(user.client, "1.0.0"))
                 .serve(transport)
-                .await?;
+                .await?
+                .traced(client_config);
             let outcome = workload(&client, 5, calls, &done).await;
             client.cancel().await.ok();
             outcome
@@ -222,7 +231,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoRun> {
     }
     step(options.progress, "setting budgets: one department is over its own");
     set_budgets(&client).await?;
-    Ok(DemoRun { database_url, calls, connections, cluster, exporter: Some(exporter) })
+    Ok(DemoRun { database_url, calls, connections, cluster, exporter: Some(exporter), client_calls })
 }
 
 /// A budget for everyone, one per department — the department that spent most gets one it has
@@ -253,7 +262,9 @@ impl DemoRun {
     pub async fn report(&self) -> anyhow::Result<Report> {
         let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls).await?;
         tokio::spawn(connection);
-        Ok(Report::read(&client).await?)
+        let mut report = Report::read(&client).await?;
+        report.tables.extend(self.client_calls.table(&client).await?);
+        Ok(report)
     }
 
     async fn stop_exporter(&mut self) {
@@ -304,6 +315,7 @@ async fn serve_http(config: TracedConfig, ct: CancellationToken) -> anyhow::Resu
 }
 
 type Client = rmcp::service::RunningService<rmcp::RoleClient, ClientConfig>;
+type TracedClient = archon_mcp_instrument::TracedClient<ClientConfig>;
 
 async fn connect_http(addr: SocketAddr, user: &DemoUser) -> anyhow::Result<Client> {
     let transport = StreamableHttpClientTransport::from_config(
@@ -315,7 +327,7 @@ async fn connect_http(addr: SocketAddr, user: &DemoUser) -> anyhow::Result<Clien
 }
 
 /// A user's work: searches, reads, tasks (some duplicate or malformed), summaries.
-async fn workload(client: &Client, user: usize, calls: usize, done: &AtomicU64) -> anyhow::Result<()> {
+async fn workload(client: &TracedClient, user: usize, calls: usize, done: &AtomicU64) -> anyhow::Result<()> {
     const DOCS: [&str; 4] = ["onboarding", "postgres-tuning", "mcp-sessions", "cost-allocation"];
     const QUERIES: [&str; 4] = ["postgres", "session", "cost", "rust"];
     for n in 0..calls {

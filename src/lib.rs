@@ -11,6 +11,7 @@ pub mod demo;
 pub mod grafana;
 pub mod knowledge;
 pub mod report;
+pub mod round_trips;
 pub mod serve_process;
 
 /// The README's Rust blocks, compiled as doc-tests so they cannot rot.
