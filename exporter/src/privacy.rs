@@ -189,7 +189,9 @@ pub async fn forget(
     let user_ids = concat!("SELECT user_id FROM ", subject_sessions!(), " AND user_id IS NOT NULL");
     // The person's id leaves the rollups now; their hours, marked by the changes below (V14's
     // triggers), are recomputed at the next round.
-    tx.execute(&format!("DELETE FROM archon_mcp_rollup_hourly WHERE user_id IN ({user_ids})"), &[key, email]).await?;
+    for rollup in ["archon_mcp_rollup_hourly", "archon_mcp_rollup_session_hourly"] {
+        tx.execute(&format!("DELETE FROM {rollup} WHERE user_id IN ({user_ids})"), &[key, email]).await?;
+    }
     let (requests, sessions, budgets) = match policy {
         ForgetPolicy::Delete => (
             tx.execute(

@@ -63,14 +63,25 @@ async fn rollups_equal_the_raw_rows_after_writes_replays_late_data_and_rebuilds(
     assert_eq!(round.rolled_up, 1, "only the late call's hour: {round:?}");
     assert_eq!(differences(&client).await.0, 0);
 
-    // A rebuild of any range is the same figures; rollups of an emptied range go.
+    // A rebuild of any range is the same figures. It starts at the oldest raw row: the rollups
+    // of hours whose rows retention dropped (the long tier) stay.
     client.execute("DELETE FROM archon_mcp_rollup_hourly", &[]).await.unwrap();
+    client
+        .execute(
+            "INSERT INTO archon_mcp_rollup_hourly (hour, status, token_source, requests, prompt_tokens, completion_tokens,
+                                                   cost, priced_requests, duration_ms_sum, latency_buckets)
+             VALUES (date_trunc('hour', now()) - interval '30 days', 'success', 'none', 9, 0, 0, 0, 0, 9, '{9}')",
+            &[],
+        )
+        .await
+        .unwrap();
     let rebuilt: i32 = client
-        .query_one("SELECT archon_mcp_rollup_rebuild(now() - interval '1 day', now())", &[])
+        .query_one("SELECT archon_mcp_rollup_rebuild(now() - interval '40 days', now())", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(rebuilt, 25, "one day of hours");
+    assert_eq!(rebuilt, 7, "the hours from the oldest raw row on");
+    client.execute("DELETE FROM archon_mcp_rollup_hourly WHERE requests = 9 AND hour < now() - interval '29 days'", &[]).await.map(|n| assert_eq!(n, 1, "the dropped rows' rollup stays")).unwrap();
     assert_eq!(differences(&client).await.0, 0);
 }
 
@@ -91,4 +102,78 @@ async fn a_reader_sees_the_rollups_of_its_own_user_only() {
     assert_eq!(reader.count("SELECT * FROM archon_mcp_rollup_hourly").await, 1, "Ada's only");
     let refused = reader.client.query_one("SELECT archon_mcp_rollup_refresh(48)", &[]).await;
     assert!(refused.is_err(), "a reader cannot rebuild");
+}
+
+/// What a reader of any range gets, the raw rows' aggregate and `archon_mcp_usage_hours`' side by
+/// side: counts, tokens, cost to the cent, failures by kind, slowest duration, sessions.
+const RANGE: &str = "
+WITH raw AS (
+    SELECT count(*) AS requests, sum(prompt_tokens + completion_tokens) AS tokens, coalesce(sum(estimated_cost), 0) AS cost,
+           count(*) FILTER (WHERE archon_mcp_error_kind(status, error_type, error_code) = 'tool error') AS tool_errors,
+           max(duration_ms) AS slowest, count(DISTINCT session_id) AS sessions, count(DISTINCT user_id) AS users
+      FROM archon_mcp_requests WHERE \"timestamp\" >= $1 AND \"timestamp\" < $2),
+hours AS (
+    SELECT coalesce(sum(requests), 0) AS requests, sum(prompt_tokens + completion_tokens) AS tokens,
+           coalesce(sum(cost), 0) AS cost, coalesce(sum(requests) FILTER (WHERE error_kind = 'tool error'), 0) AS tool_errors,
+           max(duration_ms_max) AS slowest,
+           (SELECT count(DISTINCT session_id) FROM archon_mcp_usage_sessions($1, $2)) AS sessions,
+           count(DISTINCT user_id) AS users
+      FROM archon_mcp_usage_hours($1, $2))
+SELECT raw.requests, (raw.requests, raw.tokens, raw.cost, raw.tool_errors, raw.slowest, raw.sessions, raw.users)::text,
+       (hours.requests, hours.tokens, hours.cost, hours.tool_errors, hours.slowest, hours.sessions, hours.users)::text
+  FROM raw, hours";
+
+#[tokio::test]
+async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
+    let db = TestDb::migrated().await;
+    let store = db.store(StoreConfig::default());
+    let client = db.client().await;
+    let t0 = an_hour_ago() - 5 * 3600 * SEC;
+    let (mut ada, mut bob) =
+        (Conn::new(SESSION_1, "claude-code", Some(ADA)), Conn::new(SESSION_3, "Cursor", Some(BOB)));
+    let mut spans = Vec::new();
+    for i in 0..30 {
+        let at = t0 + i * 600 * SEC;
+        spans.push(with_usage(ada.call("search", at, 5 + i), "claude-sonnet-4-5", 100 + i as i64, 10));
+        let tool = if i % 3 == 0 { "fail" } else { "search" };
+        spans.push(with_estimate(bob.call(tool, at + SEC, 40_000 + i), 50, 5));
+    }
+    write(&store, &spans).await;
+    let ranges = [
+        ("whole hours", "date_trunc('hour', now()) - interval '6 hours'", "date_trunc('hour', now())"),
+        ("ragged ends", "now() - interval '5 hours 17 minutes'", "now() - interval '42 minutes'"),
+        ("within an hour", "now() - interval '3 hours 50 minutes'", "now() - interval '3 hours 20 minutes'"),
+        ("everything", "'-infinity'", "'infinity'"),
+    ];
+    let compare = async |when: &str| {
+        for (name, from, to) in ranges {
+            let sql = RANGE.replace("$1", &format!("({from})::timestamptz")).replace("$2", &format!("({to})::timestamptz"));
+            let row = client.query_one(&sql, &[]).await.unwrap();
+            let (n, raw, hours): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+            assert_eq!(hours, raw, "{name} {when}: rollups against rows");
+            assert!(n > 0 || name == "within an hour", "{name} holds requests");
+        }
+    };
+    compare("before any rollup").await;
+    reap_once(&client, &ReaperConfig::default()).await.unwrap();
+    compare("rolled up").await;
+    let late = with_usage(ada.call("search", t0 + 60 * SEC, 7), "claude-sonnet-4-5", 1, 1);
+    write(&store, &[late]).await;
+    compare("with a late write marking its hour").await;
+
+    // Percentiles from the histogram: the bucket's upper bound, capped by the slowest request.
+    let row = client
+        .query_one(
+            "SELECT archon_mcp_latency_quantile(archon_mcp_latency_merge(latency_buckets), 0.5, max(duration_ms_max)),
+                    archon_mcp_latency_quantile(archon_mcp_latency_merge(latency_buckets), 0.99, max(duration_ms_max)),
+                    (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) FROM archon_mcp_requests),
+                    (SELECT max(duration_ms) FROM archon_mcp_requests)
+               FROM archon_mcp_usage_hours('-infinity', 'infinity')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (p50, p99, true_p50, slowest): (f64, f64, f64, f64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert!(p50 >= true_p50 && p50 <= 2.5 * true_p50, "p50 {p50} against {true_p50}");
+    assert_eq!(p99, slowest, "the top bucket is capped by the slowest request");
 }

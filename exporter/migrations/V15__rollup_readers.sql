@@ -1,0 +1,401 @@
+-- The rollups, read like rows (issue #35, second part): `archon_mcp_usage_hours(from, to)` gives
+-- the requests of any range in the rollups' shape — whole hours from the rollups where they are
+-- current, the ragged ends of the range and the hours written since their rollup from the raw
+-- rows — so the dashboards, the alert rules and the SQL API read hours instead of rows and the
+-- same figures either way.
+--
+-- The rollups grow what those readers ask: the kind of a failure (the dashboards' error
+-- classes), the slowest duration (a cap for percentiles, and "max"), and the sessions of each
+-- hour (distinct sessions over a range). The raw aggregation is written once,
+-- `archon_mcp_rollup_rows`, for the rollups' upkeep and their readers alike.
+
+ALTER TABLE archon_mcp_rollup_hourly
+    ADD COLUMN error_kind text,
+    ADD COLUMN duration_ms_max double precision;
+COMMENT ON COLUMN archon_mcp_rollup_hourly.error_kind IS
+    'NULL for success; else caller mistake (-32700, -32600, -32601, -32602), tool error, timeout or server failure';
+
+-- Which class of failure a request is: what the dashboards count apart.
+CREATE FUNCTION archon_mcp_error_kind(p_status text, p_error_type text, p_error_code integer)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $fn$
+    SELECT CASE
+             WHEN p_status = 'success' THEN NULL
+             WHEN p_error_code IN (-32700, -32600, -32601, -32602) THEN 'caller mistake'
+             WHEN p_error_type = 'tool_error' THEN 'tool error'
+             WHEN p_error_type = 'timeout' OR p_status = 'timeout' THEN 'timeout'
+             ELSE 'server failure'
+           END
+$fn$;
+
+-- The sessions that made requests in each hour.
+CREATE TABLE archon_mcp_rollup_session_hourly (
+    hour        timestamptz NOT NULL,
+    session_id  uuid NOT NULL,
+    user_id     uuid,
+    PRIMARY KEY (hour, session_id)
+);
+COMMENT ON TABLE archon_mcp_rollup_session_hourly IS
+    'The sessions that made requests in each hour (distinct sessions over a range); recomputed with the hourly rollups';
+
+-- The requests of [p_from, p_to) summed per hour and the rollups' dimensions, from the raw rows.
+CREATE FUNCTION archon_mcp_rollup_rows(p_from timestamptz, p_to timestamptz)
+RETURNS SETOF archon_mcp_rollup_hourly
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT date_trunc('hour', r."timestamp"), r.user_id, s.user_department, r.tool_name, s.client_type, r.model,
+           r.status, r.token_source,
+           count(*), sum(r.prompt_tokens), sum(r.completion_tokens), coalesce(sum(r.estimated_cost), 0),
+           count(r.estimated_cost), sum(r.duration_ms),
+           ARRAY[count(*) FILTER (WHERE r.duration_ms < 1),
+                 count(*) FILTER (WHERE r.duration_ms >= 1 AND r.duration_ms < 2),
+                 count(*) FILTER (WHERE r.duration_ms >= 2 AND r.duration_ms < 5),
+                 count(*) FILTER (WHERE r.duration_ms >= 5 AND r.duration_ms < 10),
+                 count(*) FILTER (WHERE r.duration_ms >= 10 AND r.duration_ms < 20),
+                 count(*) FILTER (WHERE r.duration_ms >= 20 AND r.duration_ms < 50),
+                 count(*) FILTER (WHERE r.duration_ms >= 50 AND r.duration_ms < 100),
+                 count(*) FILTER (WHERE r.duration_ms >= 100 AND r.duration_ms < 200),
+                 count(*) FILTER (WHERE r.duration_ms >= 200 AND r.duration_ms < 500),
+                 count(*) FILTER (WHERE r.duration_ms >= 500 AND r.duration_ms < 1000),
+                 count(*) FILTER (WHERE r.duration_ms >= 1000 AND r.duration_ms < 2000),
+                 count(*) FILTER (WHERE r.duration_ms >= 2000 AND r.duration_ms < 5000),
+                 count(*) FILTER (WHERE r.duration_ms >= 5000 AND r.duration_ms < 10000),
+                 count(*) FILTER (WHERE r.duration_ms >= 10000 AND r.duration_ms < 30000),
+                 count(*) FILTER (WHERE r.duration_ms >= 30000 AND r.duration_ms < 60000),
+                 count(*) FILTER (WHERE r.duration_ms >= 60000)]::integer[],
+           archon_mcp_error_kind(r.status, r.error_type, r.error_code), max(r.duration_ms)
+      FROM archon_mcp_requests r
+      JOIN archon_mcp_sessions s USING (session_id)
+     WHERE r."timestamp" >= p_from AND r."timestamp" < p_to
+     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 16
+$fn$;
+
+CREATE OR REPLACE FUNCTION archon_mcp_rollup_hour(p_hour timestamptz)
+RETURNS void
+LANGUAGE sql
+AS $fn$
+    DELETE FROM archon_mcp_rollup_hourly WHERE hour = p_hour;
+    INSERT INTO archon_mcp_rollup_hourly SELECT * FROM archon_mcp_rollup_rows(p_hour, p_hour + interval '1 hour');
+    DELETE FROM archon_mcp_rollup_session_hourly WHERE hour = p_hour;
+    INSERT INTO archon_mcp_rollup_session_hourly (hour, session_id, user_id)
+    SELECT p_hour, r.session_id, (array_agg(r.user_id) FILTER (WHERE r.user_id IS NOT NULL))[1]
+      FROM archon_mcp_requests r
+     WHERE r."timestamp" >= p_hour AND r."timestamp" < p_hour + interval '1 hour'
+     GROUP BY r.session_id;
+$fn$;
+
+-- Retention drops old request partitions but keeps their rollups (the long tier): a rebuild
+-- never reaches back before the oldest raw row, where it would find nothing and erase them.
+CREATE OR REPLACE FUNCTION archon_mcp_rollup_rebuild(p_from timestamptz, p_to timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    h timestamptz := greatest(date_trunc('hour', p_from),
+                              date_trunc('hour', (SELECT min(r."timestamp") FROM archon_mcp_requests r)));
+    n integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('archon_mcp_rollup'));
+    WHILE h <= date_trunc('hour', p_to) LOOP
+        DELETE FROM archon_mcp_rollup_dirty WHERE hour = h;
+        PERFORM archon_mcp_rollup_hour(h);
+        h := h + interval '1 hour';
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END;
+$fn$;
+
+-- The whole hours of [p_from, p_to): from the first hour boundary at or after p_from to the
+-- last at or before p_to (empty when the range holds no whole hour).
+CREATE FUNCTION archon_mcp_rollup_span(p_from timestamptz, p_to timestamptz, OUT lo timestamptz, OUT hi timestamptz)
+LANGUAGE sql
+IMMUTABLE
+AS $fn$
+    SELECT f.lo, greatest(date_trunc('hour', p_to), f.lo)
+      FROM (SELECT least(CASE WHEN date_trunc('hour', p_from) = p_from THEN p_from
+                              ELSE date_trunc('hour', p_from) + interval '1 hour' END, p_to) AS lo) f
+$fn$;
+
+-- The requests of [p_from, p_to) in the rollups' shape: rolled-up hours where current, the raw
+-- rows for the ragged ends and the hours written since their rollup. The same figures as the
+-- rows give; row-level security applies to both sources (a reader sees its own).
+CREATE FUNCTION archon_mcp_usage_hours(p_from timestamptz, p_to timestamptz)
+RETURNS SETOF archon_mcp_rollup_hourly
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    SELECT h.*
+      FROM archon_mcp_rollup_span(p_from, p_to) b, archon_mcp_rollup_hourly h
+     WHERE h.hour >= b.lo AND h.hour < b.hi
+       AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)
+    UNION ALL
+    SELECT x.* FROM archon_mcp_rollup_span(p_from, p_to) b, LATERAL archon_mcp_rollup_rows(p_from, b.lo) x
+    UNION ALL
+    SELECT x.* FROM archon_mcp_rollup_span(p_from, p_to) b, LATERAL archon_mcp_rollup_rows(b.hi, p_to) x
+    UNION ALL
+    SELECT x.*
+      FROM archon_mcp_rollup_span(p_from, p_to) b
+      JOIN archon_mcp_rollup_dirty d ON d.hour >= b.lo AND d.hour < b.hi,
+           LATERAL archon_mcp_rollup_rows(d.hour, d.hour + interval '1 hour') x
+$fn$;
+COMMENT ON FUNCTION archon_mcp_usage_hours(timestamptz, timestamptz) IS
+    'The requests of [from, to) per hour and dimension: from the hourly rollups where current, from the raw rows elsewhere';
+
+-- The sessions that made requests in [p_from, p_to), the same way.
+CREATE FUNCTION archon_mcp_usage_sessions(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (session_id uuid, user_id uuid)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    SELECT h.session_id, h.user_id
+      FROM archon_mcp_rollup_span(p_from, p_to) b, archon_mcp_rollup_session_hourly h
+     WHERE h.hour >= b.lo AND h.hour < b.hi
+       AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)
+    UNION
+    SELECT r.session_id, r.user_id
+      FROM archon_mcp_rollup_span(p_from, p_to) b, archon_mcp_requests r
+     WHERE r."timestamp" >= p_from AND r."timestamp" < b.lo
+    UNION
+    SELECT r.session_id, r.user_id
+      FROM archon_mcp_rollup_span(p_from, p_to) b, archon_mcp_requests r
+     WHERE r."timestamp" >= b.hi AND r."timestamp" < p_to
+    UNION
+    SELECT r.session_id, r.user_id
+      FROM archon_mcp_rollup_span(p_from, p_to) b
+      JOIN archon_mcp_rollup_dirty d ON d.hour >= b.lo AND d.hour < b.hi
+      JOIN archon_mcp_requests r ON r."timestamp" >= d.hour AND r."timestamp" < d.hour + interval '1 hour'
+$fn$;
+
+-- Latency histograms added up, and a quantile read from one: the upper bound of the bucket
+-- holding it (at most 2.5 × the true value, never below it), capped by the slowest request.
+CREATE FUNCTION archon_mcp_latency_add(p_sum bigint[], p_buckets integer[])
+RETURNS bigint[]
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $fn$
+    SELECT CASE WHEN p_sum IS NULL THEN p_buckets::bigint[]
+                WHEN p_buckets IS NULL THEN p_sum
+                ELSE ARRAY(SELECT a + b FROM unnest(p_sum, p_buckets) AS u(a, b)) END
+$fn$;
+CREATE AGGREGATE archon_mcp_latency_merge(integer[]) (SFUNC = archon_mcp_latency_add, STYPE = bigint[]);
+
+CREATE FUNCTION archon_mcp_latency_quantile(p_buckets bigint[], p_q double precision, p_max double precision)
+RETURNS double precision
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+AS $fn$
+    SELECT least((ARRAY[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000,
+                        'Infinity']::double precision[])[c.i], p_max)
+      FROM (SELECT u.i, sum(u.n) OVER (ORDER BY u.i) AS below, sum(u.n) OVER () AS total
+              FROM unnest(p_buckets) WITH ORDINALITY AS u(n, i)) c
+     WHERE c.total > 0 AND c.below >= p_q * c.total
+     ORDER BY c.i
+     LIMIT 1
+$fn$;
+
+-- Row-level security and grants as the hourly rollups'.
+ALTER TABLE archon_mcp_rollup_session_hourly ENABLE ROW LEVEL SECURITY;
+CREATE POLICY archon_mcp_rollup_session_writers ON archon_mcp_rollup_session_hourly
+    FOR ALL TO archon_exporter, archon_admin USING (true) WITH CHECK (true);
+CREATE POLICY archon_mcp_rollup_session_all ON archon_mcp_rollup_session_hourly FOR SELECT TO archon_grafana USING (true);
+CREATE POLICY archon_mcp_rollup_session_own ON archon_mcp_rollup_session_hourly FOR SELECT TO archon_reader
+    USING (user_id = (SELECT archon_current_user_id()));
+GRANT SELECT, INSERT, DELETE ON archon_mcp_rollup_session_hourly TO archon_exporter, archon_admin;
+GRANT SELECT ON archon_mcp_rollup_session_hourly TO archon_grafana, archon_reader;
+
+-- Every hour is recomputed with the new columns by the reaper (48 a round, oldest first), or at
+-- once with `archon-mcp-exporter rollups rebuild`; until then it is read from the rows.
+INSERT INTO archon_mcp_rollup_dirty (hour)
+SELECT DISTINCT hour FROM archon_mcp_rollup_hourly
+ON CONFLICT DO NOTHING;
+
+-- The Archon SQL API on the rollups: the same names, signatures and figures. One change:
+-- get_mcp_usage_by_tool's p95_duration_ms is read from the latency histogram (the upper bound of
+-- its bucket, capped by the slowest request) rather than interpolated between rows.
+-- Its ranges include both ends (BETWEEN): [start, end] is [start, end + 1 µs).
+CREATE OR REPLACE FUNCTION get_mcp_usage_summary(
+    start_date timestamptz DEFAULT now() - interval '30 days',
+    end_date timestamptz DEFAULT now()
+)
+RETURNS TABLE (
+    total_requests bigint,
+    total_prompt_tokens bigint,
+    total_completion_tokens bigint,
+    total_tokens bigint,
+    total_cost numeric,
+    unique_sessions bigint,
+    successful_requests bigint,
+    failed_requests bigint,
+    unique_users bigint
+)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    SELECT coalesce(sum(h.requests), 0)::bigint,
+           coalesce(sum(h.prompt_tokens), 0)::bigint,
+           coalesce(sum(h.completion_tokens), 0)::bigint,
+           coalesce(sum(h.prompt_tokens + h.completion_tokens), 0)::bigint,
+           coalesce(sum(h.cost), 0),
+           (SELECT count(DISTINCT s.session_id)
+              FROM archon_mcp_usage_sessions(start_date, end_date + interval '1 microsecond') s),
+           coalesce(sum(h.requests) FILTER (WHERE h.status = 'success'), 0)::bigint,
+           coalesce(sum(h.requests) FILTER (WHERE h.status <> 'success'), 0)::bigint,
+           count(DISTINCT h.user_id)
+      FROM archon_mcp_usage_hours(start_date, end_date + interval '1 microsecond') h
+$fn$;
+
+CREATE OR REPLACE FUNCTION get_mcp_usage_by_tool(
+    start_date timestamptz DEFAULT now() - interval '30 days',
+    end_date timestamptz DEFAULT now()
+)
+RETURNS TABLE (
+    tool_name varchar,
+    request_count bigint,
+    total_tokens bigint,
+    total_cost numeric,
+    avg_duration_ms numeric,
+    error_count bigint,
+    p95_duration_ms double precision
+)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    SELECT h.tool_name,
+           sum(h.requests)::bigint,
+           coalesce(sum(h.prompt_tokens + h.completion_tokens), 0)::bigint,
+           coalesce(sum(h.cost), 0),
+           round((sum(h.duration_ms_sum) / sum(h.requests))::numeric, 3),
+           coalesce(sum(h.requests) FILTER (WHERE h.status <> 'success'), 0)::bigint,
+           archon_mcp_latency_quantile(archon_mcp_latency_merge(h.latency_buckets), 0.95, max(h.duration_ms_max))
+      FROM archon_mcp_usage_hours(start_date, end_date + interval '1 microsecond') h
+     WHERE h.tool_name IS NOT NULL
+     GROUP BY h.tool_name
+     ORDER BY sum(h.requests) DESC, h.tool_name
+$fn$;
+
+CREATE OR REPLACE FUNCTION get_user_activity_summary(
+    p_user_id uuid,
+    days integer DEFAULT 30
+)
+RETURNS TABLE (
+    user_id uuid,
+    user_email varchar,
+    user_name varchar,
+    total_sessions bigint,
+    active_sessions bigint,
+    total_requests bigint,
+    total_tokens bigint,
+    total_cost numeric,
+    avg_session_duration integer,
+    most_used_client varchar,
+    first_seen timestamptz,
+    last_seen timestamptz
+)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    WITH win AS (
+        SELECT now() - make_interval(days => days) AS since
+    ),
+    sessions AS (
+        SELECT s.*
+          FROM archon_mcp_sessions s, win
+         WHERE s.user_id = p_user_id
+           AND s.last_activity >= win.since
+    ),
+    requests AS (
+        SELECT coalesce(sum(h.requests), 0)::bigint AS n,
+               coalesce(sum(h.prompt_tokens + h.completion_tokens), 0) AS tokens,
+               coalesce(sum(h.cost), 0) AS cost
+          FROM win, LATERAL archon_mcp_usage_hours(win.since, 'infinity') h
+         WHERE h.user_id = p_user_id
+    ),
+    favourite AS (
+        SELECT s.client_type
+          FROM sessions s
+         GROUP BY s.client_type
+         ORDER BY count(*) DESC, max(s.last_activity) DESC
+         LIMIT 1
+    )
+    SELECT p_user_id,
+           (array_agg(s.user_email ORDER BY s.last_activity DESC) FILTER (WHERE s.user_email IS NOT NULL))[1],
+           (array_agg(s.user_name ORDER BY s.last_activity DESC) FILTER (WHERE s.user_name IS NOT NULL))[1],
+           count(*),
+           count(*) FILTER (WHERE s.status = 'active'),
+           (SELECT n FROM requests),
+           (SELECT tokens FROM requests)::bigint,
+           (SELECT cost FROM requests),
+           round(avg(s.total_duration))::integer,
+           (SELECT client_type FROM favourite),
+           min(s.connected_at),
+           max(s.last_activity)
+      FROM sessions s
+    HAVING count(*) > 0
+$fn$;
+
+CREATE OR REPLACE VIEW archon_mcp_user_stats WITH (security_invoker = true) AS
+WITH per_user_sessions AS (
+    SELECT
+        user_id,
+        -- The latest known value of each user attribute.
+        (array_agg(user_email ORDER BY last_activity DESC) FILTER (WHERE user_email IS NOT NULL))[1] AS user_email,
+        (array_agg(user_name ORDER BY last_activity DESC) FILTER (WHERE user_name IS NOT NULL))[1] AS user_name,
+        (array_agg(user_department ORDER BY last_activity DESC) FILTER (WHERE user_department IS NOT NULL))[1] AS user_department,
+        (array_agg(user_key ORDER BY last_activity DESC) FILTER (WHERE user_key IS NOT NULL))[1] AS user_key,
+        count(*) AS total_sessions,
+        count(*) FILTER (WHERE status = 'active') AS active_sessions,
+        count(*) FILTER (WHERE status = 'disconnected') AS disconnected_sessions,
+        avg(total_duration) AS avg_session_duration_seconds,
+        max(total_duration) AS max_session_duration_seconds,
+        min(connected_at) AS first_session_at,
+        max(last_activity) AS last_activity_at
+    FROM archon_mcp_sessions
+    WHERE user_id IS NOT NULL
+    GROUP BY user_id
+),
+per_user_requests AS (
+    SELECT
+        user_id,
+        sum(requests)::bigint AS total_requests,
+        sum(prompt_tokens + completion_tokens) AS total_tokens,
+        sum(cost) AS total_cost,
+        coalesce(sum(requests) FILTER (WHERE status <> 'success'), 0)::bigint AS failed_requests,
+        sum(prompt_tokens + completion_tokens) FILTER (WHERE token_source = 'reported') AS reported_tokens,
+        sum(prompt_tokens + completion_tokens) FILTER (WHERE token_source = 'estimated') AS estimated_tokens
+    FROM archon_mcp_usage_hours('-infinity', 'infinity')
+    WHERE user_id IS NOT NULL
+    GROUP BY user_id
+)
+SELECT
+    s.user_id,
+    s.user_email,
+    s.user_name,
+    s.total_sessions,
+    s.active_sessions,
+    s.disconnected_sessions,
+    s.avg_session_duration_seconds,
+    s.max_session_duration_seconds,
+    s.first_session_at,
+    s.last_activity_at,
+    coalesce(r.total_requests, 0) AS total_requests,
+    coalesce(r.total_tokens, 0)::bigint AS total_tokens,
+    coalesce(r.total_cost, 0) AS total_cost,
+    s.user_department,
+    s.user_key,
+    coalesce(r.failed_requests, 0) AS failed_requests,
+    coalesce(r.reported_tokens, 0)::bigint AS reported_tokens,
+    coalesce(r.estimated_tokens, 0)::bigint AS estimated_tokens
+FROM per_user_sessions s
+LEFT JOIN per_user_requests r USING (user_id);
