@@ -177,3 +177,74 @@ async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
     assert!(p50 >= true_p50 && p50 <= 2.5 * true_p50, "p50 {p50} against {true_p50}");
     assert_eq!(p99, slowest, "the top bucket is capped by the slowest request");
 }
+
+/// The Archon SQL API on the rollups (V15) against its V3 definitions on the raw rows.
+const API_AGAINST_ROWS: [(&str, &str, &str); 3] = [
+    (
+        "get_mcp_usage_summary",
+        "SELECT * FROM get_mcp_usage_summary(now() - interval '5 hours 13 minutes', now())",
+        "SELECT count(*), coalesce(sum(r.prompt_tokens), 0)::bigint, coalesce(sum(r.completion_tokens), 0)::bigint,
+                coalesce(sum(r.total_tokens), 0)::bigint, coalesce(sum(r.estimated_cost), 0), count(DISTINCT r.session_id),
+                count(*) FILTER (WHERE r.status = 'success'), count(*) FILTER (WHERE r.status <> 'success'),
+                count(DISTINCT r.user_id)
+           FROM archon_mcp_requests r WHERE r.\"timestamp\" BETWEEN now() - interval '5 hours 13 minutes' AND now()",
+    ),
+    (
+        "get_mcp_usage_by_tool",
+        "SELECT tool_name, request_count, total_tokens, total_cost, avg_duration_ms, error_count
+           FROM get_mcp_usage_by_tool(now() - interval '5 hours 13 minutes', now())",
+        "SELECT r.tool_name, count(*), coalesce(sum(r.total_tokens), 0)::bigint, coalesce(sum(r.estimated_cost), 0),
+                round(avg(r.duration_ms)::numeric, 3), count(*) FILTER (WHERE r.status <> 'success')
+           FROM archon_mcp_requests r
+          WHERE r.\"timestamp\" BETWEEN now() - interval '5 hours 13 minutes' AND now() AND r.tool_name IS NOT NULL
+          GROUP BY r.tool_name ORDER BY count(*) DESC, r.tool_name",
+    ),
+    (
+        "archon_mcp_user_stats",
+        "SELECT user_id, total_requests, total_tokens, total_cost, failed_requests, reported_tokens, estimated_tokens
+           FROM archon_mcp_user_stats ORDER BY user_id",
+        "SELECT user_id, count(*), sum(total_tokens)::bigint, coalesce(sum(estimated_cost), 0), count(*) FILTER (WHERE status <> 'success'),
+                coalesce(sum(total_tokens) FILTER (WHERE token_source = 'reported'), 0)::bigint,
+                coalesce(sum(total_tokens) FILTER (WHERE token_source = 'estimated'), 0)::bigint
+           FROM archon_mcp_requests WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY user_id",
+    ),
+];
+
+#[tokio::test]
+async fn the_sql_api_gives_the_rows_figures_from_the_rollups() {
+    let db = TestDb::migrated().await;
+    let store = db.store(StoreConfig::default());
+    let client = db.client().await;
+    let t0 = an_hour_ago() - 5 * 3600 * SEC;
+    let (mut ada, mut bob) =
+        (Conn::new(SESSION_1, "claude-code", Some(ADA)), Conn::new(SESSION_3, "Cursor", Some(BOB)));
+    let mut spans = Vec::new();
+    for i in 0..30 {
+        let at = t0 + i * 600 * SEC;
+        spans.push(with_usage(ada.call("search", at, 5 + i), "claude-sonnet-4-5", 100 + i as i64, 10));
+        spans.push(with_estimate(bob.call(if i % 3 == 0 { "fail" } else { "search" }, at + SEC, 40_000 + i), 50, 5));
+    }
+    write(&store, &spans).await;
+    reap_once(&client, &ReaperConfig::default()).await.unwrap();
+    let rolled: i64 = client.query_one("SELECT count(*) FROM archon_mcp_rollup_hourly", &[]).await.unwrap().get(0);
+    assert!(rolled > 0);
+    for (name, api, rows) in API_AGAINST_ROWS {
+        let as_text = |sql: &str| format!("SELECT coalesce(string_agg(t::text, ' | '), '') FROM ({sql}) t");
+        let api: String = client.query_one(&as_text(api), &[]).await.unwrap().get(0);
+        let rows: String = client.query_one(&as_text(rows), &[]).await.unwrap().get(0);
+        assert_eq!(api, rows, "{name}");
+        assert!(!api.is_empty(), "{name} has figures");
+    }
+    let (p95, exact): (f64, f64) = {
+        let row = client
+            .query_one(
+                "SELECT (SELECT p95_duration_ms FROM get_mcp_usage_by_tool(now() - interval '1 day', now()) WHERE tool_name = 'fail'),
+                        (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FROM archon_mcp_requests WHERE tool_name = 'fail')",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(p95 >= exact && p95 <= 2.5 * exact, "the histogram's p95 {p95} bounds the exact {exact}");
+}
