@@ -1,11 +1,13 @@
 //! How fast every dashboard query is on a large data set: seeds N request rows (default
-//! 1,000,000, over 10,000 sessions of 50 users and 30 days), then runs each panel and variable
-//! query as Grafana would — expanded, as the read-only `archon_grafana` role — and prints
-//! PostgreSQL's execution time for the last 24 hours and the last 7 days.
+//! 1,000,000, over up to 10,000 sessions of 50 users spread over `--days`, 30 by default), rolls
+//! them up as the reaper does, then runs each panel and variable query as Grafana would —
+//! expanded, as the read-only `archon_grafana` role — with the alert rules and the Archon SQL
+//! API, and prints PostgreSQL's execution time for the last 24 hours, 7 days, 30 days and year.
 //!
 //! ```text
-//! cargo run --release --example panel_bench                 # 1M rows on a throw-away PostgreSQL
-//! cargo run --release --example panel_bench -- --rows 50000 # the quick mode CI runs
+//! cargo run --release --example panel_bench                                # 1M rows, 30 days
+//! cargo run --release --example panel_bench -- --rows 10000000 --days 365 # a year of history
+//! cargo run --release --example panel_bench -- --rows 3000                # the quick mode CI runs
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,6 +29,9 @@ struct Args {
     /// Use this (empty) database instead of a throw-away PostgreSQL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Days of history the rows are spread over.
+    #[arg(long, default_value_t = 30)]
+    days: i32,
     /// Fail (exit 1) when a panel takes longer than this many milliseconds.
     #[arg(long, default_value_t = 200.0)]
     budget_ms: f64,
@@ -39,9 +44,9 @@ INSERT INTO archon_mcp_sessions (session_id, client_type, client_name, client_ve
 SELECT md5('s' || i)::uuid,
        (ARRAY['Claude', 'Cursor', 'Windsurf', 'Cline', 'VS Code', 'Zed', 'Goose', 'Unknown'])[1 + i % 8],
        (ARRAY['claude-code', 'Cursor', 'Windsurf', 'Cline', 'Visual Studio Code', 'Zed', 'goose', 'bot'])[1 + i % 8], '1.0',
-       now() - make_interval(secs => (i::float8 / $1) * 30 * 86400) - interval '2 hours',
-       now() - make_interval(secs => (i::float8 / $1) * 30 * 86400),
-       CASE WHEN i >= 50 THEN now() - make_interval(secs => (i::float8 / $1) * 30 * 86400) END,
+       now() - make_interval(secs => (i::float8 / $1) * $2 * 86400) - interval '2 hours',
+       now() - make_interval(secs => (i::float8 / $1) * $2 * 86400),
+       CASE WHEN i >= 50 THEN now() - make_interval(secs => (i::float8 / $1) * $2 * 86400) END,
        CASE WHEN i >= 50 THEN 'disconnected' ELSE 'active' END,
        CASE WHEN i >= 50 THEN (ARRAY['client_disconnect', 'timeout', 'server_shutdown'])[1 + i % 3] END,
        md5('u' || i % 50)::uuid, 'user-' || i % 50, 'user' || i % 50 || '@example.com', 'User ' || i % 50,
@@ -59,7 +64,7 @@ SELECT md5('r' || g)::uuid, md5('s' || s)::uuid, 'tools/call',
        CASE WHEN g % 8 = 4 THEN 'reported' WHEN g % 8 = 5 THEN 'estimated' ELSE 'none' END,
        CASE WHEN g % 8 = 4 THEN 'claude-sonnet-4-5' END,
        CASE WHEN g % 8 = 4 THEN round(((2000 + g % 5000) * 0.003 + (200 + g % 300) * 0.015) / 1000, 6) END,
-       now() - make_interval(secs => (s::float8 / $2) * 30 * 86400) - make_interval(secs => (g % 7200)),
+       now() - make_interval(secs => (s::float8 / $2) * $3 * 86400) - make_interval(secs => (g % 7200)),
        (g % 997)::float8 / 3, CASE WHEN g % 23 = 0 THEN 'error' ELSE 'success' END,
        CASE WHEN g % 23 = 0 THEN (ARRAY['tool_error', '-32602', '-32603'])[1 + g % 3] END,
        CASE WHEN g % 23 = 0 AND g % 3 = 1 THEN -32602 WHEN g % 23 = 0 AND g % 3 = 2 THEN -32603 END,
@@ -80,12 +85,15 @@ async fn main() -> anyhow::Result<()> {
     let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
     tokio::spawn(connection);
 
-    let sessions: i64 = (args.rows / 100).clamp(100, 10_000);
+    let sessions: i64 = (args.rows / 100).clamp(100, 10_000 * i64::from(args.days.max(30)) / 30);
     eprintln!("seeding {sessions} sessions and {} request rows …", args.rows);
     let started = Instant::now();
-    client.execute("SELECT archon_mcp_create_request_partitions(1, (current_date - 31))", &[]).await?;
-    client.execute(SEED, &[&(sessions as i32)]).await?;
-    client.execute(SEED_REQUESTS, &[&args.rows, &sessions]).await?;
+    // A partition per month from the oldest seeded day to this one.
+    client
+        .execute("SELECT archon_mcp_create_request_partitions($1::int, current_date - $2::int)", &[&(args.days / 28 + 1), &(args.days + 1)])
+        .await?;
+    client.execute(SEED, &[&(sessions as i32), &f64::from(args.days)]).await?;
+    client.execute(SEED_REQUESTS, &[&args.rows, &sessions, &f64::from(args.days)]).await?;
     client.batch_execute("ANALYZE archon_mcp_sessions; ANALYZE archon_mcp_requests;").await?;
     // Budgets of every scope, for the budgets dashboard and the alert rules.
     client
@@ -118,12 +126,13 @@ async fn main() -> anyhow::Result<()> {
         to: rfc3339(SystemTime::now()),
         interval: interval.into(),
     };
-    let (day, week) = (range(1, "5m"), range(7, "1h"));
+    // The windows, with the bin Grafana picks for a wide panel (the rollups' panels bin by the
+    // hour at least).
+    let windows = [range(1, "5m"), range(7, "30m"), range(30, "2h"), range(365, "1d")];
     let dashboards = load_dashboards(&Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/json"))?;
-
-    println!("{:<22} {:<40} {:>9} {:>9}", "dashboard", "query", "24 h ms", "7 d ms");
-    let mut worst: f64 = 0.0;
+    let mut queries: Vec<(String, String, String)> = Vec::new();
     for (file, dashboard) in &dashboards {
+        let group = file.trim_end_matches(".json").to_owned();
         // Query variables only: a `datasource` variable's "query" is a plugin id, not SQL.
         let variables = dashboard["templating"]["list"]
             .as_array()
@@ -141,38 +150,44 @@ async fn main() -> anyhow::Result<()> {
             .into_iter()
             .flatten()
             .flat_map(|p| panel_queries(p).into_iter().map(|q| (p["title"].as_str().unwrap_or("").to_owned(), q)));
-        let alerts = (file == "mcp-budgets.json").then(alert_queries).into_iter().flatten();
-        for (name, sql) in variables.chain(panels).chain(alerts) {
-            let mut times = Vec::new();
-            for range in [&day, &week] {
-                let explain = format!("EXPLAIN (ANALYZE, FORMAT TEXT) {}", expand(&sql, &vars, range));
-                let plan = client.simple_query(&explain).await.map_err(|e| {
-                    let why = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
-                    anyhow::anyhow!("{file} {name:?}: {why}\n{explain}")
-                })?;
-                let ms = plan
-                    .iter()
-                    .filter_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-                        _ => None,
-                    })
-                    .find_map(|line| {
-                        line.strip_prefix("Execution Time: ")
-                            .and_then(|t| t.trim_end_matches(" ms").parse::<f64>().ok())
-                    })
-                    .unwrap_or(f64::NAN);
-                worst = worst.max(ms);
-                times.push(ms);
-            }
-            let flag = if times.iter().any(|t| *t > args.budget_ms) { "  > budget" } else { "" };
-            println!(
-                "{:<22} {:<40} {:>9.1} {:>9.1}{flag}",
-                file.trim_end_matches(".json"),
-                truncate(&name, 40),
-                times[0],
-                times[1]
-            );
+        queries.extend(variables.chain(panels).map(|(name, sql)| (group.clone(), name, sql)));
+    }
+    queries.extend(alert_queries().into_iter().map(|(name, sql)| ("alert rules".to_owned(), name, sql)));
+    queries.extend(SQL_API.iter().map(|(name, sql)| ("sql api".to_owned(), (*name).to_owned(), (*sql).to_owned())));
+
+    println!("{:<18} {:<40} {:>9} {:>9} {:>9} {:>9}", "dashboard", "query", "24 h ms", "7 d ms", "30 d ms", "1 y ms");
+    let mut worst: f64 = 0.0;
+    for (group, name, sql) in &queries {
+        let mut times = Vec::new();
+        for range in &windows {
+            let explain = format!("EXPLAIN (ANALYZE, FORMAT TEXT) {}", expand(sql, &vars, range));
+            let plan = client.simple_query(&explain).await.map_err(|e| {
+                let why = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
+                anyhow::anyhow!("{group} {name:?}: {why}\n{explain}")
+            })?;
+            let ms = plan
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .find_map(|line| {
+                    line.strip_prefix("Execution Time: ").and_then(|t| t.trim_end_matches(" ms").parse::<f64>().ok())
+                })
+                .unwrap_or(f64::NAN);
+            worst = worst.max(ms);
+            times.push(ms);
         }
+        let flag = if times.iter().any(|t| *t > args.budget_ms) { "  > budget" } else { "" };
+        println!(
+            "{:<18} {:<40} {:>9.1} {:>9.1} {:>9.1} {:>9.1}{flag}",
+            group,
+            truncate(name, 40),
+            times[0],
+            times[1],
+            times[2],
+            times[3]
+        );
     }
     println!("\n{} request rows; slowest query {worst:.1} ms (budget {} ms)", args.rows, args.budget_ms);
     if let Some(cluster) = cluster {
@@ -186,7 +201,24 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The provisioned alert rules' queries (timed with the budgets dashboard).
+/// The Archon SQL API, over each window (`$__timeFrom()`, `$__timeTo()`), for one user where
+/// it asks for one.
+const SQL_API: [(&str, &str); 8] = [
+    ("get_mcp_usage_summary", "SELECT * FROM get_mcp_usage_summary($__timeFrom(), $__timeTo())"),
+    ("get_mcp_usage_by_tool", "SELECT * FROM get_mcp_usage_by_tool($__timeFrom(), $__timeTo())"),
+    (
+        "get_user_activity_summary",
+        "SELECT * FROM get_user_activity_summary(md5('u7')::uuid,
+                  extract(day FROM $__timeTo()::timestamptz - $__timeFrom()::timestamptz)::integer)",
+    ),
+    ("get_user_sessions", "SELECT * FROM get_user_sessions(md5('u7')::uuid, $__timeFrom(), $__timeTo())"),
+    ("get_disconnected_sessions", "SELECT * FROM get_disconnected_sessions($__timeFrom(), $__timeTo())"),
+    ("get_active_mcp_clients", "SELECT * FROM get_active_mcp_clients()"),
+    ("archon_mcp_user_stats", "SELECT * FROM archon_mcp_user_stats"),
+    ("archon_budget_status", "SELECT * FROM archon_budget_status()"),
+];
+
+/// The provisioned alert rules' queries.
 fn alert_queries() -> Vec<(String, String)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/provisioning/alerting/archon-mcp-alerts.json");
     let doc: serde_json::Value =

@@ -46,6 +46,7 @@ pub mod migrate;
 pub mod minimise;
 pub mod partitions;
 pub mod privacy;
+pub mod rollups;
 pub mod rows;
 pub mod secret;
 pub mod span;

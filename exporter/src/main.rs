@@ -14,7 +14,7 @@ use archon_mcp_exporter::ReceiverTls;
 use archon_mcp_exporter::budgets::{self, BudgetDate, BudgetSpec, Scope};
 use archon_mcp_exporter::minimise::{FieldPolicy, Minimisation};
 use archon_mcp_exporter::{ServeConfig, Server};
-use archon_mcp_exporter::{migrate, partitions, privacy, secret};
+use archon_mcp_exporter::{migrate, partitions, privacy, rollups, secret};
 use clap::{Args, Parser, Subcommand};
 
 /// Turns MCP OpenTelemetry spans into Archon-compatible PostgreSQL rows.
@@ -39,13 +39,18 @@ enum Command {
         dry_run: bool,
     },
     /// Drop request partitions older than --keep, and the sessions left without requests, and
-    /// create the coming months.
+    /// create the coming months. The hourly rollups of dropped months stay (the long tier) until
+    /// --keep-rollups.
     Retention {
         #[command(flatten)]
         db: Database,
-        /// How much history to keep: `90d`, `12w`, or any PostgreSQL interval (`6 months`).
+        /// How much raw history (requests, sessions, personal data) to keep: `90d`, `12w`, or any
+        /// PostgreSQL interval (`6 months`).
         #[arg(long, env = "ARCHON_EXPORTER_KEEP")]
         keep: String,
+        /// How long to keep the hourly rollups (at least --keep); kept for ever when not given.
+        #[arg(long, env = "ARCHON_EXPORTER_KEEP_ROLLUPS")]
+        keep_rollups: Option<String>,
         /// How many months after the current one to create.
         #[arg(long, env = "ARCHON_EXPORTER_MONTHS_AHEAD", default_value_t = ReaperConfig::default().months_ahead)]
         months_ahead: i32,
@@ -404,16 +409,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(options) => serve(*options).await,
         Command::Migrate { db, dry_run } => migrate(db, dry_run).await,
-        Command::Retention { db, keep, months_ahead, dry_run } => retention(db, &keep, months_ahead, dry_run).await,
+        Command::Retention { db, keep, keep_rollups, months_ahead, dry_run } => {
+            retention(db, &keep, keep_rollups.as_deref(), months_ahead, dry_run).await
+        }
         Command::Budgets { db, action } => budgets(db.required()?, action).await,
         Command::Users { db, action } => users(db.required()?, action).await,
         Command::Rollups { db, action: RollupsAction::Rebuild { from, to } } => {
             let client = connect(&db.required()?).await?;
-            let hours: i32 = client
-                .query_one("SELECT archon_mcp_rollup_rebuild($1::text::timestamptz, $2::text::timestamptz)", &[&from, &to])
+            let hours = rollups::rebuild(&client, &from, &to)
                 .await
-                .with_context(|| format!("rebuilding the rollups from {from:?} to {to:?} (dates PostgreSQL reads; archon_exporter or archon_admin)"))?
-                .get(0);
+                .with_context(|| format!("rebuilding the rollups from {from:?} to {to:?} (dates PostgreSQL reads; archon_exporter or archon_admin)"))?;
             println!("rebuilt the rollups of {hours} hours");
             Ok(())
         }
@@ -465,9 +470,24 @@ async fn migrate(db: Database, dry_run: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn retention(db: Database, keep: &str, months_ahead: i32, dry_run: bool) -> anyhow::Result<()> {
+async fn retention(
+    db: Database,
+    keep: &str,
+    keep_rollups: Option<&str>,
+    months_ahead: i32,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     let keep = interval(keep)?;
+    let keep_rollups = keep_rollups.map(interval).transpose()?;
     let client = connect(&db).await?;
+    if let Some(long) = &keep_rollups {
+        let shorter: bool = client
+            .query_one("SELECT $1::text::interval < $2::text::interval", &[long, &keep])
+            .await
+            .with_context(|| format!("--keep-rollups {long:?} is not an interval PostgreSQL reads: use 2y, 104w"))?
+            .get(0);
+        anyhow::ensure!(!shorter, "--keep-rollups {long} is shorter than --keep {keep}: the rollups summarise the rows, keep them at least as long");
+    }
     let cutoff: String = client
         .query_one("SELECT (now() - $1::text::interval)::timestamptz(0)::text", &[&keep])
         .await
@@ -490,6 +510,13 @@ async fn retention(db: Database, keep: &str, months_ahead: i32, dry_run: bool) -
     println!(
         "{verb} {sessions} sessions last active before {cutoff} with no request kept (their personal data with them)"
     );
+    match &keep_rollups {
+        Some(long) => {
+            let rows = rollups::drop_older_than(&client, long, dry_run).await.context("deleting old rollups")?;
+            println!("{verb} {rows} rollup rows of hours before now - {long}");
+        }
+        None => println!("kept the rollups of every hour (--keep-rollups to bound them)"),
+    }
     if !dry_run {
         for name in partitions::create(&client, months_ahead).await? {
             println!("created {name}");

@@ -195,3 +195,51 @@ async fn rollups_rebuild_from_the_command_line() {
     assert_eq!(code, Some(1));
     assert!(err.contains("dates PostgreSQL reads"), "{err}");
 }
+
+/// Retention by tier (issue #35): the raw months go at --keep, their hourly rollups stay — the
+/// year still reads the same — until --keep-rollups, which may not be shorter.
+#[tokio::test]
+async fn retention_keeps_the_rollups_of_dropped_months_until_keep_rollups() {
+    use crate::fixtures::*;
+    use archon_mcp_exporter::StoreConfig;
+    let db = TestDb::migrated().await;
+    let store = db.store(StoreConfig::default());
+    let client = db.client().await;
+    client.query("SELECT archon_mcp_create_request_partitions(1, (current_date - 400))", &[]).await.unwrap();
+    let mut old = Conn::new(SESSION_1, "Cursor", Some(ADA));
+    let mut recent = Conn::new(SESSION_2, "Cursor", Some(ADA));
+    let days_ago = |days: u64| an_hour_ago() - days * 86_400 * SEC;
+    let spans = vec![
+        old.call("a", days_ago(399), 5),
+        old.call("b", days_ago(398), 5),
+        old.end(days_ago(399), days_ago(398) + SEC, "client_disconnect"),
+        recent.call("c", an_hour_ago(), 5),
+    ];
+    write(&store, &spans).await;
+    client.query_one("SELECT archon_mcp_rollup_rebuild(now() - interval '400 days', now())", &[]).await.unwrap();
+    let year = "SELECT sum(requests)::bigint FROM archon_mcp_usage_hours(now() - interval '401 days', now())";
+    let requests = async || client.query_one(year, &[]).await.unwrap().get::<_, Option<i64>>(0);
+    assert_eq!(requests().await, Some(3));
+
+    let (code, _, err) = run(&["retention", "--keep", "365d", "--keep-rollups", "30d"], db.url());
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--keep-rollups 30 days is shorter than --keep 365 days"), "{err}");
+
+    let (code, out, err) = run(&["retention", "--keep", "365d"], db.url());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("kept the rollups of every hour"), "{out}");
+    let raw: i64 = client.query_one("SELECT count(*) FROM archon_mcp_requests", &[]).await.unwrap().get(0);
+    assert_eq!(raw, 1, "the old months' rows went");
+    assert_eq!(requests().await, Some(3), "the year reads the same from the rollups");
+    // A rebuild over the dropped months does not erase what only the rollups still know.
+    client.query_one("SELECT archon_mcp_rollup_rebuild(now() - interval '400 days', now())", &[]).await.unwrap();
+    assert_eq!(requests().await, Some(3));
+
+    let (code, out, err) = run(&["retention", "--keep", "365d", "--keep-rollups", "2y", "--dry-run"], db.url());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("would delete 0 rollup rows"), "{out}");
+    let (code, out, err) = run(&["retention", "--keep", "365d", "--keep-rollups", "380d"], db.url());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("deleted 4 rollup rows"), "two hourly rows and two session-hours: {out}");
+    assert_eq!(requests().await, Some(1));
+}

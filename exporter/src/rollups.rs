@@ -1,0 +1,43 @@
+//! The hourly rollups' long tier: the reaper keeps them current (V14, V15), and they outlive the
+//! raw rows — retention drops request months but keeps their rollups until `drop_older_than`
+//! removes those too.
+//!
+//! ```no_run
+//! # async fn run(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+//! use archon_mcp_exporter::rollups;
+//! let hours = rollups::rebuild(client, "2026-11-01", "2026-11-30").await?;
+//! let gone = rollups::drop_older_than(client, "2 years", true).await?;
+//! println!("rebuilt {hours} hours; would delete {gone} rollup rows");
+//! # Ok(()) }
+//! ```
+
+use tokio_postgres::GenericClient;
+
+/// Recomputes the rollups of every hour from `from` to `to` (dates PostgreSQL reads) from the raw
+/// rows; returns how many hours. Hours before the oldest raw row are left as they are.
+pub async fn rebuild(client: &impl GenericClient, from: &str, to: &str) -> Result<i32, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT archon_mcp_rollup_rebuild($1::text::timestamptz, $2::text::timestamptz)", &[&from, &to])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Deletes the rollups of the hours before now − `keep` (a PostgreSQL interval); with
+/// `dry_run`, only counts them. Returns how many rows (hourly and per-session) go.
+pub async fn drop_older_than(
+    client: &impl GenericClient,
+    keep: &str,
+    dry_run: bool,
+) -> Result<u64, tokio_postgres::Error> {
+    let mut rows = 0;
+    for table in ["archon_mcp_rollup_hourly", "archon_mcp_rollup_session_hourly"] {
+        let before = "hour < date_trunc('hour', now() - $1::text::interval)";
+        rows += if dry_run {
+            let n: i64 = client.query_one(&format!("SELECT count(*) FROM {table} WHERE {before}"), &[&keep]).await?.get(0);
+            n as u64
+        } else {
+            client.execute(&format!("DELETE FROM {table} WHERE {before}"), &[&keep]).await?
+        };
+    }
+    Ok(rows)
+}
