@@ -164,11 +164,11 @@ async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
     // Percentiles from the histogram: the bucket's upper bound, capped by the slowest request.
     let row = client
         .query_one(
-            "SELECT archon_mcp_latency_quantile(archon_mcp_latency_merge(latency_buckets), 0.5, max(duration_ms_max)),
-                    archon_mcp_latency_quantile(archon_mcp_latency_merge(latency_buckets), 0.99, max(duration_ms_max)),
+            "SELECT archon_mcp_latency_quantile(m.buckets, 0.5, m.slowest), archon_mcp_latency_quantile(m.buckets, 0.99, m.slowest),
                     (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) FROM archon_mcp_requests),
                     (SELECT max(duration_ms) FROM archon_mcp_requests)
-               FROM archon_mcp_usage_hours('-infinity', 'infinity')",
+               FROM (SELECT ARRAY[sum(latency_buckets[1]), sum(latency_buckets[2]), sum(latency_buckets[3]), sum(latency_buckets[4]), sum(latency_buckets[5]), sum(latency_buckets[6]), sum(latency_buckets[7]), sum(latency_buckets[8]), sum(latency_buckets[9]), sum(latency_buckets[10]), sum(latency_buckets[11]), sum(latency_buckets[12]), sum(latency_buckets[13]), sum(latency_buckets[14]), sum(latency_buckets[15]), sum(latency_buckets[16])] AS buckets, max(duration_ms_max) AS slowest
+                       FROM archon_mcp_usage_hours('-infinity', 'infinity')) m",
             &[],
         )
         .await
