@@ -41,6 +41,8 @@ CREATE TABLE archon_mcp_rollup_session_hourly (
     model       text,
     PRIMARY KEY (hour, session_id)
 );
+-- A session's hours, for its request count (get_user_sessions, get_disconnected_sessions).
+CREATE INDEX idx_archon_mcp_rollup_session_hourly_session ON archon_mcp_rollup_session_hourly (session_id);
 COMMENT ON TABLE archon_mcp_rollup_session_hourly IS
     'The sessions that made requests in each hour, with their requests, tokens and (greatest) model; recomputed with the hourly rollups';
 
@@ -401,3 +403,74 @@ SELECT
     coalesce(r.estimated_tokens, 0)::bigint AS estimated_tokens
 FROM per_user_sessions s
 LEFT JOIN per_user_requests r USING (user_id);
+
+-- A session's requests, all time: its hours from the per-session rollups where current, from the
+-- rows in the hours marked since (every hour with rows is one or the other).
+CREATE FUNCTION archon_mcp_session_requests(p_session uuid)
+RETURNS bigint
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT coalesce((SELECT sum(h.requests)
+                       FROM archon_mcp_rollup_session_hourly h
+                      WHERE h.session_id = p_session
+                        AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)), 0)::bigint
+         + (SELECT count(*)
+              FROM archon_mcp_rollup_dirty d
+              JOIN archon_mcp_requests r ON r."timestamp" >= d.hour AND r."timestamp" < d.hour + interval '1 hour'
+             WHERE r.session_id = p_session)
+$fn$;
+
+CREATE OR REPLACE FUNCTION get_disconnected_sessions(
+    start_date timestamptz DEFAULT now() - interval '7 days',
+    end_date timestamptz DEFAULT now()
+)
+RETURNS TABLE (
+    session_id uuid,
+    client_type varchar,
+    client_version varchar,
+    connected_at timestamptz,
+    disconnected_at timestamptz,
+    total_duration integer,
+    disconnect_reason varchar,
+    total_requests bigint
+)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    SELECT s.session_id, s.client_type, s.client_version, s.connected_at, s.disconnected_at,
+           s.total_duration, s.disconnect_reason, archon_mcp_session_requests(s.session_id)
+      FROM archon_mcp_sessions s
+     WHERE s.status = 'disconnected'
+       AND s.disconnected_at BETWEEN start_date AND end_date
+     ORDER BY s.disconnected_at DESC
+$fn$;
+
+CREATE OR REPLACE FUNCTION get_user_sessions(
+    p_user_id uuid,
+    start_date timestamptz DEFAULT now() - interval '30 days',
+    end_date timestamptz DEFAULT now()
+)
+RETURNS TABLE (
+    session_id uuid,
+    client_type varchar,
+    client_version varchar,
+    connected_at timestamptz,
+    disconnected_at timestamptz,
+    total_duration integer,
+    status varchar,
+    disconnect_reason varchar,
+    total_requests bigint
+)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    SELECT s.session_id, s.client_type, s.client_version, s.connected_at, s.disconnected_at,
+           s.total_duration, s.status, s.disconnect_reason, archon_mcp_session_requests(s.session_id)
+      FROM archon_mcp_sessions s
+     WHERE s.user_id = p_user_id
+       AND s.connected_at BETWEEN start_date AND end_date
+     ORDER BY s.connected_at DESC
+$fn$;
