@@ -8,25 +8,13 @@ use std::borrow::Cow;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{FutureExt as _, SpanBuilder, SpanKind, Status, TraceContextExt as _};
 use rmcp::ErrorData as McpError;
-use rmcp::model::{ClientResult, ConstString as _, ProtocolVersion, ServerNotification, ServerRequest};
+use rmcp::model::{ClientResult, ProtocolVersion, ServerNotification, ServerRequest};
 use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, RoleClient, Service};
 
 use crate::attributes as attr;
+use crate::outbound::method;
 use crate::propagation::Propagated;
 use crate::traced::Traced;
-
-/// The method a request names.
-pub(crate) fn method(request: &ServerRequest) -> &str {
-    #[allow(unreachable_patterns)]
-    match request {
-        ServerRequest::PingRequest(r) => r.method.as_str(),
-        ServerRequest::CreateMessageRequest(r) => r.method.as_str(),
-        ServerRequest::ListRootsRequest(r) => r.method.as_str(),
-        ServerRequest::ElicitRequest(r) => r.method.as_str(),
-        ServerRequest::CustomRequest(r) => r.method.as_str(),
-        _ => "_OTHER",
-    }
-}
 
 /// A client handler, traced: `Traced::new(handler, config)` served as a client (see
 /// [`TracedClient`](crate::TracedClient) for its requests).

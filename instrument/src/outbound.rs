@@ -8,11 +8,24 @@ use std::borrow::Cow;
 use opentelemetry::propagation::Injector;
 use opentelemetry::trace::{Status, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
-use rmcp::model::JsonObject;
+use rmcp::model::{ConstString as _, JsonObject, ServerRequest};
 use rmcp::service::ServiceError;
 
 use crate::attributes as attr;
 use crate::propagation::with_propagator;
+
+/// The method a server's request to its client names (its span's name, on both sides).
+pub(crate) fn method(request: &ServerRequest) -> &str {
+    #[allow(unreachable_patterns)]
+    match request {
+        ServerRequest::PingRequest(r) => r.method.as_str(),
+        ServerRequest::CreateMessageRequest(r) => r.method.as_str(),
+        ServerRequest::ListRootsRequest(r) => r.method.as_str(),
+        ServerRequest::ElicitRequest(r) => r.method.as_str(),
+        ServerRequest::CustomRequest(r) => r.method.as_str(),
+        _ => "_OTHER",
+    }
+}
 
 /// Writes `cx` into a request's `_meta` through the configured propagator (W3C trace context
 /// and baggage by default), with unprefixed keys, as SEP-414 says.

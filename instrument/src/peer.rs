@@ -20,8 +20,7 @@ use rmcp::Peer;
 use rmcp::service::{PeerRequestOptions, RequestContext, RoleServer, ServiceError};
 
 use crate::attributes as attr;
-use crate::client_handler::method;
-use crate::outbound::{Abandoned, Failure, inject};
+use crate::outbound::{Abandoned, Failure, inject, method};
 use crate::runtime::Shared;
 
 /// The request being served: what [`TracedPeer`] parents its spans on and traces them with.
