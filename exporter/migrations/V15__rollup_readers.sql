@@ -103,28 +103,6 @@ AS $fn$
     SELECT * FROM archon_mcp_rollup_session_rows(p_hour, p_hour + interval '1 hour');
 $fn$;
 
--- Retention drops old request partitions but keeps their rollups (the long tier): a rebuild
--- never reaches back before the oldest raw row, where it would find nothing and erase them.
-CREATE OR REPLACE FUNCTION archon_mcp_rollup_rebuild(p_from timestamptz, p_to timestamptz)
-RETURNS integer
-LANGUAGE plpgsql
-AS $fn$
-DECLARE
-    h timestamptz := greatest(date_trunc('hour', p_from),
-                              date_trunc('hour', (SELECT min(r."timestamp") FROM archon_mcp_requests r)));
-    n integer := 0;
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('archon_mcp_rollup'));
-    WHILE h <= date_trunc('hour', p_to) LOOP
-        DELETE FROM archon_mcp_rollup_dirty WHERE hour = h;
-        PERFORM archon_mcp_rollup_hour(h);
-        h := h + interval '1 hour';
-        n := n + 1;
-    END LOOP;
-    RETURN n;
-END;
-$fn$;
-
 -- The whole hours of [p_from, p_to): from the first hour boundary at or after p_from to the
 -- last at or before p_to (empty when the range holds no whole hour).
 CREATE FUNCTION archon_mcp_rollup_span(p_from timestamptz, p_to timestamptz, OUT lo timestamptz, OUT hi timestamptz)
@@ -219,41 +197,12 @@ INSERT INTO archon_mcp_rollup_dirty (hour)
 SELECT DISTINCT hour FROM archon_mcp_rollup_hourly
 ON CONFLICT DO NOTHING;
 
--- The Archon SQL API on the rollups: the same names, signatures and figures. One change:
--- get_mcp_usage_by_tool's p95_duration_ms is read from the latency histogram (the upper bound of
--- its bucket, capped by the slowest request) rather than interpolated between rows.
--- Its ranges include both ends (BETWEEN): [start, end] is [start, end + 1 µs).
-CREATE OR REPLACE FUNCTION get_mcp_usage_summary(
-    start_date timestamptz DEFAULT now() - interval '30 days',
-    end_date timestamptz DEFAULT now()
-)
-RETURNS TABLE (
-    total_requests bigint,
-    total_prompt_tokens bigint,
-    total_completion_tokens bigint,
-    total_tokens bigint,
-    total_cost numeric,
-    unique_sessions bigint,
-    successful_requests bigint,
-    failed_requests bigint,
-    unique_users bigint
-)
-LANGUAGE sql
-STABLE
-SET jit = off
-AS $fn$
-    SELECT coalesce(sum(h.requests), 0)::bigint,
-           coalesce(sum(h.prompt_tokens), 0)::bigint,
-           coalesce(sum(h.completion_tokens), 0)::bigint,
-           coalesce(sum(h.prompt_tokens + h.completion_tokens), 0)::bigint,
-           coalesce(sum(h.cost), 0),
-           (SELECT count(DISTINCT s.session_id)
-              FROM archon_mcp_usage_sessions(start_date, end_date + interval '1 microsecond') s),
-           coalesce(sum(h.requests) FILTER (WHERE h.status = 'success'), 0)::bigint,
-           coalesce(sum(h.requests) FILTER (WHERE h.status <> 'success'), 0)::bigint,
-           count(DISTINCT h.user_id)
-      FROM archon_mcp_usage_hours(start_date, end_date + interval '1 microsecond') h
-$fn$;
+-- The Archon SQL API on the rollups (the rest of it in V17): the same names, signatures and
+-- figures. One change: get_mcp_usage_by_tool's p95_duration_ms is read from the latency
+-- histogram (the upper bound of its bucket, capped by the slowest request) rather than
+-- interpolated between rows. Its ranges include both ends (BETWEEN): [start, end] is
+-- [start, end + 1 µs). It reads the hours, not the per-tool days: readers may call it, and the
+-- per-tool days hold everyone's requests.
 
 CREATE OR REPLACE FUNCTION get_mcp_usage_by_tool(
     start_date timestamptz DEFAULT now() - interval '30 days',
@@ -287,122 +236,6 @@ AS $fn$
      GROUP BY h.tool_name
      ORDER BY sum(h.requests) DESC, h.tool_name
 $fn$;
-
-CREATE OR REPLACE FUNCTION get_user_activity_summary(
-    p_user_id uuid,
-    days integer DEFAULT 30
-)
-RETURNS TABLE (
-    user_id uuid,
-    user_email varchar,
-    user_name varchar,
-    total_sessions bigint,
-    active_sessions bigint,
-    total_requests bigint,
-    total_tokens bigint,
-    total_cost numeric,
-    avg_session_duration integer,
-    most_used_client varchar,
-    first_seen timestamptz,
-    last_seen timestamptz
-)
-LANGUAGE sql
-STABLE
-SET jit = off
-AS $fn$
-    WITH win AS (
-        SELECT now() - make_interval(days => days) AS since
-    ),
-    sessions AS (
-        SELECT s.*
-          FROM archon_mcp_sessions s, win
-         WHERE s.user_id = p_user_id
-           AND s.last_activity >= win.since
-    ),
-    requests AS (
-        SELECT coalesce(sum(h.requests), 0)::bigint AS n,
-               coalesce(sum(h.prompt_tokens + h.completion_tokens), 0) AS tokens,
-               coalesce(sum(h.cost), 0) AS cost
-          FROM win, LATERAL archon_mcp_usage_hours(win.since, 'infinity') h
-         WHERE h.user_id = p_user_id
-    ),
-    favourite AS (
-        SELECT s.client_type
-          FROM sessions s
-         GROUP BY s.client_type
-         ORDER BY count(*) DESC, max(s.last_activity) DESC
-         LIMIT 1
-    )
-    SELECT p_user_id,
-           (array_agg(s.user_email ORDER BY s.last_activity DESC) FILTER (WHERE s.user_email IS NOT NULL))[1],
-           (array_agg(s.user_name ORDER BY s.last_activity DESC) FILTER (WHERE s.user_name IS NOT NULL))[1],
-           count(*),
-           count(*) FILTER (WHERE s.status = 'active'),
-           (SELECT n FROM requests),
-           (SELECT tokens FROM requests)::bigint,
-           (SELECT cost FROM requests),
-           round(avg(s.total_duration))::integer,
-           (SELECT client_type FROM favourite),
-           min(s.connected_at),
-           max(s.last_activity)
-      FROM sessions s
-    HAVING count(*) > 0
-$fn$;
-
-CREATE OR REPLACE VIEW archon_mcp_user_stats WITH (security_invoker = true) AS
-WITH per_user_sessions AS (
-    SELECT
-        user_id,
-        -- The latest known value of each user attribute.
-        (array_agg(user_email ORDER BY last_activity DESC) FILTER (WHERE user_email IS NOT NULL))[1] AS user_email,
-        (array_agg(user_name ORDER BY last_activity DESC) FILTER (WHERE user_name IS NOT NULL))[1] AS user_name,
-        (array_agg(user_department ORDER BY last_activity DESC) FILTER (WHERE user_department IS NOT NULL))[1] AS user_department,
-        (array_agg(user_key ORDER BY last_activity DESC) FILTER (WHERE user_key IS NOT NULL))[1] AS user_key,
-        count(*) AS total_sessions,
-        count(*) FILTER (WHERE status = 'active') AS active_sessions,
-        count(*) FILTER (WHERE status = 'disconnected') AS disconnected_sessions,
-        avg(total_duration) AS avg_session_duration_seconds,
-        max(total_duration) AS max_session_duration_seconds,
-        min(connected_at) AS first_session_at,
-        max(last_activity) AS last_activity_at
-    FROM archon_mcp_sessions
-    WHERE user_id IS NOT NULL
-    GROUP BY user_id
-),
-per_user_requests AS (
-    SELECT
-        user_id,
-        sum(requests)::bigint AS total_requests,
-        sum(prompt_tokens + completion_tokens) AS total_tokens,
-        sum(cost) AS total_cost,
-        coalesce(sum(requests) FILTER (WHERE status <> 'success'), 0)::bigint AS failed_requests,
-        sum(prompt_tokens + completion_tokens) FILTER (WHERE token_source = 'reported') AS reported_tokens,
-        sum(prompt_tokens + completion_tokens) FILTER (WHERE token_source = 'estimated') AS estimated_tokens
-    FROM archon_mcp_usage_hours('-infinity', 'infinity')
-    WHERE user_id IS NOT NULL
-    GROUP BY user_id
-)
-SELECT
-    s.user_id,
-    s.user_email,
-    s.user_name,
-    s.total_sessions,
-    s.active_sessions,
-    s.disconnected_sessions,
-    s.avg_session_duration_seconds,
-    s.max_session_duration_seconds,
-    s.first_session_at,
-    s.last_activity_at,
-    coalesce(r.total_requests, 0) AS total_requests,
-    coalesce(r.total_tokens, 0)::bigint AS total_tokens,
-    coalesce(r.total_cost, 0) AS total_cost,
-    s.user_department,
-    s.user_key,
-    coalesce(r.failed_requests, 0) AS failed_requests,
-    coalesce(r.reported_tokens, 0)::bigint AS reported_tokens,
-    coalesce(r.estimated_tokens, 0)::bigint AS estimated_tokens
-FROM per_user_sessions s
-LEFT JOIN per_user_requests r USING (user_id);
 
 -- A session's requests, all time: its hours from the per-session rollups where current, from the
 -- rows in the hours marked since (every hour with rows is one or the other).

@@ -23,15 +23,22 @@ pub async fn rebuild(client: &impl GenericClient, from: &str, to: &str) -> Resul
 }
 
 /// Deletes the rollups of the hours before now − `keep` (a PostgreSQL interval); with
-/// `dry_run`, only counts them. Returns how many rows (hourly and per-session) go.
+/// `dry_run`, only counts them. Returns how many rows (hourly, per-session and daily) go.
 pub async fn drop_older_than(
     client: &impl GenericClient,
     keep: &str,
     dry_run: bool,
 ) -> Result<u64, tokio_postgres::Error> {
     let mut rows = 0;
-    for table in ["archon_mcp_rollup_hourly", "archon_mcp_rollup_session_hourly"] {
-        let before = "hour < date_trunc('hour', now() - $1::text::interval)";
+    let tables = [
+        ("archon_mcp_rollup_hourly", "hour"),
+        ("archon_mcp_rollup_session_hourly", "hour"),
+        ("archon_mcp_rollup_daily_tool", "day"),
+        ("archon_mcp_rollup_daily_user", "day"),
+    ];
+    for (table, at) in tables {
+        // Whole periods only: a day is kept while any of its hours is.
+        let before = format!("{at} < date_trunc('{at}', now() - $1::text::interval, 'UTC')");
         rows += if dry_run {
             let n: i64 = client.query_one(&format!("SELECT count(*) FROM {table} WHERE {before}"), &[&keep]).await?.get(0);
             n as u64

@@ -118,10 +118,23 @@ hours AS (
            max(duration_ms_max) AS slowest,
            (SELECT count(DISTINCT session_id) FROM archon_mcp_usage_sessions($1, $2)) AS sessions,
            count(DISTINCT user_id) AS users
-      FROM archon_mcp_usage_hours($1, $2))
+      FROM archon_mcp_usage_hours($1, $2)),
+by_tool AS (
+    SELECT coalesce(sum(requests), 0) AS requests, sum(prompt_tokens + completion_tokens) AS tokens,
+           coalesce(sum(cost), 0) AS cost, coalesce(sum(requests) FILTER (WHERE error_kind = 'tool error'), 0) AS tool_errors,
+           max(duration_ms_max) AS slowest
+      FROM archon_mcp_usage_by_tool($1, $2)),
+by_user AS (
+    SELECT coalesce(sum(requests), 0) AS requests, sum(prompt_tokens + completion_tokens) AS tokens,
+           coalesce(sum(cost), 0) AS cost, count(DISTINCT user_id) AS users
+      FROM archon_mcp_usage_by_user($1, $2))
 SELECT raw.requests, (raw.requests, raw.tokens, raw.cost, raw.tool_errors, raw.slowest, raw.sessions, raw.users)::text,
-       (hours.requests, hours.tokens, hours.cost, hours.tool_errors, hours.slowest, hours.sessions, hours.users)::text
-  FROM raw, hours";
+       (hours.requests, hours.tokens, hours.cost, hours.tool_errors, hours.slowest, hours.sessions, hours.users)::text,
+       (raw.requests, raw.tokens, raw.cost, raw.tool_errors, raw.slowest)::text,
+       (by_tool.requests, by_tool.tokens, by_tool.cost, by_tool.tool_errors, by_tool.slowest)::text,
+       (raw.requests, raw.tokens, raw.cost, raw.users)::text,
+       (by_user.requests, by_user.tokens, by_user.cost, by_user.users)::text
+  FROM raw, hours, by_tool, by_user";
 
 #[tokio::test]
 async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
@@ -144,6 +157,7 @@ async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
         ("ragged ends", "now() - interval '5 hours 17 minutes'", "now() - interval '42 minutes'"),
         ("within an hour", "now() - interval '3 hours 50 minutes'", "now() - interval '3 hours 20 minutes'"),
         ("everything", "'-infinity'", "'infinity'"),
+        ("whole days", "date_trunc('day', now(), 'UTC') - interval '48 hours'", "date_trunc('day', now(), 'UTC') + interval '24 hours'"),
     ];
     let compare = async |when: &str| {
         for (name, from, to) in ranges {
@@ -151,6 +165,8 @@ async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
             let row = client.query_one(&sql, &[]).await.unwrap();
             let (n, raw, hours): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
             assert_eq!(hours, raw, "{name} {when}: rollups against rows");
+            assert_eq!(row.get::<_, String>(4), row.get::<_, String>(3), "{name} {when}: per tool against rows");
+            assert_eq!(row.get::<_, String>(6), row.get::<_, String>(5), "{name} {when}: per user against rows");
             assert!(n > 0 || name == "within an hour", "{name} holds requests");
         }
     };

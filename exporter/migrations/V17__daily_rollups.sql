@@ -1,0 +1,370 @@
+-- Daily rollups for long windows (issue #35): an hourly rollup row is one hour × user × tool ×
+-- client × … and a year holds about a million of them at ten million requests, too many to sum
+-- in a dashboard's 200 ms. Two narrow daily tables answer the questions that cover a year —
+-- per tool (with model, outcome and latency) and per user (with department and outcome) — and
+-- the readers take their whole days, the rest from `archon_mcp_usage_hours`. Days are UTC days,
+-- recomputed from the hourly rollups whenever one of their hours is; a day with an hour marked
+-- since is read from the hours, so the figures are the rows' either way.
+
+CREATE TABLE archon_mcp_rollup_daily_tool (
+    day                timestamptz NOT NULL,
+    tool_name          text,
+    model              text,
+    status             text NOT NULL,
+    error_kind         text,
+    token_source       text NOT NULL,
+    requests           bigint NOT NULL,
+    prompt_tokens      bigint NOT NULL,
+    completion_tokens  bigint NOT NULL,
+    cost               numeric NOT NULL,
+    duration_ms_sum    double precision NOT NULL,
+    duration_ms_max    double precision,
+    latency_buckets    integer[] NOT NULL
+);
+CREATE INDEX idx_archon_mcp_rollup_daily_tool_day ON archon_mcp_rollup_daily_tool (day);
+COMMENT ON TABLE archon_mcp_rollup_daily_tool IS
+    'Requests per UTC day x tool x model x status x failure kind x token source, from the hourly rollups';
+
+CREATE TABLE archon_mcp_rollup_daily_user (
+    day                timestamptz NOT NULL,
+    user_id            uuid,
+    user_department    text,
+    tool_name          text,
+    status             text NOT NULL,
+    token_source       text NOT NULL,
+    requests           bigint NOT NULL,
+    prompt_tokens      bigint NOT NULL,
+    completion_tokens  bigint NOT NULL,
+    cost               numeric NOT NULL
+);
+CREATE INDEX idx_archon_mcp_rollup_daily_user_day ON archon_mcp_rollup_daily_user (day);
+COMMENT ON TABLE archon_mcp_rollup_daily_user IS
+    'Requests per UTC day x user x department x tool x status x token source, from the hourly rollups';
+
+-- Recomputes one UTC day of both from its hourly rollups (days are 24 hours: UTC has no DST).
+CREATE FUNCTION archon_mcp_rollup_day(p_day timestamptz)
+RETURNS void
+LANGUAGE sql
+AS $fn$
+    DELETE FROM archon_mcp_rollup_daily_tool WHERE day = p_day;
+    INSERT INTO archon_mcp_rollup_daily_tool
+    SELECT p_day, h.tool_name, h.model, h.status, h.error_kind, h.token_source,
+           sum(h.requests), sum(h.prompt_tokens), sum(h.completion_tokens), sum(h.cost), sum(h.duration_ms_sum),
+           max(h.duration_ms_max),
+           ARRAY[sum(h.latency_buckets[1]), sum(h.latency_buckets[2]), sum(h.latency_buckets[3]), sum(h.latency_buckets[4]),
+                 sum(h.latency_buckets[5]), sum(h.latency_buckets[6]), sum(h.latency_buckets[7]), sum(h.latency_buckets[8]),
+                 sum(h.latency_buckets[9]), sum(h.latency_buckets[10]), sum(h.latency_buckets[11]), sum(h.latency_buckets[12]),
+                 sum(h.latency_buckets[13]), sum(h.latency_buckets[14]), sum(h.latency_buckets[15]), sum(h.latency_buckets[16])]::integer[]
+      FROM archon_mcp_rollup_hourly h
+     WHERE h.hour >= p_day AND h.hour < p_day + interval '24 hours'
+     GROUP BY h.tool_name, h.model, h.status, h.error_kind, h.token_source;
+    DELETE FROM archon_mcp_rollup_daily_user WHERE day = p_day;
+    INSERT INTO archon_mcp_rollup_daily_user
+    SELECT p_day, h.user_id, h.user_department, h.tool_name, h.status, h.token_source,
+           sum(h.requests), sum(h.prompt_tokens), sum(h.completion_tokens), sum(h.cost)
+      FROM archon_mcp_rollup_hourly h
+     WHERE h.hour >= p_day AND h.hour < p_day + interval '24 hours'
+     GROUP BY h.user_id, h.user_department, h.tool_name, h.status, h.token_source;
+$fn$;
+
+-- The hours' upkeep recomputes their days too (V14's, with the days).
+CREATE OR REPLACE FUNCTION archon_mcp_rollup_refresh(p_limit integer DEFAULT 48)
+RETURNS integer
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    h timestamptz;
+    hours timestamptz[] := '{}';
+BEGIN
+    -- Replicas take turns: two rebuilds of one hour must not interleave.
+    PERFORM pg_advisory_xact_lock(hashtext('archon_mcp_rollup'));
+    FOR h IN
+        DELETE FROM archon_mcp_rollup_dirty
+         WHERE hour IN (SELECT d.hour FROM archon_mcp_rollup_dirty d ORDER BY d.hour LIMIT p_limit)
+        RETURNING hour
+    LOOP
+        PERFORM archon_mcp_rollup_hour(h);
+        hours := hours || h;
+    END LOOP;
+    PERFORM archon_mcp_rollup_day(d)
+       FROM (SELECT DISTINCT date_trunc('day', x, 'UTC') AS d FROM unnest(hours) AS x) days;
+    RETURN cardinality(hours);
+END;
+$fn$;
+
+-- A rebuild recomputes the days of its hours. It never reaches back before the oldest raw row:
+-- retention drops old request months but keeps their rollups (the long tier), which a rebuild
+-- there would find nothing for and erase.
+CREATE OR REPLACE FUNCTION archon_mcp_rollup_rebuild(p_from timestamptz, p_to timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    first timestamptz := greatest(date_trunc('hour', p_from),
+                                  date_trunc('hour', (SELECT min(r."timestamp") FROM archon_mcp_requests r)));
+    h timestamptz := first;
+    n integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('archon_mcp_rollup'));
+    WHILE h <= date_trunc('hour', p_to) LOOP
+        DELETE FROM archon_mcp_rollup_dirty WHERE hour = h;
+        PERFORM archon_mcp_rollup_hour(h);
+        h := h + interval '1 hour';
+        n := n + 1;
+    END LOOP;
+    IF n > 0 THEN
+        PERFORM archon_mcp_rollup_day(d)
+           FROM generate_series(date_trunc('day', first, 'UTC'), date_trunc('day', p_to, 'UTC'), interval '24 hours') AS d;
+    END IF;
+    RETURN n;
+END;
+$fn$;
+
+-- The whole UTC days of [p_from, p_to) not touched since their rollup, as [lo, hi) and the
+-- days inside it to read from the hours instead.
+CREATE FUNCTION archon_mcp_rollup_day_span(p_from timestamptz, p_to timestamptz, OUT lo timestamptz, OUT hi timestamptz)
+LANGUAGE sql
+IMMUTABLE
+AS $fn$
+    SELECT f.lo, greatest(date_trunc('day', p_to, 'UTC'), f.lo)
+      FROM (SELECT least(CASE WHEN date_trunc('day', p_from, 'UTC') = p_from THEN p_from
+                              ELSE date_trunc('day', p_from, 'UTC') + interval '24 hours' END, p_to) AS lo) f
+$fn$;
+
+CREATE FUNCTION archon_mcp_rollup_dirty_days(p_lo timestamptz, p_hi timestamptz)
+RETURNS SETOF timestamptz
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT DISTINCT date_trunc('day', d.hour, 'UTC') FROM archon_mcp_rollup_dirty d WHERE d.hour >= p_lo AND d.hour < p_hi
+$fn$;
+
+-- The requests of [p_from, p_to) per tool, model, outcome and token source: whole clean days
+-- from the daily rollup (`at` is the day), the rest from `archon_mcp_usage_hours` (`at` is
+-- the hour). The same figures as the rows.
+CREATE FUNCTION archon_mcp_usage_by_tool(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (at timestamptz, tool_name text, model text, status text, error_kind text, token_source text,
+               requests bigint, prompt_tokens bigint, completion_tokens bigint, cost numeric,
+               duration_ms_sum double precision, duration_ms_max double precision, latency_buckets integer[])
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    WITH b AS (SELECT * FROM archon_mcp_rollup_day_span(p_from, p_to)),
+    dirty AS (SELECT d FROM b, archon_mcp_rollup_dirty_days(b.lo, b.hi) AS d),
+    hours AS (
+        SELECT h.* FROM b, archon_mcp_usage_hours(p_from, b.lo) h
+        UNION ALL
+        SELECT h.* FROM b, archon_mcp_usage_hours(b.hi, p_to) h
+        UNION ALL
+        SELECT h.* FROM dirty, archon_mcp_usage_hours(dirty.d, dirty.d + interval '24 hours') h
+    )
+    SELECT t.day, t.tool_name, t.model, t.status, t.error_kind, t.token_source, t.requests, t.prompt_tokens,
+           t.completion_tokens, t.cost, t.duration_ms_sum, t.duration_ms_max, t.latency_buckets
+      FROM b, archon_mcp_rollup_daily_tool t
+     WHERE t.day >= b.lo AND t.day < b.hi AND t.day NOT IN (SELECT d FROM dirty)
+    UNION ALL
+    SELECT h.hour, h.tool_name, h.model, h.status, h.error_kind, h.token_source, h.requests, h.prompt_tokens,
+           h.completion_tokens, h.cost, h.duration_ms_sum, h.duration_ms_max, h.latency_buckets
+      FROM hours h
+$fn$;
+COMMENT ON FUNCTION archon_mcp_usage_by_tool(timestamptz, timestamptz) IS
+    'The requests of [from, to) per tool, model, outcome and token source: daily rollups for whole clean days, hourly rollups and rows elsewhere';
+
+-- The same per user, department, tool, status and token source.
+CREATE FUNCTION archon_mcp_usage_by_user(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (at timestamptz, user_id uuid, user_department text, tool_name text, status text, token_source text,
+               requests bigint, prompt_tokens bigint, completion_tokens bigint, cost numeric)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    WITH b AS (SELECT * FROM archon_mcp_rollup_day_span(p_from, p_to)),
+    dirty AS (SELECT d FROM b, archon_mcp_rollup_dirty_days(b.lo, b.hi) AS d),
+    hours AS (
+        SELECT h.* FROM b, archon_mcp_usage_hours(p_from, b.lo) h
+        UNION ALL
+        SELECT h.* FROM b, archon_mcp_usage_hours(b.hi, p_to) h
+        UNION ALL
+        SELECT h.* FROM dirty, archon_mcp_usage_hours(dirty.d, dirty.d + interval '24 hours') h
+    )
+    SELECT u.day, u.user_id, u.user_department, u.tool_name, u.status, u.token_source, u.requests, u.prompt_tokens,
+           u.completion_tokens, u.cost
+      FROM b, archon_mcp_rollup_daily_user u
+     WHERE u.day >= b.lo AND u.day < b.hi AND u.day NOT IN (SELECT d FROM dirty)
+    UNION ALL
+    SELECT h.hour, h.user_id, h.user_department, h.tool_name, h.status, h.token_source, h.requests, h.prompt_tokens,
+           h.completion_tokens, h.cost
+      FROM hours h
+$fn$;
+COMMENT ON FUNCTION archon_mcp_usage_by_user(timestamptz, timestamptz) IS
+    'The requests of [from, to) per user, department, tool, status and token source: daily rollups for whole clean days, hourly rollups and rows elsewhere';
+
+-- The Archon SQL API on the per-user days: the same names, signatures and figures (row-level
+-- security holds on both sources, so a reader gets its own). Ranges include both ends
+-- (BETWEEN): [start, end] is [start, end + 1 µs).
+CREATE OR REPLACE FUNCTION get_mcp_usage_summary(
+    start_date timestamptz DEFAULT now() - interval '30 days',
+    end_date timestamptz DEFAULT now()
+)
+RETURNS TABLE (
+    total_requests bigint,
+    total_prompt_tokens bigint,
+    total_completion_tokens bigint,
+    total_tokens bigint,
+    total_cost numeric,
+    unique_sessions bigint,
+    successful_requests bigint,
+    failed_requests bigint,
+    unique_users bigint
+)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    SELECT coalesce(sum(h.requests), 0)::bigint,
+           coalesce(sum(h.prompt_tokens), 0)::bigint,
+           coalesce(sum(h.completion_tokens), 0)::bigint,
+           coalesce(sum(h.prompt_tokens + h.completion_tokens), 0)::bigint,
+           coalesce(sum(h.cost), 0),
+           (SELECT count(DISTINCT s.session_id)
+              FROM archon_mcp_usage_sessions(start_date, end_date + interval '1 microsecond') s),
+           coalesce(sum(h.requests) FILTER (WHERE h.status = 'success'), 0)::bigint,
+           coalesce(sum(h.requests) FILTER (WHERE h.status <> 'success'), 0)::bigint,
+           count(DISTINCT h.user_id)
+      FROM archon_mcp_usage_by_user(start_date, end_date + interval '1 microsecond') h
+$fn$;
+
+CREATE OR REPLACE FUNCTION get_user_activity_summary(
+    p_user_id uuid,
+    days integer DEFAULT 30
+)
+RETURNS TABLE (
+    user_id uuid,
+    user_email varchar,
+    user_name varchar,
+    total_sessions bigint,
+    active_sessions bigint,
+    total_requests bigint,
+    total_tokens bigint,
+    total_cost numeric,
+    avg_session_duration integer,
+    most_used_client varchar,
+    first_seen timestamptz,
+    last_seen timestamptz
+)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    WITH win AS (
+        SELECT now() - make_interval(days => days) AS since
+    ),
+    sessions AS (
+        SELECT s.*
+          FROM archon_mcp_sessions s, win
+         WHERE s.user_id = p_user_id
+           AND s.last_activity >= win.since
+    ),
+    requests AS (
+        SELECT coalesce(sum(h.requests), 0)::bigint AS n,
+               coalesce(sum(h.prompt_tokens + h.completion_tokens), 0) AS tokens,
+               coalesce(sum(h.cost), 0) AS cost
+          FROM win, LATERAL archon_mcp_usage_by_user(win.since, 'infinity') h
+         WHERE h.user_id = p_user_id
+    ),
+    favourite AS (
+        SELECT s.client_type
+          FROM sessions s
+         GROUP BY s.client_type
+         ORDER BY count(*) DESC, max(s.last_activity) DESC
+         LIMIT 1
+    )
+    SELECT p_user_id,
+           (array_agg(s.user_email ORDER BY s.last_activity DESC) FILTER (WHERE s.user_email IS NOT NULL))[1],
+           (array_agg(s.user_name ORDER BY s.last_activity DESC) FILTER (WHERE s.user_name IS NOT NULL))[1],
+           count(*),
+           count(*) FILTER (WHERE s.status = 'active'),
+           (SELECT n FROM requests),
+           (SELECT tokens FROM requests)::bigint,
+           (SELECT cost FROM requests),
+           round(avg(s.total_duration))::integer,
+           (SELECT client_type FROM favourite),
+           min(s.connected_at),
+           max(s.last_activity)
+      FROM sessions s
+    HAVING count(*) > 0
+$fn$;
+
+CREATE OR REPLACE VIEW archon_mcp_user_stats WITH (security_invoker = true) AS
+WITH per_user_sessions AS (
+    SELECT
+        user_id,
+        -- The latest known value of each user attribute.
+        (array_agg(user_email ORDER BY last_activity DESC) FILTER (WHERE user_email IS NOT NULL))[1] AS user_email,
+        (array_agg(user_name ORDER BY last_activity DESC) FILTER (WHERE user_name IS NOT NULL))[1] AS user_name,
+        (array_agg(user_department ORDER BY last_activity DESC) FILTER (WHERE user_department IS NOT NULL))[1] AS user_department,
+        (array_agg(user_key ORDER BY last_activity DESC) FILTER (WHERE user_key IS NOT NULL))[1] AS user_key,
+        count(*) AS total_sessions,
+        count(*) FILTER (WHERE status = 'active') AS active_sessions,
+        count(*) FILTER (WHERE status = 'disconnected') AS disconnected_sessions,
+        avg(total_duration) AS avg_session_duration_seconds,
+        max(total_duration) AS max_session_duration_seconds,
+        min(connected_at) AS first_session_at,
+        max(last_activity) AS last_activity_at
+    FROM archon_mcp_sessions
+    WHERE user_id IS NOT NULL
+    GROUP BY user_id
+),
+per_user_requests AS (
+    SELECT
+        user_id,
+        sum(requests)::bigint AS total_requests,
+        sum(prompt_tokens + completion_tokens) AS total_tokens,
+        sum(cost) AS total_cost,
+        coalesce(sum(requests) FILTER (WHERE status <> 'success'), 0)::bigint AS failed_requests,
+        sum(prompt_tokens + completion_tokens) FILTER (WHERE token_source = 'reported') AS reported_tokens,
+        sum(prompt_tokens + completion_tokens) FILTER (WHERE token_source = 'estimated') AS estimated_tokens
+    FROM archon_mcp_usage_by_user('-infinity', 'infinity')
+    WHERE user_id IS NOT NULL
+    GROUP BY user_id
+)
+SELECT
+    s.user_id,
+    s.user_email,
+    s.user_name,
+    s.total_sessions,
+    s.active_sessions,
+    s.disconnected_sessions,
+    s.avg_session_duration_seconds,
+    s.max_session_duration_seconds,
+    s.first_session_at,
+    s.last_activity_at,
+    coalesce(r.total_requests, 0) AS total_requests,
+    coalesce(r.total_tokens, 0)::bigint AS total_tokens,
+    coalesce(r.total_cost, 0) AS total_cost,
+    s.user_department,
+    s.user_key,
+    coalesce(r.failed_requests, 0) AS failed_requests,
+    coalesce(r.reported_tokens, 0)::bigint AS reported_tokens,
+    coalesce(r.estimated_tokens, 0)::bigint AS estimated_tokens
+FROM per_user_sessions s
+LEFT JOIN per_user_requests r USING (user_id);
+
+-- As the hourly rollups: readers see their own user's rows; the per-tool days are everyone's
+-- (no user in them), so readers are not given them.
+ALTER TABLE archon_mcp_rollup_daily_user ENABLE ROW LEVEL SECURITY;
+CREATE POLICY archon_mcp_rollup_daily_user_writers ON archon_mcp_rollup_daily_user
+    FOR ALL TO archon_exporter, archon_admin USING (true) WITH CHECK (true);
+CREATE POLICY archon_mcp_rollup_daily_user_all ON archon_mcp_rollup_daily_user FOR SELECT TO archon_grafana USING (true);
+CREATE POLICY archon_mcp_rollup_daily_user_own ON archon_mcp_rollup_daily_user FOR SELECT TO archon_reader
+    USING (user_id = (SELECT archon_current_user_id()));
+GRANT SELECT, INSERT, DELETE ON archon_mcp_rollup_daily_tool, archon_mcp_rollup_daily_user TO archon_exporter, archon_admin;
+GRANT SELECT ON archon_mcp_rollup_daily_tool, archon_mcp_rollup_daily_user TO archon_grafana;
+GRANT SELECT ON archon_mcp_rollup_daily_user TO archon_reader;
+REVOKE EXECUTE ON FUNCTION archon_mcp_rollup_day(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION archon_mcp_rollup_day(timestamptz) TO archon_exporter, archon_admin;
+
+-- The days of the hours rolled up so far.
+SELECT archon_mcp_rollup_day(d)
+  FROM (SELECT DISTINCT date_trunc('day', hour, 'UTC') AS d FROM archon_mcp_rollup_hourly) days;
