@@ -87,7 +87,9 @@ AS $fn$
                  count(*) FILTER (WHERE r.duration_ms >= 60000)]::integer[],
            archon_mcp_error_kind(r.status, r.error_type, r.error_code), max(r.duration_ms)
       FROM archon_mcp_requests r
-      JOIN archon_mcp_sessions s USING (session_id)
+      -- Each request's session by its key: a join would hash every session for each hour.
+      CROSS JOIN LATERAL (SELECT s.user_department, s.client_type
+                            FROM archon_mcp_sessions s WHERE s.session_id = r.session_id) s
      WHERE r."timestamp" >= p_from AND r."timestamp" < p_to
      GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 16
 $fn$;

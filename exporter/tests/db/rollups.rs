@@ -1,6 +1,7 @@
 //! Hourly rollups (issue #35): every figure equal to the raw rows' to the cent, after writes, a
 //! replay, late data for a closed hour and a rebuild; readers see their own user's only.
 
+use archon_mcp_exporter::span::Span;
 use archon_mcp_exporter::testing::TestDb;
 use archon_mcp_exporter::{ReaperConfig, StoreConfig, reap_once};
 
@@ -23,6 +24,22 @@ SELECT (SELECT count(*) FROM (SELECT * FROM raw EXCEPT SELECT * FROM rolled) mis
      + (SELECT count(*) FROM (SELECT * FROM rolled EXCEPT SELECT * FROM raw) extra),
        (SELECT count(*) FROM rolled)";
 
+/// Five hours of two users' calls, every ten minutes: Ada's with reported usage, Bob's slow, with
+/// estimates, every third a `fail`. Returns the spans, both connections (for later calls) and the
+/// first call's time.
+fn five_hours() -> (Vec<Span>, Conn, Conn, u64) {
+    let t0 = an_hour_ago() - 5 * 3600 * SEC;
+    let (mut ada, mut bob) =
+        (Conn::new(SESSION_1, "claude-code", Some(ADA)), Conn::new(SESSION_3, "Cursor", Some(BOB)));
+    let mut spans = Vec::new();
+    for i in 0..30 {
+        let at = t0 + i * 600 * SEC;
+        spans.push(with_usage(ada.call("search", at, 5 + i), "claude-sonnet-4-5", 100 + i as i64, 10));
+        spans.push(with_estimate(bob.call(if i % 3 == 0 { "fail" } else { "search" }, at + SEC, 40_000 + i), 50, 5));
+    }
+    (spans, ada, bob, t0)
+}
+
 async fn differences(client: &tokio_postgres::Client) -> (i64, i64) {
     let row = client.query_one(COMPARE, &[]).await.unwrap();
     (row.get(0), row.get(1))
@@ -33,15 +50,7 @@ async fn rollups_equal_the_raw_rows_after_writes_replays_late_data_and_rebuilds(
     let db = TestDb::migrated().await;
     let store = db.store(StoreConfig::default());
     let client = db.client().await;
-    let t0 = an_hour_ago() - 5 * 3600 * SEC;
-    let (mut ada, mut bob) =
-        (Conn::new(SESSION_1, "claude-code", Some(ADA)), Conn::new(SESSION_3, "Cursor", Some(BOB)));
-    let mut spans = Vec::new();
-    for i in 0..30 {
-        let at = t0 + i * 600 * SEC; // every ten minutes across five hours
-        spans.push(with_usage(ada.call("search", at, 5 + i), "claude-sonnet-4-5", 100 + i as i64, 10));
-        spans.push(with_estimate(bob.call(if i % 3 == 0 { "summarize" } else { "search" }, at + SEC, 40_000), 50, 5));
-    }
+    let (spans, mut ada, _, t0) = five_hours();
     write(&store, &spans).await;
     let round = reap_once(&client, &ReaperConfig::default()).await.unwrap();
     assert!(round.rolled_up >= 5, "the hours the writes touched: {round:?}");
@@ -141,16 +150,7 @@ async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
     let db = TestDb::migrated().await;
     let store = db.store(StoreConfig::default());
     let client = db.client().await;
-    let t0 = an_hour_ago() - 5 * 3600 * SEC;
-    let (mut ada, mut bob) =
-        (Conn::new(SESSION_1, "claude-code", Some(ADA)), Conn::new(SESSION_3, "Cursor", Some(BOB)));
-    let mut spans = Vec::new();
-    for i in 0..30 {
-        let at = t0 + i * 600 * SEC;
-        spans.push(with_usage(ada.call("search", at, 5 + i), "claude-sonnet-4-5", 100 + i as i64, 10));
-        let tool = if i % 3 == 0 { "fail" } else { "search" };
-        spans.push(with_estimate(bob.call(tool, at + SEC, 40_000 + i), 50, 5));
-    }
+    let (spans, mut ada, _, t0) = five_hours();
     write(&store, &spans).await;
     let ranges = [
         ("whole hours", "date_trunc('hour', now()) - interval '6 hours'", "date_trunc('hour', now())"),
@@ -244,15 +244,7 @@ async fn the_sql_api_gives_the_rows_figures_from_the_rollups() {
     let db = TestDb::migrated().await;
     let store = db.store(StoreConfig::default());
     let client = db.client().await;
-    let t0 = an_hour_ago() - 5 * 3600 * SEC;
-    let (mut ada, mut bob) =
-        (Conn::new(SESSION_1, "claude-code", Some(ADA)), Conn::new(SESSION_3, "Cursor", Some(BOB)));
-    let mut spans = Vec::new();
-    for i in 0..30 {
-        let at = t0 + i * 600 * SEC;
-        spans.push(with_usage(ada.call("search", at, 5 + i), "claude-sonnet-4-5", 100 + i as i64, 10));
-        spans.push(with_estimate(bob.call(if i % 3 == 0 { "fail" } else { "search" }, at + SEC, 40_000 + i), 50, 5));
-    }
+    let (mut spans, _, mut bob, t0) = five_hours();
     spans.push(bob.end(t0, t0 + 300 * 60 * SEC, "client_disconnect"));
     write(&store, &spans).await;
     reap_once(&client, &ReaperConfig::default()).await.unwrap();
