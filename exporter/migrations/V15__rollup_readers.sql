@@ -199,61 +199,28 @@ INSERT INTO archon_mcp_rollup_dirty (hour)
 SELECT DISTINCT hour FROM archon_mcp_rollup_hourly
 ON CONFLICT DO NOTHING;
 
--- The Archon SQL API on the rollups (the rest of it in V17): the same names, signatures and
--- figures. One change: get_mcp_usage_by_tool's p95_duration_ms is read from the latency
--- histogram (the upper bound of its bucket, capped by the slowest request) rather than
--- interpolated between rows. Its ranges include both ends (BETWEEN): [start, end] is
--- [start, end + 1 µs). It reads the hours, not the per-tool days: readers may call it, and the
--- per-tool days hold everyone's requests.
+-- The Archon SQL API's session functions on the per-session hours (the rest of it in V17): the
+-- same names, signatures and figures.
 
-CREATE OR REPLACE FUNCTION get_mcp_usage_by_tool(
-    start_date timestamptz DEFAULT now() - interval '30 days',
-    end_date timestamptz DEFAULT now()
-)
-RETURNS TABLE (
-    tool_name varchar,
-    request_count bigint,
-    total_tokens bigint,
-    total_cost numeric,
-    avg_duration_ms numeric,
-    error_count bigint,
-    p95_duration_ms double precision
-)
-LANGUAGE sql
-STABLE
-SET jit = off
-AS $fn$
-    SELECT h.tool_name,
-           sum(h.requests)::bigint,
-           coalesce(sum(h.prompt_tokens + h.completion_tokens), 0)::bigint,
-           coalesce(sum(h.cost), 0),
-           round((sum(h.duration_ms_sum) / sum(h.requests))::numeric, 3),
-           coalesce(sum(h.requests) FILTER (WHERE h.status <> 'success'), 0)::bigint,
-           archon_mcp_latency_quantile(
-               ARRAY[sum(h.latency_buckets[1]), sum(h.latency_buckets[2]), sum(h.latency_buckets[3]), sum(h.latency_buckets[4]), sum(h.latency_buckets[5]), sum(h.latency_buckets[6]), sum(h.latency_buckets[7]), sum(h.latency_buckets[8]),
-                     sum(h.latency_buckets[9]), sum(h.latency_buckets[10]), sum(h.latency_buckets[11]), sum(h.latency_buckets[12]), sum(h.latency_buckets[13]), sum(h.latency_buckets[14]), sum(h.latency_buckets[15]), sum(h.latency_buckets[16])],
-               0.95, max(h.duration_ms_max))
-      FROM archon_mcp_usage_hours(start_date, end_date + interval '1 microsecond') h
-     WHERE h.tool_name IS NOT NULL
-     GROUP BY h.tool_name
-     ORDER BY sum(h.requests) DESC, h.tool_name
-$fn$;
-
--- A session's requests, all time: its hours from the per-session rollups where current, from the
--- rows in the hours marked since (every hour with rows is one or the other).
-CREATE FUNCTION archon_mcp_session_requests(p_session uuid)
-RETURNS bigint
+-- The requests of each of the given sessions, all time: their hours from the per-session
+-- rollups where current, from the rows in the hours marked since (every hour with rows is one
+-- or the other). One pass for any number of sessions.
+CREATE FUNCTION archon_mcp_session_requests(p_sessions uuid[])
+RETURNS TABLE (session_id uuid, requests bigint)
 LANGUAGE sql
 STABLE
 AS $fn$
-    SELECT coalesce((SELECT sum(h.requests)
-                       FROM archon_mcp_rollup_session_hourly h
-                      WHERE h.session_id = p_session
-                        AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)), 0)::bigint
-         + (SELECT count(*)
+    SELECT x.session_id, sum(x.n)::bigint
+      FROM (SELECT h.session_id, h.requests AS n
+              FROM unnest(p_sessions) AS p(session_id)
+              JOIN archon_mcp_rollup_session_hourly h USING (session_id)
+             WHERE NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)
+            UNION ALL
+            SELECT r.session_id, 1
               FROM archon_mcp_rollup_dirty d
               JOIN archon_mcp_requests r ON r."timestamp" >= d.hour AND r."timestamp" < d.hour + interval '1 hour'
-             WHERE r.session_id = p_session)
+              JOIN unnest(p_sessions) AS p(session_id) USING (session_id)) x
+     GROUP BY x.session_id
 $fn$;
 
 CREATE OR REPLACE FUNCTION get_disconnected_sessions(
@@ -274,12 +241,15 @@ LANGUAGE sql
 STABLE
 SET jit = off
 AS $fn$
-    SELECT s.session_id, s.client_type, s.client_version, s.connected_at, s.disconnected_at,
-           s.total_duration, s.disconnect_reason, archon_mcp_session_requests(s.session_id)
-      FROM archon_mcp_sessions s
-     WHERE s.status = 'disconnected'
-       AND s.disconnected_at BETWEEN start_date AND end_date
-     ORDER BY s.disconnected_at DESC
+    WITH ended AS MATERIALIZED (
+        SELECT s.* FROM archon_mcp_sessions s
+         WHERE s.status = 'disconnected' AND s.disconnected_at BETWEEN start_date AND end_date
+    )
+    SELECT e.session_id, e.client_type, e.client_version, e.connected_at, e.disconnected_at,
+           e.total_duration, e.disconnect_reason, coalesce(c.requests, 0)
+      FROM ended e
+      LEFT JOIN archon_mcp_session_requests(ARRAY(SELECT session_id FROM ended)) c USING (session_id)
+     ORDER BY e.disconnected_at DESC
 $fn$;
 
 CREATE OR REPLACE FUNCTION get_user_sessions(
@@ -302,10 +272,13 @@ LANGUAGE sql
 STABLE
 SET jit = off
 AS $fn$
-    SELECT s.session_id, s.client_type, s.client_version, s.connected_at, s.disconnected_at,
-           s.total_duration, s.status, s.disconnect_reason, archon_mcp_session_requests(s.session_id)
-      FROM archon_mcp_sessions s
-     WHERE s.user_id = p_user_id
-       AND s.connected_at BETWEEN start_date AND end_date
-     ORDER BY s.connected_at DESC
+    WITH theirs AS MATERIALIZED (
+        SELECT s.* FROM archon_mcp_sessions s
+         WHERE s.user_id = p_user_id AND s.connected_at BETWEEN start_date AND end_date
+    )
+    SELECT t.session_id, t.client_type, t.client_version, t.connected_at, t.disconnected_at,
+           t.total_duration, t.status, t.disconnect_reason, coalesce(c.requests, 0)
+      FROM theirs t
+      LEFT JOIN archon_mcp_session_requests(ARRAY(SELECT session_id FROM theirs)) c USING (session_id)
+     ORDER BY t.connected_at DESC
 $fn$;

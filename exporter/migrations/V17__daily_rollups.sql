@@ -41,14 +41,15 @@ CREATE INDEX idx_archon_mcp_rollup_daily_user_day ON archon_mcp_rollup_daily_use
 COMMENT ON TABLE archon_mcp_rollup_daily_user IS
     'Requests per UTC day x user x department x tool x status x token source, from the hourly rollups';
 
--- Recomputes one UTC day of both from its hourly rollups (days are 24 hours: UTC has no DST).
-CREATE FUNCTION archon_mcp_rollup_day(p_day timestamptz)
+-- Recomputes the given UTC days of both from their hourly rollups, in one pass over them (a
+-- pass per day would read the hourly table once per day). Days are 24 hours: UTC has no DST.
+CREATE FUNCTION archon_mcp_rollup_days(p_days timestamptz[])
 RETURNS void
 LANGUAGE sql
 AS $fn$
-    DELETE FROM archon_mcp_rollup_daily_tool WHERE day = p_day;
+    DELETE FROM archon_mcp_rollup_daily_tool WHERE day = ANY (p_days);
     INSERT INTO archon_mcp_rollup_daily_tool
-    SELECT p_day, h.tool_name, h.model, h.status, h.error_kind, h.token_source,
+    SELECT date_trunc('day', h.hour, 'UTC'), h.tool_name, h.model, h.status, h.error_kind, h.token_source,
            sum(h.requests), sum(h.prompt_tokens), sum(h.completion_tokens), sum(h.cost), sum(h.duration_ms_sum),
            max(h.duration_ms_max),
            ARRAY[sum(h.latency_buckets[1]), sum(h.latency_buckets[2]), sum(h.latency_buckets[3]), sum(h.latency_buckets[4]),
@@ -56,15 +57,17 @@ AS $fn$
                  sum(h.latency_buckets[9]), sum(h.latency_buckets[10]), sum(h.latency_buckets[11]), sum(h.latency_buckets[12]),
                  sum(h.latency_buckets[13]), sum(h.latency_buckets[14]), sum(h.latency_buckets[15]), sum(h.latency_buckets[16])]::integer[]
       FROM archon_mcp_rollup_hourly h
-     WHERE h.hour >= p_day AND h.hour < p_day + interval '24 hours'
-     GROUP BY h.tool_name, h.model, h.status, h.error_kind, h.token_source;
-    DELETE FROM archon_mcp_rollup_daily_user WHERE day = p_day;
+     WHERE h.hour >= (SELECT min(d) FROM unnest(p_days) d) AND h.hour < (SELECT max(d) FROM unnest(p_days) d) + interval '24 hours'
+       AND date_trunc('day', h.hour, 'UTC') = ANY (p_days)
+     GROUP BY 1, h.tool_name, h.model, h.status, h.error_kind, h.token_source;
+    DELETE FROM archon_mcp_rollup_daily_user WHERE day = ANY (p_days);
     INSERT INTO archon_mcp_rollup_daily_user
-    SELECT p_day, h.user_id, h.user_department, h.tool_name, h.status, h.token_source,
+    SELECT date_trunc('day', h.hour, 'UTC'), h.user_id, h.user_department, h.tool_name, h.status, h.token_source,
            sum(h.requests), sum(h.prompt_tokens), sum(h.completion_tokens), sum(h.cost)
       FROM archon_mcp_rollup_hourly h
-     WHERE h.hour >= p_day AND h.hour < p_day + interval '24 hours'
-     GROUP BY h.user_id, h.user_department, h.tool_name, h.status, h.token_source;
+     WHERE h.hour >= (SELECT min(d) FROM unnest(p_days) d) AND h.hour < (SELECT max(d) FROM unnest(p_days) d) + interval '24 hours'
+       AND date_trunc('day', h.hour, 'UTC') = ANY (p_days)
+     GROUP BY 1, h.user_id, h.user_department, h.tool_name, h.status, h.token_source;
 $fn$;
 
 -- The hours' upkeep recomputes their days too (V14's, with the days).
@@ -84,10 +87,9 @@ BEGIN
         RETURNING hour
     LOOP
         PERFORM archon_mcp_rollup_hour(h);
-        hours := hours || h;
+        hours := array_append(hours, h);
     END LOOP;
-    PERFORM archon_mcp_rollup_day(d)
-       FROM (SELECT DISTINCT date_trunc('day', x, 'UTC') AS d FROM unnest(hours) AS x) days;
+    PERFORM archon_mcp_rollup_days(ARRAY(SELECT DISTINCT date_trunc('day', x, 'UTC') FROM unnest(hours) AS x));
     RETURN cardinality(hours);
 END;
 $fn$;
@@ -113,8 +115,8 @@ BEGIN
         n := n + 1;
     END LOOP;
     IF n > 0 THEN
-        PERFORM archon_mcp_rollup_day(d)
-           FROM generate_series(date_trunc('day', first, 'UTC'), date_trunc('day', p_to, 'UTC'), interval '24 hours') AS d;
+        PERFORM archon_mcp_rollup_days(ARRAY(
+            SELECT generate_series(date_trunc('day', first, 'UTC'), date_trunc('day', p_to, 'UTC'), interval '24 hours')));
     END IF;
     RETURN n;
 END;
@@ -351,6 +353,64 @@ SELECT
 FROM per_user_sessions s
 LEFT JOIN per_user_requests r USING (user_id);
 
+-- Whether the current login sees every user's requests (no reader policy narrows it), so a
+-- function may read the per-tool days, which hold everyone's: a reader's figures come from the
+-- hours, where row-level security leaves it its own.
+CREATE FUNCTION archon_mcp_sees_every_user()
+RETURNS boolean
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT NOT pg_has_role(current_user, 'archon_reader', 'MEMBER')
+        OR pg_has_role(current_user, 'archon_grafana', 'MEMBER')
+        OR pg_has_role(current_user, 'archon_exporter', 'MEMBER')
+        OR pg_has_role(current_user, 'archon_admin', 'MEMBER')
+$fn$;
+
+-- get_mcp_usage_by_tool's p95_duration_ms is read from the latency histogram (the upper bound of
+-- its bucket, capped by the slowest request) rather than interpolated between rows; its other
+-- figures are the rows'.
+CREATE OR REPLACE FUNCTION get_mcp_usage_by_tool(
+    start_date timestamptz DEFAULT now() - interval '30 days',
+    end_date timestamptz DEFAULT now()
+)
+RETURNS TABLE (
+    tool_name varchar,
+    request_count bigint,
+    total_tokens bigint,
+    total_cost numeric,
+    avg_duration_ms numeric,
+    error_count bigint,
+    p95_duration_ms double precision
+)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    SELECT h.tool_name,
+           sum(h.requests)::bigint,
+           coalesce(sum(h.prompt_tokens + h.completion_tokens), 0)::bigint,
+           coalesce(sum(h.cost), 0),
+           round((sum(h.duration_ms_sum) / sum(h.requests))::numeric, 3),
+           coalesce(sum(h.requests) FILTER (WHERE h.status <> 'success'), 0)::bigint,
+           archon_mcp_latency_quantile(
+               ARRAY[sum(h.latency_buckets[1]), sum(h.latency_buckets[2]), sum(h.latency_buckets[3]), sum(h.latency_buckets[4]), sum(h.latency_buckets[5]), sum(h.latency_buckets[6]), sum(h.latency_buckets[7]), sum(h.latency_buckets[8]),
+                     sum(h.latency_buckets[9]), sum(h.latency_buckets[10]), sum(h.latency_buckets[11]), sum(h.latency_buckets[12]), sum(h.latency_buckets[13]), sum(h.latency_buckets[14]), sum(h.latency_buckets[15]), sum(h.latency_buckets[16])],
+               0.95, max(h.duration_ms_max))
+      FROM (SELECT t.tool_name, t.status, t.requests, t.prompt_tokens, t.completion_tokens, t.cost,
+                   t.duration_ms_sum, t.duration_ms_max, t.latency_buckets
+              FROM archon_mcp_usage_by_tool(start_date, end_date + interval '1 microsecond') t
+             WHERE archon_mcp_sees_every_user()
+            UNION ALL
+            SELECT h.tool_name, h.status, h.requests, h.prompt_tokens, h.completion_tokens, h.cost,
+                   h.duration_ms_sum, h.duration_ms_max, h.latency_buckets
+              FROM archon_mcp_usage_hours(start_date, end_date + interval '1 microsecond') h
+             WHERE NOT archon_mcp_sees_every_user()) h
+     WHERE h.tool_name IS NOT NULL
+     GROUP BY h.tool_name
+     ORDER BY sum(h.requests) DESC, h.tool_name
+$fn$;
+
 -- As the hourly rollups: readers see their own user's rows; the per-tool days are everyone's
 -- (no user in them), so readers are not given them.
 ALTER TABLE archon_mcp_rollup_daily_user ENABLE ROW LEVEL SECURITY;
@@ -362,9 +422,8 @@ CREATE POLICY archon_mcp_rollup_daily_user_own ON archon_mcp_rollup_daily_user F
 GRANT SELECT, INSERT, DELETE ON archon_mcp_rollup_daily_tool, archon_mcp_rollup_daily_user TO archon_exporter, archon_admin;
 GRANT SELECT ON archon_mcp_rollup_daily_tool, archon_mcp_rollup_daily_user TO archon_grafana;
 GRANT SELECT ON archon_mcp_rollup_daily_user TO archon_reader;
-REVOKE EXECUTE ON FUNCTION archon_mcp_rollup_day(timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION archon_mcp_rollup_day(timestamptz) TO archon_exporter, archon_admin;
+REVOKE EXECUTE ON FUNCTION archon_mcp_rollup_days(timestamptz[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION archon_mcp_rollup_days(timestamptz[]) TO archon_exporter, archon_admin;
 
 -- The days of the hours rolled up so far.
-SELECT archon_mcp_rollup_day(d)
-  FROM (SELECT DISTINCT date_trunc('day', hour, 'UTC') AS d FROM archon_mcp_rollup_hourly) days;
+SELECT archon_mcp_rollup_days(ARRAY(SELECT DISTINCT date_trunc('day', hour, 'UTC') FROM archon_mcp_rollup_hourly));
