@@ -238,8 +238,8 @@ async fn measure_visibility(
         .build();
     let latencies = visibility(&provider, url, seconds).await;
     let name = |q: &str| format!("{path} at 5,000 spans/s: span end → row visible, {q}");
-    common::figure(&name("p50"), common::quantile(&latencies, 0.5), "ms", None);
-    common::figure(&name("p99"), common::quantile(&latencies, 0.99), "ms", Some(target));
+    common::figure(&name("p50"), archon_mcp_otel::stats::quantile(&latencies, 0.5), "ms", None);
+    common::figure(&name("p99"), archon_mcp_otel::stats::quantile(&latencies, 0.99), "ms", Some(target));
 }
 
 /// Path 1: `archon-mcp-exporter serve` fed requests `share` by 4 concurrent OTLP/gRPC clients,

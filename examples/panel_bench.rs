@@ -90,7 +90,10 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     // A partition per month from the oldest seeded day to this one.
     client
-        .execute("SELECT archon_mcp_create_request_partitions($1::int, current_date - $2::int)", &[&(args.days / 28 + 1), &(args.days + 1)])
+        .execute(
+            "SELECT archon_mcp_create_request_partitions($1::int, current_date - $2::int)",
+            &[&(args.days / 28 + 1), &(args.days + 1)],
+        )
         .await?;
     client.execute(SEED, &[&(sessions as i32), &f64::from(args.days)]).await?;
     client.execute(SEED_REQUESTS, &[&args.rows, &sessions, &f64::from(args.days)]).await?;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use archon_mcp_exporter::testing::{Connection, LocalCluster, TestUser, otlp_request, with_usage};
 use archon_mcp_otel::serve_process::{ServeProcess, status_kib};
+use archon_mcp_otel::stats::quantile;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use tokio_postgres::NoTls;
@@ -60,13 +61,6 @@ fn export(k: u64) -> ExportTraceServiceRequest {
 struct Window {
     latencies_ms: std::sync::Mutex<Vec<f64>>,
     retries: AtomicU64,
-}
-
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

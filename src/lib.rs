@@ -13,6 +13,7 @@ pub mod knowledge;
 pub mod report;
 pub mod round_trips;
 pub mod serve_process;
+pub mod stats;
 
 /// The README's Rust blocks, compiled as doc-tests so they cannot rot.
 #[doc = include_str!("../README.md")]

@@ -13,6 +13,7 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tokio_postgres::Client;
 
 use crate::report::Table;
+use crate::stats::quantile;
 
 /// The duration of every CLIENT span of the demo's clients, by span id (hex).
 #[derive(Debug, Clone, Default)]
@@ -62,7 +63,13 @@ impl ClientCalls {
         let matched = seen.len();
         let share = rest.iter().sum::<f64>() / seen.iter().sum::<f64>().max(f64::MIN_POSITIVE);
         let line = |part: &str, values: &mut Vec<f64>, share: String| {
-            vec![part.to_owned(), format!("{:.2}", quantile(values, 0.5)), format!("{:.2}", quantile(values, 0.95)), share]
+            values.sort_by(f64::total_cmp);
+            vec![
+                part.to_owned(),
+                format!("{:.2}", quantile(values, 0.5)),
+                format!("{:.2}", quantile(values, 0.95)),
+                share,
+            ]
         };
         Ok(Some(Table {
             title: "Where a tool call's time went (traced clients; rows joined by parent_span_id)",
@@ -74,11 +81,4 @@ impl ClientCalls {
             ],
         }))
     }
-}
-
-/// The `q` quantile of `values` (nearest rank); sorts them.
-fn quantile(values: &mut [f64], q: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let rank = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len());
-    values[rank - 1]
 }

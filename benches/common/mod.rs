@@ -22,14 +22,6 @@ pub fn quick() -> bool {
     !std::env::args().any(|a| a == "--bench") || std::env::var_os("ARCHON_BENCH_QUICK").is_some()
 }
 
-/// The value at quantile `q` of sorted samples.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
-}
-
 /// A figure line: name, value, unit, and the target when there is one.
 pub fn figure(name: &str, value: f64, unit: &str, target: Option<&str>) {
     match target {

@@ -129,15 +129,15 @@ impl Samples {
     }
 
     fn median(&self) -> f64 {
-        common::quantile(&self.micros, 0.5)
+        archon_mcp_otel::stats::quantile(&self.micros, 0.5)
     }
 
     fn p99(&self) -> f64 {
-        common::quantile(&self.micros, 0.99)
+        archon_mcp_otel::stats::quantile(&self.micros, 0.99)
     }
 
     fn allocations(&self) -> f64 {
-        common::quantile(&self.allocations, 0.5)
+        archon_mcp_otel::stats::quantile(&self.allocations, 0.5)
     }
 }
 

@@ -486,7 +486,10 @@ async fn retention(
             .await
             .with_context(|| format!("--keep-rollups {long:?} is not an interval PostgreSQL reads: use 2y, 104w"))?
             .get(0);
-        anyhow::ensure!(!shorter, "--keep-rollups {long} is shorter than --keep {keep}: the rollups summarise the rows, keep them at least as long");
+        anyhow::ensure!(
+            !shorter,
+            "--keep-rollups {long} is shorter than --keep {keep}: the rollups summarise the rows, keep them at least as long"
+        );
     }
     let cutoff: String = client
         .query_one("SELECT (now() - $1::text::interval)::timestamptz(0)::text", &[&keep])

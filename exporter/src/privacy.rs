@@ -189,7 +189,7 @@ pub async fn forget(
     let user_ids = concat!("SELECT user_id FROM ", subject_sessions!(), " AND user_id IS NOT NULL");
     // The person's id leaves the rollups now; their hours, marked by the changes below (V14's
     // triggers), are recomputed at the next round.
-    for rollup in ["archon_mcp_rollup_hourly", "archon_mcp_rollup_session_hourly", "archon_mcp_rollup_daily_user"] {
+    for (rollup, _, _) in crate::rollups::TABLES.iter().filter(|(_, _, per_user)| *per_user) {
         tx.execute(&format!("DELETE FROM {rollup} WHERE user_id IN ({user_ids})"), &[key, email]).await?;
     }
     let (requests, sessions, budgets) = match policy {

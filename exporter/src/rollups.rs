@@ -13,6 +13,15 @@
 
 use tokio_postgres::GenericClient;
 
+/// Every rollup table, with the column that dates its rows and whether it names a user (those
+/// are what erasure reaches).
+pub(crate) const TABLES: [(&str, &str, bool); 4] = [
+    ("archon_mcp_rollup_hourly", "hour", true),
+    ("archon_mcp_rollup_session_hourly", "hour", true),
+    ("archon_mcp_rollup_daily_tool", "day", false),
+    ("archon_mcp_rollup_daily_user", "day", true),
+];
+
 /// Recomputes the rollups of every hour from `from` to `to` (dates PostgreSQL reads) from the raw
 /// rows; returns how many hours. Hours before the oldest raw row are left as they are.
 pub async fn rebuild(client: &impl GenericClient, from: &str, to: &str) -> Result<i32, tokio_postgres::Error> {
@@ -30,17 +39,12 @@ pub async fn drop_older_than(
     dry_run: bool,
 ) -> Result<u64, tokio_postgres::Error> {
     let mut rows = 0;
-    let tables = [
-        ("archon_mcp_rollup_hourly", "hour"),
-        ("archon_mcp_rollup_session_hourly", "hour"),
-        ("archon_mcp_rollup_daily_tool", "day"),
-        ("archon_mcp_rollup_daily_user", "day"),
-    ];
-    for (table, at) in tables {
+    for (table, at, _) in TABLES {
         // Whole periods only: a day is kept while any of its hours is.
         let before = format!("{at} < date_trunc('{at}', now() - $1::text::interval, 'UTC')");
         rows += if dry_run {
-            let n: i64 = client.query_one(&format!("SELECT count(*) FROM {table} WHERE {before}"), &[&keep]).await?.get(0);
+            let n: i64 =
+                client.query_one(&format!("SELECT count(*) FROM {table} WHERE {before}"), &[&keep]).await?.get(0);
             n as u64
         } else {
             client.execute(&format!("DELETE FROM {table} WHERE {before}"), &[&keep]).await?

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use archon_mcp_instrument::{Telemetry, TracedConfig, TracedExt, TracedPeer, usage};
-use tracing::Instrument as _;
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler};
+use tracing::Instrument as _;
 
 #[derive(Clone)]
 struct Hello;
@@ -46,8 +46,12 @@ impl ServerHandler for Hello {
         #[allow(deprecated)] // sampling: SEP-2577, still sent before protocol 2026-07-28
         let greeting = match sampling {
             true => {
-                let ask = CreateMessageRequestParams::new(vec![SamplingMessage::user_text(format!("greet {name}"))], 20);
-                peer.create_message(ask).await.ok().and_then(|m| m.message.content.first()?.as_text().map(|t| t.text.clone()))
+                let ask =
+                    CreateMessageRequestParams::new(vec![SamplingMessage::user_text(format!("greet {name}"))], 20);
+                peer.create_message(ask)
+                    .await
+                    .ok()
+                    .and_then(|m| m.message.content.first()?.as_text().map(|t| t.text.clone()))
             }
             false => None,
         };

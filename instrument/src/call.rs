@@ -18,8 +18,8 @@ use crate::admission::Admission;
 use crate::attributes as attr;
 use crate::connection::{Cancellation, Connection, InFlight};
 use crate::network::Network;
-use crate::peer;
 use crate::origin::Origin;
+use crate::peer;
 use crate::propagation::Propagated;
 use crate::routing::session_for;
 use crate::runtime::Shared;
@@ -181,7 +181,8 @@ impl Call {
         // Wrapped here, outside the `async` part, so the handler's future is stored once in
         // the request's state rather than once per layer (see `usage::scope`).
         let serving = peer::Serving { shared: self.shared.clone(), cx: self.cx.clone() };
-        let handled = usage::scope(AssertUnwindSafe(peer::scope(serving, handler.with_context(self.cx.clone()))).catch_unwind());
+        let handled =
+            usage::scope(AssertUnwindSafe(peer::scope(serving, handler.with_context(self.cx.clone()))).catch_unwind());
         // Boxed: rmcp spawns every request as a task, and a future of a couple of kilobytes is
         // copied whole on each move on the way there; one allocation costs less (BENCHMARKS.md).
         Box::pin(self.run_handled(handled, tool_result))

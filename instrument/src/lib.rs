@@ -91,13 +91,13 @@ mod network;
 #[cfg(feature = "full")]
 mod notification;
 #[cfg(feature = "full")]
-mod outbound;
-#[cfg(feature = "full")]
-mod peer;
-#[cfg(feature = "full")]
 mod origin;
 #[cfg(feature = "full")]
 mod otel_layer;
+#[cfg(feature = "full")]
+mod outbound;
+#[cfg(feature = "full")]
+mod peer;
 #[cfg(feature = "full")]
 mod propagation;
 #[cfg(feature = "full")]

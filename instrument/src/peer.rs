@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use opentelemetry::trace::{FutureExt as _, SpanBuilder, SpanKind, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
+use rmcp::Peer;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::model::{
     ClientResult, CreateMessageRequest, CreateMessageRequestParams, CreateMessageResult, ElicitRequest,
     ElicitRequestParams, ElicitResult, ErrorData, GetMeta as _, ListRootsRequest, ListRootsResult, ServerRequest,
 };
-use rmcp::Peer;
 use rmcp::service::{PeerRequestOptions, RequestContext, RoleServer, ServiceError};
 
 use crate::attributes as attr;
@@ -74,7 +74,10 @@ impl TracedPeer {
 
     /// `sampling/createMessage`, traced, after rmcp's checks of the request (its structure, and
     /// tools only to a client that supports them).
-    pub async fn create_message(&self, params: CreateMessageRequestParams) -> Result<CreateMessageResult, ServiceError> {
+    pub async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+    ) -> Result<CreateMessageResult, ServiceError> {
         if (params.tools.is_some() || params.tool_choice.is_some()) && !self.peer.supports_sampling_tools() {
             return Err(ServiceError::McpError(ErrorData::invalid_params(
                 "tools or toolChoice provided but client does not support sampling tools capability",

@@ -57,7 +57,10 @@ async fn the_demo_pipeline_reports_what_the_database_holds() {
     let round_trips = &report.tables[5];
     assert_eq!(round_trips.rows[0][3], "36 calls", "{round_trips:?}");
     let ms = |row: usize, col: usize| round_trips.rows[row][col].parse::<f64>().unwrap();
-    assert!(ms(0, 1) >= ms(1, 1) && ms(0, 2) >= ms(1, 2), "the client sees at least the server's time: {round_trips:?}");
+    assert!(
+        ms(0, 1) >= ms(1, 1) && ms(0, 2) >= ms(1, 2),
+        "the client sees at least the server's time: {round_trips:?}"
+    );
     assert!(ms(2, 1) > 0.0, "{round_trips:?}");
     run.finish().await;
 }

@@ -90,7 +90,11 @@ async fn rollups_equal_the_raw_rows_after_writes_replays_late_data_and_rebuilds(
         .unwrap()
         .get(0);
     assert_eq!(rebuilt, 7, "the hours from the oldest raw row on");
-    client.execute("DELETE FROM archon_mcp_rollup_hourly WHERE requests = 9 AND hour < now() - interval '29 days'", &[]).await.map(|n| assert_eq!(n, 1, "the dropped rows' rollup stays")).unwrap();
+    client
+        .execute("DELETE FROM archon_mcp_rollup_hourly WHERE requests = 9 AND hour < now() - interval '29 days'", &[])
+        .await
+        .map(|n| assert_eq!(n, 1, "the dropped rows' rollup stays"))
+        .unwrap();
     assert_eq!(differences(&client).await.0, 0);
 }
 
@@ -157,11 +161,16 @@ async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
         ("ragged ends", "now() - interval '5 hours 17 minutes'", "now() - interval '42 minutes'"),
         ("within an hour", "now() - interval '3 hours 50 minutes'", "now() - interval '3 hours 20 minutes'"),
         ("everything", "'-infinity'", "'infinity'"),
-        ("whole days", "date_trunc('day', now(), 'UTC') - interval '48 hours'", "date_trunc('day', now(), 'UTC') + interval '24 hours'"),
+        (
+            "whole days",
+            "date_trunc('day', now(), 'UTC') - interval '48 hours'",
+            "date_trunc('day', now(), 'UTC') + interval '24 hours'",
+        ),
     ];
     let compare = async |when: &str| {
         for (name, from, to) in ranges {
-            let sql = RANGE.replace("$1", &format!("({from})::timestamptz")).replace("$2", &format!("({to})::timestamptz"));
+            let sql =
+                RANGE.replace("$1", &format!("({from})::timestamptz")).replace("$2", &format!("({to})::timestamptz"));
             let row = client.query_one(&sql, &[]).await.unwrap();
             let (n, raw, hours): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
             assert_eq!(hours, raw, "{name} {when}: rollups against rows");

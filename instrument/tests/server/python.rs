@@ -47,9 +47,8 @@ async fn python_client_calls_context(mode: &str) {
     assert_eq!(send["kind"], "client");
     assert_eq!(send["parent_span_id"], agent["span_id"]);
 
-    let spans = capture
-        .wait_for("the server's span", |s| summary(s).iter().any(|s| s.name == "tools/call context"))
-        .await;
+    let spans =
+        capture.wait_for("the server's span", |s| summary(s).iter().any(|s| s.name == "tools/call context")).await;
     let served = summary(&spans).into_iter().find(|s| s.name == "tools/call context").unwrap();
     assert_eq!(served.trace_id, agent["trace_id"].as_str().unwrap(), "one trace: {served:?}");
     assert_eq!(served.parent_span_id, send["span_id"].as_str().unwrap(), "the SDK's client span is the parent");
