@@ -115,6 +115,60 @@ async fn a_reader_sees_the_rollups_of_its_own_user_only() {
     assert_eq!(reader.count("SELECT * FROM archon_mcp_rollup_hourly").await, 1, "Ada's only");
     let refused = reader.client.query_one("SELECT archon_mcp_rollup_refresh(48)", &[]).await;
     assert!(refused.is_err(), "a reader cannot rebuild");
+
+    // Every reader of the rollups a reader may call gives Ada's request, and only hers — rolled
+    // up, and with a later call of Bob's in a marked hour read from the rows.
+    let readers = [
+        "SELECT sum(requests)::bigint FROM archon_mcp_usage_hours('-infinity', 'infinity')",
+        "SELECT sum(requests)::bigint FROM archon_mcp_usage_by_user('-infinity', 'infinity')",
+        "SELECT count(DISTINCT session_id) FROM archon_mcp_usage_sessions('-infinity', 'infinity')",
+        "SELECT total_requests FROM get_mcp_usage_summary(now() - interval '1 day', now() + interval '1 day')",
+        "SELECT sum(request_count)::bigint FROM get_mcp_usage_by_tool(now() - interval '1 day', now() + interval '1 day')",
+        "SELECT sum(total_requests)::bigint FROM archon_mcp_user_stats",
+    ];
+    for round in ["rolled up", "with a marked hour"] {
+        for sql in readers {
+            let n: Option<i64> = reader.client.query_one(sql, &[]).await.unwrap().get(0);
+            assert_eq!(n, Some(1), "{sql} ({round}): Ada's request only");
+        }
+        write(&db.store(StoreConfig::default()), &[bob.call("search", t0 + SEC, 5)]).await;
+    }
+    // The per-tool days hold everyone's requests: a reader is not given them.
+    let refused =
+        reader.client.query_one("SELECT count(*) FROM archon_mcp_usage_by_tool('-infinity', 'infinity')", &[]).await;
+    assert!(refused.is_err(), "a reader cannot read the per-tool days");
+}
+
+/// The class: every rollup table a reader may select from narrows it to its own user by a
+/// row-level policy, or holds no user and no figures (the dirty hours).
+#[tokio::test]
+async fn no_rollup_table_shows_a_reader_other_users() {
+    let db = TestDb::migrated().await;
+    let admin = db.client().await;
+    let open: Vec<String> = admin
+        .query(
+            "SELECT c.relname::text FROM pg_class c
+              WHERE c.relname LIKE 'archon_mcp_rollup%' AND c.relkind = 'r'
+                AND has_table_privilege('archon_reader', c.oid, 'SELECT')
+                AND c.relname <> 'archon_mcp_rollup_dirty'
+                AND NOT (c.relrowsecurity AND EXISTS (
+                      SELECT 1 FROM pg_policy p
+                       WHERE p.polrelid = c.oid AND 'archon_reader'::regrole = ANY (p.polroles)
+                         AND pg_get_expr(p.polqual, p.polrelid) LIKE '%archon_current_user_id()%'))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(open.is_empty(), "rollup tables a reader reads unnarrowed: {open:?}");
+    let tables: i64 = admin
+        .query_one("SELECT count(*) FROM pg_class WHERE relname LIKE 'archon_mcp_rollup%' AND relkind = 'r'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 5, "hourly, per-session, dirty, daily per tool and per user: a new one is checked above");
 }
 
 /// What a reader of any range gets, the raw rows' aggregate and `archon_mcp_usage_hours`' side by
