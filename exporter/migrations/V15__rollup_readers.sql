@@ -52,7 +52,7 @@ RETURNS SETOF archon_mcp_rollup_session_hourly
 LANGUAGE sql
 STABLE
 AS $fn$
-    SELECT date_trunc('hour', r."timestamp"), r.session_id, (array_agg(r.user_id) FILTER (WHERE r.user_id IS NOT NULL))[1],
+    SELECT date_trunc('hour', r."timestamp", 'UTC'), r.session_id, (array_agg(r.user_id) FILTER (WHERE r.user_id IS NOT NULL))[1],
            count(*), sum(r.total_tokens), max(r.model)
       FROM archon_mcp_requests r
      WHERE r."timestamp" >= p_from AND r."timestamp" < p_to
@@ -65,7 +65,7 @@ RETURNS SETOF archon_mcp_rollup_hourly
 LANGUAGE sql
 STABLE
 AS $fn$
-    SELECT date_trunc('hour', r."timestamp"), r.user_id, s.user_department, r.tool_name, s.client_type, r.model,
+    SELECT date_trunc('hour', r."timestamp", 'UTC'), r.user_id, s.user_department, r.tool_name, s.client_type, r.model,
            r.status, r.token_source,
            count(*), sum(r.prompt_tokens), sum(r.completion_tokens), coalesce(sum(r.estimated_cost), 0),
            count(r.estimated_cost), sum(r.duration_ms),
@@ -106,19 +106,63 @@ AS $fn$
 $fn$;
 
 -- The whole hours of [p_from, p_to): from the first hour boundary at or after p_from to the
--- last at or before p_to (empty when the range holds no whole hour).
+-- last at or before p_to (empty when the range holds no whole hour). Hours are UTC hours
+-- everywhere (V15): in a session whose time zone is off UTC by half an hour, `date_trunc('hour',
+-- …)` alone would cut the range across the stored hours.
 CREATE FUNCTION archon_mcp_rollup_span(p_from timestamptz, p_to timestamptz, OUT lo timestamptz, OUT hi timestamptz)
 LANGUAGE sql
 IMMUTABLE
 AS $fn$
-    SELECT f.lo, greatest(date_trunc('hour', p_to), f.lo)
-      FROM (SELECT least(CASE WHEN date_trunc('hour', p_from) = p_from THEN p_from
-                              ELSE date_trunc('hour', p_from) + interval '1 hour' END, p_to) AS lo) f
+    SELECT f.lo, greatest(date_trunc('hour', p_to, 'UTC'), f.lo)
+      FROM (SELECT least(CASE WHEN date_trunc('hour', p_from, 'UTC') = p_from THEN p_from
+                              ELSE date_trunc('hour', p_from, 'UTC') + interval '1 hour' END, p_to) AS lo) f
+$fn$;
+
+-- V14's marks, on UTC hours like the rest.
+CREATE OR REPLACE FUNCTION archon_mcp_rollup_mark() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO archon_mcp_rollup_dirty (hour)
+        SELECT DISTINCT date_trunc('hour', n."timestamp", 'UTC') FROM new_rows n
+        ON CONFLICT DO NOTHING;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        INSERT INTO archon_mcp_rollup_dirty (hour)
+        SELECT DISTINCT date_trunc('hour', o."timestamp", 'UTC') FROM old_rows o
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END;
+$fn$;
+
+CREATE OR REPLACE FUNCTION archon_mcp_rollup_mark_session() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
+BEGIN
+    INSERT INTO archon_mcp_rollup_dirty (hour)
+    SELECT DISTINCT date_trunc('hour', r."timestamp", 'UTC') FROM archon_mcp_requests r WHERE r.session_id = NEW.session_id
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$fn$;
+
+-- The parts of [p_from, p_to) the hourly rollups do not answer, to read from the rows: the
+-- ragged ends and the whole hours marked since their rollup.
+CREATE FUNCTION archon_mcp_rollup_gaps(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (lo timestamptz, hi timestamptz)
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT p_from, b.lo FROM archon_mcp_rollup_span(p_from, p_to) b WHERE p_from < b.lo
+    UNION ALL
+    SELECT b.hi, p_to FROM archon_mcp_rollup_span(p_from, p_to) b WHERE b.hi < p_to
+    UNION ALL
+    SELECT d.hour, d.hour + interval '1 hour'
+      FROM archon_mcp_rollup_span(p_from, p_to) b
+      JOIN archon_mcp_rollup_dirty d ON d.hour >= b.lo AND d.hour < b.hi
 $fn$;
 
 -- The requests of [p_from, p_to) in the rollups' shape: rolled-up hours where current, the raw
--- rows for the ragged ends and the hours written since their rollup. The same figures as the
--- rows give; row-level security applies to both sources (a reader sees its own).
+-- rows for the gaps. The same figures as the rows give; row-level security applies to both
+-- sources (a reader sees its own).
 CREATE FUNCTION archon_mcp_usage_hours(p_from timestamptz, p_to timestamptz)
 RETURNS SETOF archon_mcp_rollup_hourly
 LANGUAGE sql
@@ -130,17 +174,41 @@ AS $fn$
      WHERE h.hour >= b.lo AND h.hour < b.hi
        AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)
     UNION ALL
-    SELECT x.* FROM archon_mcp_rollup_span(p_from, p_to) b, LATERAL archon_mcp_rollup_rows(p_from, b.lo) x
-    UNION ALL
-    SELECT x.* FROM archon_mcp_rollup_span(p_from, p_to) b, LATERAL archon_mcp_rollup_rows(b.hi, p_to) x
-    UNION ALL
-    SELECT x.*
-      FROM archon_mcp_rollup_span(p_from, p_to) b
-      JOIN archon_mcp_rollup_dirty d ON d.hour >= b.lo AND d.hour < b.hi,
-           LATERAL archon_mcp_rollup_rows(d.hour, d.hour + interval '1 hour') x
+    SELECT x.* FROM archon_mcp_rollup_gaps(p_from, p_to) g, LATERAL archon_mcp_rollup_rows(g.lo, g.hi) x
 $fn$;
 COMMENT ON FUNCTION archon_mcp_usage_hours(timestamptz, timestamptz) IS
     'The requests of [from, to) per hour and dimension: from the hourly rollups where current, from the raw rows elsewhere';
+
+-- V14's budget hours the same way: rolled-up hours where current, the budget's requests in the
+-- gaps.
+CREATE OR REPLACE FUNCTION archon_budget_hours(p_scope text, p_value text, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (hour timestamptz, user_id uuid, tool_name text, requests bigint, cost numeric)
+LANGUAGE sql
+STABLE
+SET jit = off
+AS $fn$
+    WITH subject AS (
+        SELECT s.user_id FROM archon_mcp_sessions s WHERE p_scope = 'user' AND s.user_key = p_value LIMIT 1
+    )
+    SELECT h.hour, h.user_id, h.tool_name, sum(h.requests)::bigint, sum(h.cost)
+      FROM archon_mcp_rollup_span(p_from, p_to) b, archon_mcp_rollup_hourly h
+     WHERE h.hour >= b.lo AND h.hour < b.hi
+       AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)
+       AND CASE p_scope
+             WHEN 'all' THEN true
+             WHEN 'anonymous' THEN h.user_id IS NULL
+             -- A request's user is its session's or none (never another's): see V10.
+             WHEN 'user' THEN h.user_id = (SELECT user_id FROM subject)
+             WHEN 'department' THEN h.user_department = p_value AND h.user_id IS NOT NULL
+             WHEN 'tool' THEN h.tool_name = p_value
+             WHEN 'client_type' THEN h.client_type = p_value
+           END
+     GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT date_trunc('hour', q."timestamp", 'UTC'), q.user_id, q.tool_name, count(*), coalesce(sum(q.estimated_cost), 0)
+      FROM archon_mcp_rollup_gaps(p_from, p_to) g, LATERAL archon_budget_requests(p_scope, p_value, g.lo, g.hi) q
+     GROUP BY 1, 2, 3
+$fn$;
 
 -- The sessions that made requests in [p_from, p_to), per hour, the same way.
 CREATE FUNCTION archon_mcp_usage_sessions(p_from timestamptz, p_to timestamptz)
@@ -154,14 +222,7 @@ AS $fn$
      WHERE h.hour >= b.lo AND h.hour < b.hi
        AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d WHERE d.hour = h.hour)
     UNION ALL
-    SELECT x.* FROM archon_mcp_rollup_span(p_from, p_to) b, LATERAL archon_mcp_rollup_session_rows(p_from, b.lo) x
-    UNION ALL
-    SELECT x.* FROM archon_mcp_rollup_span(p_from, p_to) b, LATERAL archon_mcp_rollup_session_rows(b.hi, p_to) x
-    UNION ALL
-    SELECT x.*
-      FROM archon_mcp_rollup_span(p_from, p_to) b
-      JOIN archon_mcp_rollup_dirty d ON d.hour >= b.lo AND d.hour < b.hi,
-           LATERAL archon_mcp_rollup_session_rows(d.hour, d.hour + interval '1 hour') x
+    SELECT x.* FROM archon_mcp_rollup_gaps(p_from, p_to) g, LATERAL archon_mcp_rollup_session_rows(g.lo, g.hi) x
 $fn$;
 
 -- A quantile read from a latency histogram (the buckets summed over rows — by subscript,
@@ -196,7 +257,7 @@ GRANT SELECT ON archon_mcp_rollup_session_hourly TO archon_grafana, archon_reade
 -- Every hour is recomputed with the new columns by the reaper (48 a round, oldest first), or at
 -- once with `archon-mcp-exporter rollups rebuild`; until then it is read from the rows.
 INSERT INTO archon_mcp_rollup_dirty (hour)
-SELECT DISTINCT hour FROM archon_mcp_rollup_hourly
+SELECT DISTINCT date_trunc('hour', hour, 'UTC') FROM archon_mcp_rollup_hourly
 ON CONFLICT DO NOTHING;
 
 -- The Archon SQL API's session functions on the per-session hours (the rest of it in V17): the

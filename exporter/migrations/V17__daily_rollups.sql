@@ -102,13 +102,13 @@ RETURNS integer
 LANGUAGE plpgsql
 AS $fn$
 DECLARE
-    first timestamptz := greatest(date_trunc('hour', p_from),
-                                  date_trunc('hour', (SELECT min(r."timestamp") FROM archon_mcp_requests r)));
+    first timestamptz := greatest(date_trunc('hour', p_from, 'UTC'),
+                                  date_trunc('hour', (SELECT min(r."timestamp") FROM archon_mcp_requests r), 'UTC'));
     h timestamptz := first;
     n integer := 0;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('archon_mcp_rollup'));
-    WHILE h <= date_trunc('hour', p_to) LOOP
+    WHILE h <= date_trunc('hour', p_to, 'UTC') LOOP
         DELETE FROM archon_mcp_rollup_dirty WHERE hour = h;
         PERFORM archon_mcp_rollup_hour(h);
         h := h + interval '1 hour';
@@ -122,8 +122,7 @@ BEGIN
 END;
 $fn$;
 
--- The whole UTC days of [p_from, p_to) not touched since their rollup, as [lo, hi) and the
--- days inside it to read from the hours instead.
+-- The whole UTC days of [p_from, p_to).
 CREATE FUNCTION archon_mcp_rollup_day_span(p_from timestamptz, p_to timestamptz, OUT lo timestamptz, OUT hi timestamptz)
 LANGUAGE sql
 IMMUTABLE
@@ -133,12 +132,21 @@ AS $fn$
                               ELSE date_trunc('day', p_from, 'UTC') + interval '24 hours' END, p_to) AS lo) f
 $fn$;
 
-CREATE FUNCTION archon_mcp_rollup_dirty_days(p_lo timestamptz, p_hi timestamptz)
-RETURNS SETOF timestamptz
+-- The parts of [p_from, p_to) the daily rollups do not answer, to read from the hours: the
+-- ragged ends and the days with an hour marked since their rollup.
+CREATE FUNCTION archon_mcp_rollup_day_gaps(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (lo timestamptz, hi timestamptz)
 LANGUAGE sql
 STABLE
 AS $fn$
-    SELECT DISTINCT date_trunc('day', d.hour, 'UTC') FROM archon_mcp_rollup_dirty d WHERE d.hour >= p_lo AND d.hour < p_hi
+    SELECT p_from, b.lo FROM archon_mcp_rollup_day_span(p_from, p_to) b WHERE p_from < b.lo
+    UNION ALL
+    SELECT b.hi, p_to FROM archon_mcp_rollup_day_span(p_from, p_to) b WHERE b.hi < p_to
+    UNION ALL
+    SELECT d.day, d.day + interval '24 hours'
+      FROM archon_mcp_rollup_day_span(p_from, p_to) b,
+           LATERAL (SELECT DISTINCT date_trunc('day', m.hour, 'UTC') AS day
+                      FROM archon_mcp_rollup_dirty m WHERE m.hour >= b.lo AND m.hour < b.hi) d
 $fn$;
 
 -- The requests of [p_from, p_to) per tool, model, outcome and token source: whole clean days
@@ -152,23 +160,16 @@ LANGUAGE sql
 STABLE
 SET jit = off
 AS $fn$
-    WITH b AS (SELECT * FROM archon_mcp_rollup_day_span(p_from, p_to)),
-    dirty AS (SELECT d FROM b, archon_mcp_rollup_dirty_days(b.lo, b.hi) AS d),
-    hours AS (
-        SELECT h.* FROM b, archon_mcp_usage_hours(p_from, b.lo) h
-        UNION ALL
-        SELECT h.* FROM b, archon_mcp_usage_hours(b.hi, p_to) h
-        UNION ALL
-        SELECT h.* FROM dirty, archon_mcp_usage_hours(dirty.d, dirty.d + interval '24 hours') h
-    )
     SELECT t.day, t.tool_name, t.model, t.status, t.error_kind, t.token_source, t.requests, t.prompt_tokens,
            t.completion_tokens, t.cost, t.duration_ms_sum, t.duration_ms_max, t.latency_buckets
-      FROM b, archon_mcp_rollup_daily_tool t
-     WHERE t.day >= b.lo AND t.day < b.hi AND t.day NOT IN (SELECT d FROM dirty)
+      FROM archon_mcp_rollup_day_span(p_from, p_to) b, archon_mcp_rollup_daily_tool t
+     WHERE t.day >= b.lo AND t.day < b.hi -- A day with an hour marked since its rollup is read from the hours.
+       AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d
+                        WHERE d.hour >= t.day AND d.hour < t.day + interval '24 hours')
     UNION ALL
     SELECT h.hour, h.tool_name, h.model, h.status, h.error_kind, h.token_source, h.requests, h.prompt_tokens,
            h.completion_tokens, h.cost, h.duration_ms_sum, h.duration_ms_max, h.latency_buckets
-      FROM hours h
+      FROM archon_mcp_rollup_day_gaps(p_from, p_to) g, LATERAL archon_mcp_usage_hours(g.lo, g.hi) h
 $fn$;
 COMMENT ON FUNCTION archon_mcp_usage_by_tool(timestamptz, timestamptz) IS
     'The requests of [from, to) per tool, model, outcome and token source: daily rollups for whole clean days, hourly rollups and rows elsewhere';
@@ -181,23 +182,16 @@ LANGUAGE sql
 STABLE
 SET jit = off
 AS $fn$
-    WITH b AS (SELECT * FROM archon_mcp_rollup_day_span(p_from, p_to)),
-    dirty AS (SELECT d FROM b, archon_mcp_rollup_dirty_days(b.lo, b.hi) AS d),
-    hours AS (
-        SELECT h.* FROM b, archon_mcp_usage_hours(p_from, b.lo) h
-        UNION ALL
-        SELECT h.* FROM b, archon_mcp_usage_hours(b.hi, p_to) h
-        UNION ALL
-        SELECT h.* FROM dirty, archon_mcp_usage_hours(dirty.d, dirty.d + interval '24 hours') h
-    )
     SELECT u.day, u.user_id, u.user_department, u.tool_name, u.status, u.token_source, u.requests, u.prompt_tokens,
            u.completion_tokens, u.cost
-      FROM b, archon_mcp_rollup_daily_user u
-     WHERE u.day >= b.lo AND u.day < b.hi AND u.day NOT IN (SELECT d FROM dirty)
+      FROM archon_mcp_rollup_day_span(p_from, p_to) b, archon_mcp_rollup_daily_user u
+     WHERE u.day >= b.lo AND u.day < b.hi -- A day with an hour marked since its rollup is read from the hours.
+       AND NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty d
+                        WHERE d.hour >= u.day AND d.hour < u.day + interval '24 hours')
     UNION ALL
     SELECT h.hour, h.user_id, h.user_department, h.tool_name, h.status, h.token_source, h.requests, h.prompt_tokens,
            h.completion_tokens, h.cost
-      FROM hours h
+      FROM archon_mcp_rollup_day_gaps(p_from, p_to) g, LATERAL archon_mcp_usage_hours(g.lo, g.hi) h
 $fn$;
 COMMENT ON FUNCTION archon_mcp_usage_by_user(timestamptz, timestamptz) IS
     'The requests of [from, to) per user, department, tool, status and token source: daily rollups for whole clean days, hourly rollups and rows elsewhere';

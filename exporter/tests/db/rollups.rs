@@ -239,6 +239,10 @@ async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
     let late = with_usage(ada.call("search", t0 + 60 * SEC, 7), "claude-sonnet-4-5", 1, 1);
     write(&store, &[late]).await;
     compare("with a late write marking its hour").await;
+    // Hours are UTC hours whatever the session's time zone, also one off UTC by half an hour.
+    reap_once(&client, &ReaperConfig::default()).await.unwrap();
+    client.batch_execute("SET TimeZone = 'Asia/Kolkata'").await.unwrap();
+    compare("in a session half an hour off UTC").await;
 
     // Percentiles from the histogram: the bucket's upper bound, capped by the slowest request.
     let row = client
