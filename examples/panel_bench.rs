@@ -8,6 +8,9 @@
 //! cargo run --release --example panel_bench                                # 1M rows, 30 days
 //! cargo run --release --example panel_bench -- --rows 10000000 --days 365 # a year of history
 //! cargo run --release --example panel_bench -- --rows 3000                # the quick mode CI runs
+//! # seed once into a database of your own, then time again after a change:
+//! cargo run --release --example panel_bench -- --database-url postgres://…/bench --rows 10000000 --days 365
+//! cargo run --release --example panel_bench -- --database-url postgres://…/bench --reuse --only budget
 //! ```
 
 use std::collections::BTreeMap;
@@ -35,6 +38,17 @@ struct Args {
     /// Fail (exit 1) when a panel takes longer than this many milliseconds.
     #[arg(long, default_value_t = 200.0)]
     budget_ms: f64,
+    /// Time the queries on a `--database-url` seeded by an earlier run (kept, not seeded
+    /// again; new migrations are applied and their marked hours rolled up).
+    #[arg(long, requires = "database_url")]
+    reuse: bool,
+    /// Time only the queries whose dashboard or name contains this text.
+    #[arg(long)]
+    only: Option<String>,
+    /// Print the plan of every statement each query runs, the functions' included
+    /// (`auto_explain`; needs a superuser `--database-url`).
+    #[arg(long)]
+    explain: bool,
 }
 
 const SEED: &str = r#"
@@ -82,42 +96,37 @@ async fn main() -> anyhow::Result<()> {
     let url =
         args.database_url.clone().unwrap_or_else(|| cluster.as_ref().map(|c| c.url("postgres")).unwrap_or_default());
     archon_mcp_exporter::migrate::migrate_url(&url).await?;
-    let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
-    tokio::spawn(connection);
+    let (client, mut connection) = tokio_postgres::connect(&url, NoTls).await?;
+    // The server's notices are the nested plans `--explain` asks for.
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notice(notice) = message {
+                eprintln!("{}", notice.message());
+            }
+        }
+    });
 
-    let sessions: i64 = (args.rows / 100).clamp(100, 10_000 * i64::from(args.days.max(30)) / 30);
-    eprintln!("seeding {sessions} sessions and {} request rows …", args.rows);
-    let started = Instant::now();
-    // A partition per month from the oldest seeded day to this one.
-    client
-        .execute(
-            "SELECT archon_mcp_create_request_partitions($1::int, current_date - $2::int)",
-            &[&(args.days / 28 + 1), &(args.days + 1)],
-        )
-        .await?;
-    client.execute(SEED, &[&(sessions as i32), &f64::from(args.days)]).await?;
-    client.execute(SEED_REQUESTS, &[&args.rows, &sessions, &f64::from(args.days)]).await?;
-    // Budgets of every scope, for the budgets dashboard and the alert rules.
-    client
-        .batch_execute(
-            "UPDATE archon_mcp_sessions SET catalog_tokens = 1500 + (hashtext(session_id::text) & 4095);
-             INSERT INTO archon_budgets (scope, scope_value, monthly_amount, effective_from) VALUES
-                ('all', NULL, 5000, date_trunc('month', now())),
-                ('department', 'Research', 100, date_trunc('month', now())),
-                ('department', 'Sales', 2000, date_trunc('month', now())),
-                ('user', 'user-7', 50, date_trunc('month', now())),
-                ('tool', 'summarize_document', 1000, date_trunc('month', now())),
-                ('client_type', 'Cursor', 500, date_trunc('month', now()));",
-        )
-        .await?;
-    eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
-    // What the reaper does round after round: every seeded hour rolled up (V14).
+    if !args.reuse {
+        seed(&client, &args).await?;
+    }
+    // What the reaper does round after round: every seeded (or newly marked) hour rolled up.
     let started = Instant::now();
     let hours: i32 = client.query_one("SELECT archon_mcp_rollup_refresh(1000000)", &[]).await?.get(0);
     eprintln!("rolled up {hours} hours in {:.1} s", started.elapsed().as_secs_f64());
     // Statistics of the finished data set, as autovacuum would have them.
-    client.batch_execute("ANALYZE").await?;
+    if hours > 0 || !args.reuse {
+        client.batch_execute("ANALYZE").await?;
+    }
 
+    if args.explain {
+        client
+            .batch_execute(
+                "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on;
+                 SET auto_explain.log_nested_statements = on; SET client_min_messages = log",
+            )
+            .await?;
+    }
     // As the recommended Grafana login (dashboards/grafana-role.sql) runs: read-only, no JIT.
     client.batch_execute("SET ROLE archon_grafana; SET jit = off").await?;
     let vars: BTreeMap<&str, Vec<String>> =
@@ -158,12 +167,18 @@ async fn main() -> anyhow::Result<()> {
     }
     queries.extend(alert_queries().into_iter().map(|(name, sql)| ("alert rules".to_owned(), name, sql)));
     queries.extend(SQL_API.iter().map(|(name, sql)| ("sql api".to_owned(), (*name).to_owned(), (*sql).to_owned())));
+    if let Some(only) = &args.only {
+        queries.retain(|(group, name, _)| group.contains(only.as_str()) || name.contains(only.as_str()));
+    }
 
     println!("{:<18} {:<40} {:>9} {:>9} {:>9} {:>9}", "dashboard", "query", "24 h ms", "7 d ms", "30 d ms", "1 y ms");
     let mut worst: f64 = 0.0;
     for (group, name, sql) in &queries {
         let mut times = Vec::new();
         for range in &windows {
+            if args.explain {
+                eprintln!("\n===== {group} / {name}, {} to {}", range.from, range.to);
+            }
             let explain = format!("EXPLAIN (ANALYZE, FORMAT TEXT) {}", expand(sql, &vars, range));
             let plan = client.simple_query(&explain).await.map_err(|e| {
                 let why = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
@@ -202,6 +217,37 @@ async fn main() -> anyhow::Result<()> {
         "a dashboard query took {worst:.1} ms, over the {} ms budget",
         args.budget_ms
     );
+    Ok(())
+}
+
+/// Seeds the sessions, request rows and budgets.
+async fn seed(client: &tokio_postgres::Client, args: &Args) -> anyhow::Result<()> {
+    let sessions: i64 = (args.rows / 100).clamp(100, 10_000 * i64::from(args.days.max(30)) / 30);
+    eprintln!("seeding {sessions} sessions and {} request rows …", args.rows);
+    let started = Instant::now();
+    // A partition per month from the oldest seeded day to this one.
+    client
+        .execute(
+            "SELECT archon_mcp_create_request_partitions($1::int, current_date - $2::int)",
+            &[&(args.days / 28 + 1), &(args.days + 1)],
+        )
+        .await?;
+    client.execute(SEED, &[&(sessions as i32), &f64::from(args.days)]).await?;
+    client.execute(SEED_REQUESTS, &[&args.rows, &sessions, &f64::from(args.days)]).await?;
+    // Budgets of every scope, for the budgets dashboard and the alert rules.
+    client
+        .batch_execute(
+            "UPDATE archon_mcp_sessions SET catalog_tokens = 1500 + (hashtext(session_id::text) & 4095);
+             INSERT INTO archon_budgets (scope, scope_value, monthly_amount, effective_from) VALUES
+                ('all', NULL, 5000, date_trunc('month', now())),
+                ('department', 'Research', 100, date_trunc('month', now())),
+                ('department', 'Sales', 2000, date_trunc('month', now())),
+                ('user', 'user-7', 50, date_trunc('month', now())),
+                ('tool', 'summarize_document', 1000, date_trunc('month', now())),
+                ('client_type', 'Cursor', 500, date_trunc('month', now()));",
+        )
+        .await?;
+    eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
