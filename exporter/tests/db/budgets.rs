@@ -225,6 +225,7 @@ async fn budget_status_is_the_same_from_the_rollups() {
         ("user:bob@corp", 10.0),
         ("department:Research", 9.0),
         ("tool:search", 50.0),
+        ("client_type:Cursor", 30.0),
     ] {
         set(&client, scope, amount, &[80], Some("2026-01-01")).await;
     }
@@ -239,17 +240,27 @@ async fn budget_status_is_the_same_from_the_rollups() {
     let from_rollups = status_rows(&client).await;
     assert_eq!(from_rollups, from_rows);
     assert!(from_rows.iter().any(|s| s.contains("\"spend_mtd\":20.")), "{from_rows:?}");
+
+    // A late call on a rolled-up day: read from the hours and rows until the reaper's next round,
+    // and the same figures after it (from the days again).
+    let mut late = Conn::new(SESSION_1, "claude-code", Some(ADA));
+    write(&db.store(StoreConfig::default()), &[costing(late.call("search", NOV_1 + 9 * DAY + 3 * 3600 * SEC, 10), 3.0)])
+        .await;
+    let marked = status_rows(&client).await;
+    assert_ne!(marked, from_rows, "the late call is counted before its day is rolled up again");
+    client.query_one("SELECT archon_mcp_rollup_refresh(10000)", &[]).await.unwrap();
+    assert_eq!(status_rows(&client).await, marked);
 }
 
 /// Each budget's status, and its spend by day, user and tool (what the burn panel draws).
 async fn status_rows(client: &tokio_postgres::Client) -> Vec<String> {
     let status = format!("SELECT row_to_json(s)::text FROM archon_budget_status('{AT}') s");
     let by_day = format!(
-        "SELECT concat_ws(' ', b.scope, b.scope_value, date_trunc('day', h.hour), h.user_id, h.tool_name,
+        "SELECT concat_ws(' ', b.scope, b.scope_value, date_trunc('day', h.at, 'UTC'), h.user_id, h.tool_name,
                           sum(h.requests), sum(h.cost))
            FROM archon_budget_status('{AT}') b,
-                LATERAL archon_budget_hours(b.scope, b.scope_value, b.month_start, '{AT}') h
-          GROUP BY b.scope, b.scope_value, date_trunc('day', h.hour), h.user_id, h.tool_name
+                LATERAL archon_budget_usage(b.scope, b.scope_value, b.month_start, '{AT}') h
+          GROUP BY b.scope, b.scope_value, date_trunc('day', h.at, 'UTC'), h.user_id, h.tool_name
           ORDER BY 1"
     );
     let mut rows = Vec::new();
