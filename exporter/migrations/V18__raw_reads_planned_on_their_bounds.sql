@@ -6,7 +6,9 @@
 -- cost that grew with the sessions table (about 50 ms at 100,000 sessions, paid once per gap
 -- in every panel). As PL/pgSQL with `plan_cache_mode = force_custom_plan`, each call is planned
 -- with its bounds as constants: the estimate is the gap's, one partition is planned, and each
--- row's session is looked up by its key. Same results, same names and signatures.
+-- row's session is looked up by its key. Same results, same names and signatures. Without
+-- parallel workers: a gap is small by design, and starting one costs more (about 20 ms here)
+-- than reading it.
 
 CREATE OR REPLACE FUNCTION archon_mcp_rollup_rows(p_from timestamptz, p_to timestamptz)
 RETURNS SETOF archon_mcp_rollup_hourly
@@ -14,6 +16,7 @@ LANGUAGE plpgsql
 STABLE
 SET plan_cache_mode = force_custom_plan
 SET jit = off
+SET max_parallel_workers_per_gather = 0
 AS $fn$
 BEGIN
     RETURN QUERY
@@ -53,6 +56,7 @@ LANGUAGE plpgsql
 STABLE
 SET plan_cache_mode = force_custom_plan
 SET jit = off
+SET max_parallel_workers_per_gather = 0
 AS $fn$
 BEGIN
     RETURN QUERY
@@ -72,6 +76,7 @@ LANGUAGE plpgsql
 STABLE
 SET plan_cache_mode = force_custom_plan
 SET jit = off
+SET max_parallel_workers_per_gather = 0
 AS $fn$
 BEGIN
     RETURN QUERY
