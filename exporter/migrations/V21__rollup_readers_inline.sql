@@ -1,0 +1,40 @@
+-- The rollup readers inline into their callers (issue #35). `archon_mcp_usage_hours`,
+-- `_sessions`, `_by_user`, `archon_budget_hours` and `archon_budget_usage` are single SQL
+-- statements, which PostgreSQL folds into the query that calls them — planned with the caller's
+-- bounds, streaming their rows — unless a function carries a `SET` or returns a single row.
+-- Theirs carried `jit = off`, so each call was planned apart with its bounds unknown and wrote
+-- every row to a temporary store first: 230 ms where the inlined read takes 100 ms for a year of
+-- sessions at 10 M rows. JIT stays off where it mattered: the raw reads (V18) and the Archon API
+-- functions keep their settings, and the dashboards' login runs without JIT
+-- (dashboards/grafana-role.sql). `archon_mcp_usage_by_tool` stays a call of its own: inlined, its
+-- per-tool days would be checked for a reader's SELECT privilege even in the branch
+-- `get_mcp_usage_by_tool` never runs for readers.
+ALTER FUNCTION archon_mcp_usage_hours(timestamptz, timestamptz) RESET jit;
+ALTER FUNCTION archon_mcp_usage_sessions(timestamptz, timestamptz) RESET jit;
+ALTER FUNCTION archon_mcp_usage_by_user(timestamptz, timestamptz) RESET jit;
+ALTER FUNCTION archon_budget_hours(text, text, timestamptz, timestamptz) RESET jit;
+ALTER FUNCTION archon_budget_usage(text, text, timestamptz, timestamptz) RESET jit;
+
+-- The spans inline too: as set-returning STABLE functions (their `date_trunc` with a zone is
+-- STABLE) PostgreSQL folds them into the caller and estimates the rollups' rows from the real
+-- bounds, where a function scan left them unknown (a third of the table).
+DROP FUNCTION archon_mcp_rollup_span(timestamptz, timestamptz);
+CREATE FUNCTION archon_mcp_rollup_span(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (lo timestamptz, hi timestamptz)
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT f.lo, greatest(date_trunc('hour', p_to, 'UTC'), f.lo)
+      FROM (SELECT least(CASE WHEN date_trunc('hour', p_from, 'UTC') = p_from THEN p_from
+                              ELSE date_trunc('hour', p_from, 'UTC') + interval '1 hour' END, p_to) AS lo) f
+$fn$;
+DROP FUNCTION archon_mcp_rollup_day_span(timestamptz, timestamptz);
+CREATE FUNCTION archon_mcp_rollup_day_span(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (lo timestamptz, hi timestamptz)
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT f.lo, greatest(date_trunc('day', p_to, 'UTC'), f.lo)
+      FROM (SELECT least(CASE WHEN date_trunc('day', p_from, 'UTC') = p_from THEN p_from
+                              ELSE date_trunc('day', p_from, 'UTC') + interval '24 hours' END, p_to) AS lo) f
+$fn$;
