@@ -1,16 +1,19 @@
--- The rollup readers inline into their callers (issue #35). `archon_mcp_usage_hours`,
--- `_sessions`, `_by_user`, `archon_budget_hours` and `archon_budget_usage` are single SQL
+-- The per-user and budget readers inline into their callers (issue #35).
+-- `archon_mcp_usage_by_user`, `archon_budget_hours` and `archon_budget_usage` are single SQL
 -- statements, which PostgreSQL folds into the query that calls them — planned with the caller's
 -- bounds, streaming their rows — unless a function carries a `SET` or returns a single row.
 -- Theirs carried `jit = off`, so each call was planned apart with its bounds unknown and wrote
--- every row to a temporary store first: 230 ms where the inlined read takes 100 ms for a year of
--- sessions at 10 M rows. JIT stays off where it mattered: the raw reads (V18) and the Archon API
--- functions keep their settings, and the dashboards' login runs without JIT
--- (dashboards/grafana-role.sql). `archon_mcp_usage_by_tool` stays a call of its own: inlined, its
--- per-tool days would be checked for a reader's SELECT privilege even in the branch
--- `get_mcp_usage_by_tool` never runs for readers.
-ALTER FUNCTION archon_mcp_usage_hours(timestamptz, timestamptz) RESET jit;
-ALTER FUNCTION archon_mcp_usage_sessions(timestamptz, timestamptz) RESET jit;
+-- every row to a temporary store first. Measured at 10 M rows over a year (panel_bench):
+-- `get_user_activity_summary` 80 → 26 ms, `get_mcp_usage_summary` 271 → 215 ms, the budget
+-- panels and rules a third faster. JIT stays off where it mattered: the raw reads (V18) and the
+-- Archon API functions keep their settings, and the dashboards' login runs without JIT
+-- (dashboards/grafana-role.sql).
+--
+-- Left as calls of their own, measured: `archon_mcp_usage_hours` and `_sessions` (inlined, the
+-- one-day panels took 20 ms instead of 7 and "Client types" over a year 825 instead of 486 — the
+-- caller's plan around them got worse), and `archon_mcp_usage_by_tool` (inlined, its per-tool
+-- days would be checked for a reader's SELECT privilege even in the branch
+-- `get_mcp_usage_by_tool` never runs for readers).
 ALTER FUNCTION archon_mcp_usage_by_user(timestamptz, timestamptz) RESET jit;
 ALTER FUNCTION archon_budget_hours(text, text, timestamptz, timestamptz) RESET jit;
 ALTER FUNCTION archon_budget_usage(text, text, timestamptz, timestamptz) RESET jit;
