@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "quick-examples: panel_bench (every panel, variable, alert rule and SQL API query on 3,000 rows)"
 cargo run --quiet --example panel_bench -- --rows 3000 >/dev/null
+echo "quick-examples: panel_bench --only … --explain (the nested plans of one query)"
+cargo run --quiet --example panel_bench -- --rows 3000 --only "Top tools" --explain >/dev/null 2>&1
 echo "quick-examples: soak (12 s at 500 spans/s)"
 cargo build --quiet -p archon-mcp-exporter
 cargo run --quiet --example soak -- --minutes 0.2 --rate 500 >/dev/null
