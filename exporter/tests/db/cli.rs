@@ -240,6 +240,9 @@ async fn retention_keeps_the_rollups_of_dropped_months_until_keep_rollups() {
     assert!(out.contains("would delete 0 rollup rows"), "{out}");
     let (code, out, err) = run(&["retention", "--keep", "365d", "--keep-rollups", "380d"], db.url());
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("deleted 8 rollup rows"), "two hourly, two session-hours, two per tool, two per user: {out}");
+    assert!(
+        out.contains("deleted 10 rollup rows"),
+        "two hourly, two session-hours, two per tool, two per user, two session-days: {out}"
+    );
     assert_eq!(requests().await, Some(1));
 }

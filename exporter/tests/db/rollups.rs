@@ -168,11 +168,12 @@ async fn no_rollup_table_shows_a_reader_other_users() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tables, 5, "hourly, per-session, dirty, daily per tool and per user: a new one is checked above");
+    assert_eq!(tables, 6, "hourly, per-session, dirty, daily per tool, per user and per session: a new one is checked above");
 }
 
 /// What a reader of any range gets, the raw rows' aggregate and `archon_mcp_usage_hours`' side by
-/// side: counts, tokens, cost to the cent, failures by kind, slowest duration, sessions.
+/// side: counts, tokens, cost to the cent, failures by kind, slowest duration, sessions and their
+/// requests.
 const RANGE: &str = "
 WITH raw AS (
     SELECT count(*) AS requests, sum(prompt_tokens + completion_tokens) AS tokens, coalesce(sum(estimated_cost), 0) AS cost,
@@ -184,6 +185,7 @@ hours AS (
            coalesce(sum(cost), 0) AS cost, coalesce(sum(requests) FILTER (WHERE error_kind = 'tool error'), 0) AS tool_errors,
            max(duration_ms_max) AS slowest,
            (SELECT count(DISTINCT session_id) FROM archon_mcp_usage_sessions($1, $2)) AS sessions,
+           (SELECT coalesce(sum(requests), 0) FROM archon_mcp_usage_sessions($1, $2)) AS session_requests,
            count(DISTINCT user_id) AS users
       FROM archon_mcp_usage_hours($1, $2)),
 by_tool AS (
@@ -195,8 +197,10 @@ by_user AS (
     SELECT coalesce(sum(requests), 0) AS requests, sum(prompt_tokens + completion_tokens) AS tokens,
            coalesce(sum(cost), 0) AS cost, count(DISTINCT user_id) AS users
       FROM archon_mcp_usage_by_user($1, $2))
-SELECT raw.requests, (raw.requests, raw.tokens, raw.cost, raw.tool_errors, raw.slowest, raw.sessions, raw.users)::text,
-       (hours.requests, hours.tokens, hours.cost, hours.tool_errors, hours.slowest, hours.sessions, hours.users)::text,
+SELECT raw.requests,
+       (raw.requests, raw.tokens, raw.cost, raw.tool_errors, raw.slowest, raw.sessions, raw.requests, raw.users)::text,
+       (hours.requests, hours.tokens, hours.cost, hours.tool_errors, hours.slowest, hours.sessions, hours.session_requests,
+        hours.users)::text,
        (raw.requests, raw.tokens, raw.cost, raw.tool_errors, raw.slowest)::text,
        (by_tool.requests, by_tool.tokens, by_tool.cost, by_tool.tool_errors, by_tool.slowest)::text,
        (raw.requests, raw.tokens, raw.cost, raw.users)::text,
