@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let url =
         args.database_url.clone().unwrap_or_else(|| cluster.as_ref().map(|c| c.url("postgres")).unwrap_or_default());
-    archon_mcp_exporter::migrate::migrate_url(&url).await?;
+    let migrated = archon_mcp_exporter::migrate::migrate_url(&url).await?;
     let (client, mut connection) = tokio_postgres::connect(&url, NoTls).await?;
     // The server's notices are the nested plans `--explain` asks for.
     tokio::spawn(async move {
@@ -114,8 +114,9 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let hours: i32 = client.query_one("SELECT archon_mcp_rollup_refresh(1000000)", &[]).await?.get(0);
     eprintln!("rolled up {hours} hours in {:.1} s", started.elapsed().as_secs_f64());
-    // Statistics of the finished data set, as autovacuum would have them.
-    if hours > 0 || !args.reuse {
+    // Statistics of the finished data set (and of tables a migration filled), as autovacuum
+    // would have them.
+    if hours > 0 || !args.reuse || !migrated.is_empty() {
         client.batch_execute("ANALYZE").await?;
     }
 
