@@ -125,6 +125,9 @@ async fn a_reader_sees_the_rollups_of_its_own_user_only() {
         "SELECT total_requests FROM get_mcp_usage_summary(now() - interval '1 day', now() + interval '1 day')",
         "SELECT sum(request_count)::bigint FROM get_mcp_usage_by_tool(now() - interval '1 day', now() + interval '1 day')",
         "SELECT sum(total_requests)::bigint FROM archon_mcp_user_stats",
+        // The dashboards' lists (V22) name only the reader's own user and client.
+        "SELECT count(*) FROM archon_mcp_user_choices()",
+        "SELECT count(*) FROM archon_mcp_client_types()",
     ];
     for round in ["rolled up", "with a marked hour"] {
         for sql in readers {
@@ -380,7 +383,7 @@ async fn every_function_reading_the_requests_is_planned_on_its_arguments() {
     }
 }
 
-/// The spans fold to constants at plan time for a constant range (V24): inlined into a reader,
+/// The spans fold to constants at plan time for a constant range (V21): inlined into a reader,
 /// a span computed by a STABLE function stayed in a sequential scan's filter and ran for every
 /// row — 130 ms over a year's per-session days at 10 M rows.
 #[tokio::test]
