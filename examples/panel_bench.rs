@@ -144,8 +144,9 @@ async fn main() -> anyhow::Result<()> {
         to: rfc3339(SystemTime::now()),
         interval: interval.into(),
     };
-    // The windows, with the bin Grafana picks for a wide panel (the rollups' panels bin by the
-    // hour at least).
+    // The windows, with the bin Grafana picks: the range over the panel's points, rounded —
+    // the rollups' time series ask for at most 365 points (a day's bin over a year, not 6 hours'
+    // on a wide panel) and bins of an hour at least.
     let windows = [range(1, "5m"), range(7, "30m"), range(30, "2h"), range(365, "1d")];
     let dashboards = load_dashboards(&Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/json"))?;
     let mut queries: Vec<(String, String, String)> = Vec::new();

@@ -102,6 +102,16 @@ fn dashboards_are_well_formed() {
                     assert!(defined.contains(&used), "{file}: {title} uses undefined ${used}");
                 }
             }
+            // A time series over the rollups bins by the hour at least and by the day over a year:
+            // Grafana's default of a point per pixel would bin a year by 6 hours on a wide panel
+            // and read every hourly rollup of it.
+            if panel_queries(p).iter().any(|sql| sql.contains("$__interval") && sql.contains("archon_mcp_usage")) {
+                assert_eq!(p["interval"], "1h", "{file}: {title} bins by the hour at least");
+                assert!(
+                    p["maxDataPoints"].as_u64().is_some_and(|n| n <= 365),
+                    "{file}: {title} asks for at most 365 points"
+                );
+            }
         }
     }
 }

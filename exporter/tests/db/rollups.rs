@@ -171,7 +171,10 @@ async fn no_rollup_table_shows_a_reader_other_users() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tables, 6, "hourly, per-session, dirty, daily per tool, per user and per session: a new one is checked above");
+    assert_eq!(
+        tables, 7,
+        "hourly, per-session, dirty, daily per tool, per user and per session, session totals: a new one is checked above"
+    );
 }
 
 /// What a reader of any range gets, the raw rows' aggregate and `archon_mcp_usage_hours`' side by
@@ -349,6 +352,25 @@ async fn the_sql_api_gives_the_rows_figures_from_the_rollups() {
         (row.get(0), row.get(1))
     };
     assert!(p95 >= exact && p95 <= 2.5 * exact, "the histogram's p95 {p95} bounds the exact {exact}");
+    reap_once(&client, &ReaperConfig::default()).await.unwrap();
+    compare("rolled up after the late write").await;
+    // A rolled-up session's rows gone from one of its hours: its total is recomputed, though
+    // the hour no longer holds it.
+    let deleted = client
+        .execute(
+            "WITH ended AS (SELECT session_id FROM archon_mcp_sessions WHERE status = 'disconnected')
+             DELETE FROM archon_mcp_requests r
+              WHERE r.session_id IN (SELECT session_id FROM ended)
+                AND date_trunc('hour', r.\"timestamp\", 'UTC') = (SELECT min(date_trunc('hour', q.\"timestamp\", 'UTC'))
+                                                                 FROM archon_mcp_requests q WHERE q.session_id IN (SELECT session_id FROM ended))",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(deleted > 0);
+    compare("with a session's rows deleted").await;
+    reap_once(&client, &ReaperConfig::default()).await.unwrap();
+    compare("rolled up after the delete").await;
 }
 
 /// Every function that reads the request rows is planned with its arguments (issue #35): a SQL
