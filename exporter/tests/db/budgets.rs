@@ -244,8 +244,11 @@ async fn budget_status_is_the_same_from_the_rollups() {
     // A late call on a rolled-up day: read from the hours and rows until the reaper's next round,
     // and the same figures after it (from the days again).
     let mut late = Conn::new(SESSION_1, "claude-code", Some(ADA));
-    write(&db.store(StoreConfig::default()), &[costing(late.call("search", NOV_1 + 9 * DAY + 3 * 3600 * SEC, 10), 3.0)])
-        .await;
+    write(
+        &db.store(StoreConfig::default()),
+        &[costing(late.call("search", NOV_1 + 9 * DAY + 3 * 3600 * SEC, 10), 3.0)],
+    )
+    .await;
     let marked = status_rows(&client).await;
     assert_ne!(marked, from_rows, "the late call is counted before its day is rolled up again");
     client.query_one("SELECT archon_mcp_rollup_refresh(10000)", &[]).await.unwrap();
