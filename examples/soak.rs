@@ -1,11 +1,13 @@
 //! Soak: `archon-mcp-exporter serve` (its own process, reaper on) under a steady OTLP/gRPC load
 //! for ten minutes; every 10 s it prints and records the window's export latency (send → rows
-//! committed → acknowledged), `serve`'s RSS and the rows stored, then compares the last minute
-//! with the first. Not part of CI.
+//! committed → acknowledged), `serve`'s RSS, the rows stored and the rollup lag (the rows not
+//! yet in the hourly rollups, in seconds of load), then compares the last minute with the first
+//! and times the reaper's catch-up once the load stops. Not part of CI.
 //!
 //! ```text
 //! cargo build --release -p archon-mcp-exporter && cargo build --release --example soak
-//! target/release/examples/soak                       # 10 min at 5,000 spans/s
+//! target/release/examples/soak                       # 10 min at 5,000 spans/s, reaper every 5 s
+//! target/release/examples/soak --reap-interval 30    # the reaper's default round
 //! target/release/examples/soak --minutes 1 --rate 2000
 //! ```
 //! Writes `target/soak.csv`. PostgreSQL: a throw-away local cluster (as the benchmarks).
@@ -63,18 +65,25 @@ struct Window {
     retries: AtomicU64,
 }
 
+/// Request rows not yet counted by the hourly rollups: written since their hour's last upkeep.
+async fn unrolled(db: &tokio_postgres::Client) -> anyhow::Result<i64> {
+    let sql = "SELECT (SELECT count(*) FROM archon_mcp_requests) - (SELECT coalesce(sum(requests), 0) FROM archon_mcp_rollup_hourly)::bigint";
+    Ok(db.query_one(sql, &[]).await?.get::<_, i64>(0))
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let minutes = arg("--minutes", 10.0);
     let rate = arg("--rate", 5_000.0);
+    let reap_interval = arg("--reap-interval", 5.0).to_string();
     let exports_per_sec = rate / SPANS_PER_EXPORT as f64;
     println!("soak: {minutes} min at {rate} spans/s ({exports_per_sec} exports/s of {SPANS_PER_EXPORT} spans)");
 
     let cluster = tokio::task::spawn_blocking(LocalCluster::start).await?.map_err(anyhow::Error::msg)?;
     let url = cluster.url("postgres");
     archon_mcp_exporter::migrate::migrate_url(&url).await?;
-    // The reaper runs as in production, only more often, so its rounds are part of the soak.
-    let reaper = ["--reap-interval-secs", "5", "--idle-after-secs", "30", "--timeout-after-secs", "60"];
+    // The reaper runs as in production (by default more often, so its rounds are part of the soak).
+    let reaper = ["--reap-interval-secs", &reap_interval, "--idle-after-secs", "30", "--timeout-after-secs", "60"];
     let serve = ServeProcess::spawn(&url, &reaper).context("start serve")?;
     let endpoint = format!("http://{}", serve.grpc);
     let mut client = loop {
@@ -111,30 +120,42 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let csv_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/soak.csv");
-    let mut csv = String::from("elapsed_s,rss_mib,export_p50_ms,export_p99_ms,export_max_ms,retries,spans_sent,rows\n");
+    let mut csv =
+        String::from("elapsed_s,rss_mib,export_p50_ms,export_p99_ms,export_max_ms,retries,spans_sent,rows,rollup_lag_s\n");
     println!(
-        "{:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>10}",
-        "elapsed", "RSS MiB", "p50 ms", "p99 ms", "max ms", "retries", "sent", "rows"
+        "{:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>10} {:>9}",
+        "elapsed", "RSS MiB", "p50 ms", "p99 ms", "max ms", "retries", "sent", "rows", "lag s"
     );
     let started = Instant::now();
     let mut samples: Vec<(f64, f64, f64)> = Vec::new(); // (elapsed, rss, p99)
+    let mut lags: Vec<f64> = Vec::new();
     while !load.is_finished() {
         tokio::time::sleep(WINDOW).await;
         let mut latencies = std::mem::take(&mut *window.latencies_ms.lock().unwrap());
         latencies.sort_by(f64::total_cmp);
         let rss = status_kib(serve.pid(), "VmRSS:") as f64 / 1024.0;
         let rows: i64 = db.query_one("SELECT count(*) FROM archon_mcp_requests", &[]).await?.get(0);
+        let lag = unrolled(&db).await? as f64 / rate;
+        lags.push(lag);
         let elapsed = started.elapsed().as_secs_f64();
         let (p50, p99, max) =
             (quantile(&latencies, 0.5), quantile(&latencies, 0.99), latencies.last().copied().unwrap_or(f64::NAN));
         let retries = window.retries.swap(0, Ordering::Relaxed);
         let sent = sent.load(Ordering::Relaxed);
-        println!("{elapsed:>7.0}s {rss:>9.1} {p50:>9.1} {p99:>9.1} {max:>9.1} {retries:>7} {sent:>10} {rows:>10}");
-        csv.push_str(&format!("{elapsed:.0},{rss:.1},{p50:.2},{p99:.2},{max:.2},{retries},{sent},{rows}\n"));
+        println!(
+            "{elapsed:>7.0}s {rss:>9.1} {p50:>9.1} {p99:>9.1} {max:>9.1} {retries:>7} {sent:>10} {rows:>10} {lag:>9.1}"
+        );
+        csv.push_str(&format!("{elapsed:.0},{rss:.1},{p50:.2},{p99:.2},{max:.2},{retries},{sent},{rows},{lag:.1}\n"));
         samples.push((elapsed, rss, p99));
     }
     load.await?;
     std::fs::write(&csv_path, csv)?;
+    // The load has stopped: how long until the reaper has every row in the rollups.
+    let stopped = Instant::now();
+    while unrolled(&db).await? != 0 && stopped.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let caught_up = stopped.elapsed().as_secs_f64();
 
     let sent = sent.load(Ordering::Relaxed) as i64;
     let rows: i64 = db.query_one("SELECT count(*) FROM archon_mcp_requests", &[]).await?.get(0);
@@ -154,6 +175,12 @@ async fn main() -> anyhow::Result<()> {
         (rss_last / rss_first - 1.0) * 100.0
     );
     println!("export p99: {p99_first:.1} ms early → {p99_last:.1} ms at the end");
+    lags.sort_by(f64::total_cmp);
+    println!(
+        "rollup lag: median {:.1} s, max {:.1} s (reaper every {reap_interval} s); all rows rolled up {caught_up:.1} s after the load stopped",
+        quantile(&lags, 0.5),
+        lags.last().copied().unwrap_or(f64::NAN)
+    );
     println!("samples: {}", csv_path.display());
     drop(serve);
     tokio::task::spawn_blocking(move || drop(cluster)).await?;
