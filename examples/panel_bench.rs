@@ -134,11 +134,21 @@ async fn main() -> anyhow::Result<()> {
     let rows: i64 = client.query_one("SELECT count(*) FROM archon_mcp_requests", &[]).await?.get(0);
     // As the recommended Grafana login (dashboards/grafana-role.sql) runs: read-only, no JIT.
     client.batch_execute("SET ROLE archon_grafana; SET jit = off").await?;
-    let vars: BTreeMap<&str, Vec<String>> =
-        [("user", "__all"), ("department", "__all"), ("client_type", "__all"), ("tool", "__all"), ("session", "")]
-            .into_iter()
-            .map(|(k, v)| (k, vec![v.to_owned()]))
-            .collect();
+    // The drill-down opens the latest session (a busy one: a hundred requests).
+    let session: String = client
+        .query_opt("SELECT session_id::text FROM archon_mcp_sessions ORDER BY last_activity DESC LIMIT 1", &[])
+        .await?
+        .map_or_else(String::new, |row| row.get(0));
+    let vars: BTreeMap<&str, Vec<String>> = [
+        ("user", "__all"),
+        ("department", "__all"),
+        ("client_type", "__all"),
+        ("tool", "__all"),
+        ("session", &session),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, vec![v.to_owned()]))
+    .collect();
     let range = |days: u64, interval: &str| TimeRange {
         from: rfc3339(SystemTime::now() - Duration::from_secs(days * 86_400)),
         to: rfc3339(SystemTime::now()),

@@ -120,8 +120,9 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let csv_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/soak.csv");
-    let mut csv =
-        String::from("elapsed_s,rss_mib,export_p50_ms,export_p99_ms,export_max_ms,retries,spans_sent,rows,rollup_lag_s\n");
+    let mut csv = String::from(
+        "elapsed_s,rss_mib,export_p50_ms,export_p99_ms,export_max_ms,retries,spans_sent,rows,rollup_lag_s\n",
+    );
     println!(
         "{:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>10} {:>9}",
         "elapsed", "RSS MiB", "p50 ms", "p99 ms", "max ms", "retries", "sent", "rows", "lag s"

@@ -187,6 +187,7 @@ pub async fn forget(
         .collect();
     let sessions = format!("SELECT session_id FROM ({SUBJECT_SESSIONS}) s");
     let user_ids = concat!("SELECT user_id FROM ", subject_sessions!(), " AND user_id IS NOT NULL");
+    let ids: Vec<uuid::Uuid> = tx.query(user_ids, &[key, email]).await?.iter().map(|row| row.get(0)).collect();
     // The person's id leaves the rollups now; their hours, marked by the changes below (V14's
     // triggers), are recomputed at the next round.
     for (rollup, _, _) in crate::rollups::TABLES.iter().filter(|(_, _, per_user)| *per_user) {
@@ -230,6 +231,9 @@ pub async fn forget(
             )
         }
     };
+    // The session changes above marked the person's months for the reaper's upkeep (V25); the
+    // rollups of those months went with the rest, and so does their id in the marks.
+    tx.execute("DELETE FROM archon_mcp_rollup_dirty_user_month WHERE user_id = ANY($1)", &[&ids]).await?;
     // A login mapped to the person names them under either policy.
     let logins = tx.execute("DELETE FROM archon_reader_logins WHERE user_key = ANY($1)", &[&keys]).await?;
     let counts =

@@ -15,13 +15,15 @@ use tokio_postgres::GenericClient;
 
 /// Every rollup table, with the column that dates its rows and whether it names a user (those
 /// are what erasure reaches).
-pub(crate) const TABLES: [(&str, &str, bool); 6] = [
+pub(crate) const TABLES: [(&str, &str, bool); 8] = [
     ("archon_mcp_rollup_hourly", "hour", true),
     ("archon_mcp_rollup_session_hourly", "hour", true),
     ("archon_mcp_rollup_daily_tool", "day", false),
     ("archon_mcp_rollup_daily_user", "day", true),
     ("archon_mcp_rollup_daily_session", "day", true),
     ("archon_mcp_rollup_session_total", "hour", true),
+    ("archon_mcp_rollup_monthly_user", "month", true),
+    ("archon_mcp_rollup_monthly_user_sessions", "month", true),
 ];
 
 /// Recomputes the rollups of every hour from `from` to `to` (dates PostgreSQL reads) from the raw

@@ -66,10 +66,12 @@ async fn every_security_definer_function_runs_with_a_fixed_search_path_and_is_no
     }
 }
 
-/// Every trigger function on the product's tables fixes its own `search_path`: a trigger fires
-/// inside whatever statement writes, `SECURITY DEFINER` functions with `pg_catalog` only among
-/// them (retention's deletes), where unqualified names would not resolve — or, with a caller's
-/// path, would resolve to the caller's objects. V14's triggers failed this way first.
+/// Every trigger function on the product's tables fixes its own `search_path`, temporary objects
+/// last: a trigger fires inside whatever statement writes, `SECURITY DEFINER` functions with
+/// `pg_catalog` only among them (retention's deletes), where unqualified names would not resolve
+/// — or, with a caller's path, would resolve to the caller's objects. V14's triggers failed this
+/// way first; V25's first session trigger then wrote, inside retention, into a caller's
+/// temporary table of its marks table's name (`pg_temp` is searched first unless named).
 #[tokio::test]
 async fn every_trigger_function_fixes_its_search_path() {
     let db = TestDb::migrated().await;
@@ -89,8 +91,9 @@ async fn every_trigger_function_fixes_its_search_path() {
     for row in &rows {
         let (function, config): (String, Vec<String>) = (row.get(0), row.get(1));
         assert!(
-            config.iter().any(|c| c.starts_with("search_path=")),
-            "trigger function {function} runs with its caller's search_path: give it `SET search_path FROM CURRENT`"
+            config.iter().any(|c| c.starts_with("search_path=") && c.ends_with("pg_temp")),
+            "trigger function {function} runs with {config:?}: give it `SET search_path = <the product's schema>, \
+             pg_temp` (temporary objects last)"
         );
     }
 }

@@ -172,8 +172,9 @@ async fn no_rollup_table_shows_a_reader_other_users() {
         .unwrap()
         .get(0);
     assert_eq!(
-        tables, 7,
-        "hourly, per-session, dirty, daily per tool, per user and per session, session totals: a new one is checked above"
+        tables, 10,
+        "hourly, per-session, dirty, daily per tool, per user and per session, session totals, monthly per user \
+         (requests, sessions) and their marks: a new one is checked above"
     );
 }
 
@@ -307,12 +308,22 @@ const API_AGAINST_ROWS: [(&str, &str, &str); 5] = [
     ),
     (
         "archon_mcp_user_stats",
-        "SELECT user_id, total_requests, total_tokens, total_cost, failed_requests, reported_tokens, estimated_tokens
+        "SELECT user_id, total_sessions, active_sessions, disconnected_sessions, avg_session_duration_seconds,
+                max_session_duration_seconds, first_session_at, last_activity_at,
+                total_requests, total_tokens, total_cost, failed_requests, reported_tokens, estimated_tokens
            FROM archon_mcp_user_stats ORDER BY user_id",
-        "SELECT user_id, count(*), sum(total_tokens)::bigint, coalesce(sum(estimated_cost), 0), count(*) FILTER (WHERE status <> 'success'),
-                coalesce(sum(total_tokens) FILTER (WHERE token_source = 'reported'), 0)::bigint,
-                coalesce(sum(total_tokens) FILTER (WHERE token_source = 'estimated'), 0)::bigint
-           FROM archon_mcp_requests WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY user_id",
+        "SELECT s.user_id, s.n, s.active, s.disconnected, s.avg, s.max, s.first, s.last, coalesce(r.n, 0),
+                coalesce(r.tokens, 0), coalesce(r.cost, 0), coalesce(r.failed, 0), coalesce(r.reported, 0), coalesce(r.estimated, 0)
+           FROM (SELECT user_id, count(*) AS n, count(*) FILTER (WHERE status = 'active') AS active,
+                        count(*) FILTER (WHERE status = 'disconnected') AS disconnected, avg(total_duration) AS avg,
+                        max(total_duration) AS max, min(connected_at) AS first, max(last_activity) AS last
+                   FROM archon_mcp_sessions WHERE user_id IS NOT NULL GROUP BY user_id) s
+           LEFT JOIN (SELECT user_id, count(*) AS n, sum(total_tokens)::bigint AS tokens, coalesce(sum(estimated_cost), 0) AS cost,
+                             count(*) FILTER (WHERE status <> 'success') AS failed,
+                             coalesce(sum(total_tokens) FILTER (WHERE token_source = 'reported'), 0)::bigint AS reported,
+                             coalesce(sum(total_tokens) FILTER (WHERE token_source = 'estimated'), 0)::bigint AS estimated
+                        FROM archon_mcp_requests WHERE user_id IS NOT NULL GROUP BY user_id) r USING (user_id)
+          ORDER BY s.user_id",
     ),
 ];
 
@@ -371,6 +382,24 @@ async fn the_sql_api_gives_the_rows_figures_from_the_rollups() {
     compare("with a session's rows deleted").await;
     reap_once(&client, &ReaperConfig::default()).await.unwrap();
     compare("rolled up after the delete").await;
+    // Sessions that change, and one that opens, change their users' all-time figures (V25's
+    // monthly sessions).
+    let changed = client
+        .execute("UPDATE archon_mcp_sessions SET disconnected_at = disconnected_at + interval '7 seconds' WHERE status = 'disconnected'", &[])
+        .await
+        .unwrap();
+    assert!(changed > 0);
+    client
+        .execute(
+            "INSERT INTO archon_mcp_sessions (session_id, user_id, user_key)
+             SELECT gen_random_uuid(), user_id, user_key FROM archon_mcp_sessions WHERE user_id IS NOT NULL LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    compare("with sessions changed since the last round").await;
+    reap_once(&client, &ReaperConfig::default()).await.unwrap();
+    compare("rolled up after the sessions changed").await;
 }
 
 /// Every function that reads the request rows is planned with its arguments (issue #35): a SQL
