@@ -121,6 +121,15 @@ async fn main() -> anyhow::Result<()> {
     if hours > 0 || !args.reuse || !migrated.is_empty() {
         client.batch_execute("ANALYZE").await?;
     }
+    // The state a live deployment is always in, the reaper's next round up to 30 s away: the
+    // current hour written since its rollup, the last hour's sessions touched since theirs.
+    client
+        .batch_execute(
+            "UPDATE archon_mcp_requests SET duration_ms = duration_ms WHERE \"timestamp\" >= now() - interval '1 hour';
+             INSERT INTO archon_mcp_rollup_dirty (hour) VALUES (date_trunc('hour', now(), 'UTC')) ON CONFLICT DO NOTHING;
+             UPDATE archon_mcp_sessions SET last_activity = last_activity WHERE last_activity >= now() - interval '1 hour'",
+        )
+        .await?;
 
     if args.explain {
         client

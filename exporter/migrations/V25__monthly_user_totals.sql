@@ -60,6 +60,9 @@ BEGIN
 END
 $do$;
 
+-- A marked pair's sessions, found by their user and connection: one index range per pair.
+CREATE INDEX IF NOT EXISTS idx_archon_mcp_sessions_user_connected ON archon_mcp_sessions (user_id, connected_at);
+
 -- The UTC month after the one starting at p_month (immutable, so it folds at plan time).
 CREATE FUNCTION archon_mcp_month_end(p_month timestamptz)
 RETURNS timestamptz
