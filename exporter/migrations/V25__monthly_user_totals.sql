@@ -35,12 +35,13 @@ CREATE TABLE archon_mcp_rollup_monthly_user_sessions (
 COMMENT ON TABLE archon_mcp_rollup_monthly_user_sessions IS
     'Sessions per UTC month of connection x user: counts by status, durations, first connection and last activity';
 
--- The (month of connection, user) pairs whose sessions changed since their upkeep.
+-- The (month of connection, user) pairs whose sessions changed since their upkeep. No unique
+-- key, as V26 gives the hours' marks: a writer never waits on a round taking the marks.
 CREATE TABLE archon_mcp_rollup_dirty_user_month (
     month    timestamptz NOT NULL,
-    user_id  uuid NOT NULL,
-    PRIMARY KEY (month, user_id)
+    user_id  uuid NOT NULL
 );
+CREATE INDEX idx_archon_mcp_rollup_dirty_user_month ON archon_mcp_rollup_dirty_user_month (month, user_id);
 
 DO $do$
 DECLARE
@@ -79,13 +80,11 @@ CREATE FUNCTION archon_mcp_rollup_mark_user_month() RETURNS trigger LANGUAGE plp
 BEGIN
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         INSERT INTO archon_mcp_rollup_dirty_user_month (month, user_id)
-        SELECT DISTINCT date_trunc('month', n.connected_at, 'UTC'), n.user_id FROM new_rows n WHERE n.user_id IS NOT NULL
-        ON CONFLICT DO NOTHING;
+        SELECT DISTINCT date_trunc('month', n.connected_at, 'UTC'), n.user_id FROM new_rows n WHERE n.user_id IS NOT NULL;
     END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         INSERT INTO archon_mcp_rollup_dirty_user_month (month, user_id)
-        SELECT DISTINCT date_trunc('month', o.connected_at, 'UTC'), o.user_id FROM old_rows o WHERE o.user_id IS NOT NULL
-        ON CONFLICT DO NOTHING;
+        SELECT DISTINCT date_trunc('month', o.connected_at, 'UTC'), o.user_id FROM old_rows o WHERE o.user_id IS NOT NULL;
     END IF;
     RETURN NULL;
 END;
@@ -135,8 +134,10 @@ DECLARE
     months timestamptz[];
     users uuid[];
 BEGIN
-    WITH taken AS (DELETE FROM archon_mcp_rollup_dirty_user_month RETURNING month, user_id)
-    SELECT coalesce(array_agg(t.month), '{}'), coalesce(array_agg(t.user_id), '{}') INTO months, users FROM taken t;
+    -- The marks this round sees; those written meanwhile stay for the next.
+    WITH taken AS (DELETE FROM archon_mcp_rollup_dirty_user_month RETURNING month, user_id),
+         pairs AS (SELECT DISTINCT t.month, t.user_id FROM taken t)
+    SELECT coalesce(array_agg(p.month), '{}'), coalesce(array_agg(p.user_id), '{}') INTO months, users FROM pairs p;
     DELETE FROM archon_mcp_rollup_monthly_user_sessions m
      USING unnest(months, users) AS p(month, user_id)
      WHERE m.month = p.month AND m.user_id = p.user_id;
@@ -192,12 +193,13 @@ DECLARE
 BEGIN
     -- Replicas take turns: two rebuilds of one hour must not interleave.
     PERFORM pg_advisory_xact_lock(hashtext('archon_mcp_rollup'));
+    -- A mark is a row per writing statement and hour (V26): the round takes the ones it sees.
     WITH taken AS (
         DELETE FROM archon_mcp_rollup_dirty
-         WHERE hour IN (SELECT d.hour FROM archon_mcp_rollup_dirty d ORDER BY d.hour LIMIT p_limit)
+         WHERE hour IN (SELECT DISTINCT d.hour FROM archon_mcp_rollup_dirty d ORDER BY d.hour LIMIT p_limit)
         RETURNING hour
     )
-    SELECT coalesce(array_agg(t.hour ORDER BY t.hour), '{}') INTO hours FROM taken t;
+    SELECT coalesce(array_agg(DISTINCT t.hour ORDER BY t.hour), '{}') INTO hours FROM taken t;
     PERFORM archon_mcp_rollup_hours(hours);
     PERFORM archon_mcp_rollup_user_months();
     RETURN cardinality(hours);
@@ -234,7 +236,8 @@ AS $fn$
      WHERE NOT EXISTS (SELECT 1 FROM archon_mcp_rollup_dirty_user_month d WHERE d.month = m.month AND d.user_id = m.user_id)
     UNION ALL
     SELECT x.*
-      FROM (SELECT array_agg(d.month) AS months, array_agg(d.user_id) AS users FROM archon_mcp_rollup_dirty_user_month d) d,
+      FROM (SELECT array_agg(d.month) AS months, array_agg(d.user_id) AS users
+              FROM (SELECT DISTINCT m.month, m.user_id FROM archon_mcp_rollup_dirty_user_month m) d) d,
            LATERAL archon_mcp_user_month_session_rows(d.months, d.users) x
 $fn$;
 

@@ -272,6 +272,44 @@ async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
     assert_eq!(p99, slowest, "the top bucket is capped by the slowest request");
 }
 
+/// The class: a write never waits on the reaper. A round takes the marks it sees and recomputes
+/// for as long as its hours take; a write into a marked hour, of a marked user's session, goes
+/// through while that round's transaction is open (V26: marks have no unique key a writer would
+/// wait on), and its marks outlive the round, so the next one counts it.
+#[tokio::test]
+async fn a_write_never_waits_on_an_open_rollup_round() {
+    let db = TestDb::migrated().await;
+    let store = db.store(StoreConfig::default());
+    let (spans, mut ada, _, t0) = five_hours();
+    write(&store, &spans).await;
+    let mut reaper = db.client().await;
+    let round = reaper.transaction().await.unwrap();
+    let hours: i32 = round.query_one("SELECT archon_mcp_rollup_refresh(1000)", &[]).await.unwrap().get(0);
+    assert!(hours >= 5, "the round took the written hours: {hours}");
+
+    let late = with_usage(ada.call("search", t0 + 60 * SEC, 7), "claude-sonnet-4-5", 1, 1);
+    tokio::time::timeout(std::time::Duration::from_secs(5), write(&store, &[late]))
+        .await
+        .expect("the write waited for the reaper's open round");
+    round.commit().await.unwrap();
+
+    let client = db.client().await;
+    reap_once(&client, &ReaperConfig::default()).await.unwrap();
+    let (rows, rolled, stats): (i64, i64, i64) = {
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM archon_mcp_requests),
+                        (SELECT sum(requests)::bigint FROM archon_mcp_rollup_hourly),
+                        (SELECT sum(total_requests)::bigint FROM archon_mcp_user_stats)",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    };
+    assert_eq!((rolled, stats), (rows, rows), "the late write is in the next round's rollups");
+}
+
 /// The Archon SQL API on the rollups (V15) against its V3 definitions on the raw rows.
 const API_AGAINST_ROWS: [(&str, &str, &str); 5] = [
     (
