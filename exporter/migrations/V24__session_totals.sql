@@ -120,13 +120,15 @@ SET max_parallel_workers_per_gather = 0
 AS $fn$
 BEGIN
     RETURN QUERY
+    -- Each marked hour once (V26 lets a mark be several rows).
+    WITH marked AS (SELECT DISTINCT m.hour FROM archon_mcp_rollup_dirty m)
     SELECT x.session_id, sum(x.n)::bigint, sum(x.t)::bigint, max(x.m)
       FROM (SELECT h.session_id, -h.requests AS n, -h.tokens AS t, NULL::text AS m
-              FROM archon_mcp_rollup_dirty d
+              FROM marked d
               JOIN archon_mcp_rollup_session_hourly h ON h.hour = d.hour
             UNION ALL
             SELECT r.session_id, 1, r.total_tokens, r.model
-              FROM archon_mcp_rollup_dirty d
+              FROM marked d
               JOIN archon_mcp_requests r ON r."timestamp" >= d.hour AND r."timestamp" < d.hour + interval '1 hour') x
      GROUP BY x.session_id;
 END;

@@ -5,7 +5,7 @@
 -- spans/s an export waited up to 2.3 s in each round, more as the current hour grew. Without the
 -- key a mark is one row per writing statement and hour: a round deletes those its snapshot sees,
 -- those written meanwhile stay for the next, and nobody waits. Readers ask whether an hour is
--- marked, or take its DISTINCT hours. (V14's and V15's trigger functions keep their `ON
+-- marked, or take its DISTINCT hours (V24's corrections do from the start). (V14's and V15's trigger functions keep their `ON
 -- CONFLICT DO NOTHING`: with no unique index it never fires.)
 
 ALTER TABLE archon_mcp_rollup_dirty DROP CONSTRAINT archon_mcp_rollup_dirty_pkey;
@@ -24,28 +24,4 @@ AS $fn$
     SELECT d.hour, d.hour + interval '1 hour'
       FROM archon_mcp_rollup_span(p_from, p_to) b,
            LATERAL (SELECT DISTINCT m.hour FROM archon_mcp_rollup_dirty m WHERE m.hour >= b.lo AND m.hour < b.hi) d
-$fn$;
-
--- V24's corrections, each marked hour once.
-CREATE OR REPLACE FUNCTION archon_mcp_session_total_changes()
-RETURNS TABLE (session_id uuid, requests bigint, tokens bigint, model text)
-LANGUAGE plpgsql
-STABLE
-ROWS 10
-SET jit = off
-SET max_parallel_workers_per_gather = 0
-AS $fn$
-BEGIN
-    RETURN QUERY
-    WITH marked AS (SELECT DISTINCT m.hour FROM archon_mcp_rollup_dirty m)
-    SELECT x.session_id, sum(x.n)::bigint, sum(x.t)::bigint, max(x.m)
-      FROM (SELECT h.session_id, -h.requests AS n, -h.tokens AS t, NULL::text AS m
-              FROM marked d
-              JOIN archon_mcp_rollup_session_hourly h ON h.hour = d.hour
-            UNION ALL
-            SELECT r.session_id, 1, r.total_tokens, r.model
-              FROM marked d
-              JOIN archon_mcp_requests r ON r."timestamp" >= d.hour AND r."timestamp" < d.hour + interval '1 hour') x
-     GROUP BY x.session_id;
-END;
 $fn$;
