@@ -126,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
     client
         .batch_execute(
             "UPDATE archon_mcp_requests SET duration_ms = duration_ms WHERE \"timestamp\" >= now() - interval '1 hour';
-             INSERT INTO archon_mcp_rollup_dirty (hour) VALUES (date_trunc('hour', now(), 'UTC')) ON CONFLICT DO NOTHING;
+             INSERT INTO archon_mcp_rollup_dirty (hour) VALUES (date_trunc('hour', now(), 'UTC'));
              UPDATE archon_mcp_sessions SET last_activity = last_activity WHERE last_activity >= now() - interval '1 hour'",
         )
         .await?;

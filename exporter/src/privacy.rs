@@ -186,18 +186,23 @@ pub async fn forget(
         .chain(key.clone())
         .collect();
     let sessions = format!("SELECT session_id FROM ({SUBJECT_SESSIONS}) s");
-    let user_ids = concat!("SELECT user_id FROM ", subject_sessions!(), " AND user_id IS NOT NULL");
-    let ids: Vec<uuid::Uuid> = tx.query(user_ids, &[key, email]).await?.iter().map(|row| row.get(0)).collect();
+    // The person's user ids, read once: the changes below remove the sessions they come from.
+    let user_ids: Vec<uuid::Uuid> = tx
+        .query(concat!("SELECT DISTINCT user_id FROM ", subject_sessions!(), " AND user_id IS NOT NULL"), &[key, email])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
     // The person's id leaves the rollups now; their hours, marked by the changes below (V14's
     // triggers), are recomputed at the next round.
     for (rollup, _, _) in crate::rollups::TABLES.iter().filter(|(_, _, per_user)| *per_user) {
-        tx.execute(&format!("DELETE FROM {rollup} WHERE user_id IN ({user_ids})"), &[key, email]).await?;
+        tx.execute(&format!("DELETE FROM {rollup} WHERE user_id = ANY($1)"), &[&user_ids]).await?;
     }
     let (requests, sessions, budgets) = match policy {
         ForgetPolicy::Delete => (
             tx.execute(
-                &format!("DELETE FROM archon_mcp_requests WHERE session_id IN ({sessions}) OR user_id IN ({user_ids})"),
-                &[key, email],
+                &format!("DELETE FROM archon_mcp_requests WHERE session_id IN ({sessions}) OR user_id = ANY($3)"),
+                &[key, email, &user_ids],
             )
             .await?,
             tx.execute(&format!("DELETE FROM archon_mcp_sessions WHERE session_id IN ({sessions})"), &[key, email])
@@ -209,8 +214,8 @@ pub async fn forget(
             let pseudonym_id = ids::user_id(&pseudonym);
             (
                 tx.execute(
-                    &format!("UPDATE archon_mcp_requests SET user_id = $3 WHERE user_id IN ({user_ids})"),
-                    &[key, email, &pseudonym_id],
+                    "UPDATE archon_mcp_requests SET user_id = $1 WHERE user_id = ANY($2)",
+                    &[&pseudonym_id, &user_ids],
                 )
                 .await?,
                 tx.execute(
@@ -233,7 +238,7 @@ pub async fn forget(
     };
     // The session changes above marked the person's months for the reaper's upkeep (V25); the
     // rollups of those months went with the rest, and so does their id in the marks.
-    tx.execute("DELETE FROM archon_mcp_rollup_dirty_user_month WHERE user_id = ANY($1)", &[&ids]).await?;
+    tx.execute("DELETE FROM archon_mcp_rollup_dirty_user_month WHERE user_id = ANY($1)", &[&user_ids]).await?;
     // A login mapped to the person names them under either policy.
     let logins = tx.execute("DELETE FROM archon_reader_logins WHERE user_key = ANY($1)", &[&keys]).await?;
     let counts =
