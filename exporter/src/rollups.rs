@@ -15,8 +15,9 @@ use tokio_postgres::GenericClient;
 
 /// Every rollup table, with the column that dates its rows and whether it names a user (those
 /// are what erasure reaches).
-pub(crate) const TABLES: [(&str, &str, bool); 8] = [
+pub(crate) const TABLES: [(&str, &str, bool); 9] = [
     ("archon_mcp_rollup_hourly", "hour", true),
+    ("archon_mcp_rollup_hourly_tool", "hour", false),
     ("archon_mcp_rollup_session_hourly", "hour", true),
     ("archon_mcp_rollup_daily_tool", "day", false),
     ("archon_mcp_rollup_daily_user", "day", true),

@@ -263,6 +263,9 @@ async fn every_panel_query_runs_read_only_and_adds_up() {
     let errors = &results[&("mcp-usage.json".to_owned(), "Errors by type".to_owned(), "all")].1;
     let kinds: BTreeSet<_> = errors.iter().map(|r| r[1].clone().unwrap()).collect();
     assert_eq!(kinds, BTreeSet::from(["caller mistake".to_owned(), "tool error".to_owned()]));
+    // Binned finer than a day, unfiltered: the hours per tool (V27), adding up as the rows.
+    let over_time = &results[&("mcp-usage.json".to_owned(), "Requests over time by tool".to_owned(), "all")].1;
+    assert_eq!(over_time.iter().map(|r| r[2].as_deref().unwrap().parse::<i64>().unwrap()).sum::<i64>(), 6);
 
     // Users and cost.
     assert_eq!(one("mcp-users-cost.json", "Cost in range", "all").parse::<f64>().unwrap(), 0.2535);

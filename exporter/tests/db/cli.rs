@@ -241,8 +241,9 @@ async fn retention_keeps_the_rollups_of_dropped_months_until_keep_rollups() {
     let (code, out, err) = run(&["retention", "--keep", "365d", "--keep-rollups", "380d"], db.url());
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("deleted 11 rollup rows"),
-        "two hourly, two session-hours, two per tool, two per user, two session-days, a session's total: {out}"
+        out.contains("deleted 13 rollup rows"),
+        "two hourly, two per tool and hour, two session-hours, two per tool and day, two per user, two session-days, \
+         a session's total: {out}"
     );
     assert_eq!(requests().await, Some(1));
 }

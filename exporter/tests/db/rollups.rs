@@ -172,8 +172,8 @@ async fn no_rollup_table_shows_a_reader_other_users() {
         .unwrap()
         .get(0);
     assert_eq!(
-        tables, 10,
-        "hourly, per-session, dirty, daily per tool, per user and per session, session totals, monthly per user \
+        tables, 11,
+        "hourly, hourly per tool, per-session, dirty, daily per tool, per user and per session, session totals, monthly per user \
          (requests, sessions) and their marks: a new one is checked above"
     );
 }
@@ -200,6 +200,11 @@ by_tool AS (
            coalesce(sum(cost), 0) AS cost, coalesce(sum(requests) FILTER (WHERE error_kind = 'tool error'), 0) AS tool_errors,
            max(duration_ms_max) AS slowest
       FROM archon_mcp_usage_by_tool($1, $2)),
+by_tool_hours AS (
+    SELECT coalesce(sum(requests), 0) AS requests, sum(prompt_tokens + completion_tokens) AS tokens,
+           coalesce(sum(cost), 0) AS cost, coalesce(sum(requests) FILTER (WHERE error_kind = 'tool error'), 0) AS tool_errors,
+           max(duration_ms_max) AS slowest
+      FROM archon_mcp_usage_by_tool_hours($1, $2)),
 by_user AS (
     SELECT coalesce(sum(requests), 0) AS requests, sum(prompt_tokens + completion_tokens) AS tokens,
            coalesce(sum(cost), 0) AS cost, count(DISTINCT user_id) AS users
@@ -211,8 +216,10 @@ SELECT raw.requests,
        (raw.requests, raw.tokens, raw.cost, raw.tool_errors, raw.slowest)::text,
        (by_tool.requests, by_tool.tokens, by_tool.cost, by_tool.tool_errors, by_tool.slowest)::text,
        (raw.requests, raw.tokens, raw.cost, raw.users)::text,
-       (by_user.requests, by_user.tokens, by_user.cost, by_user.users)::text
-  FROM raw, hours, by_tool, by_user";
+       (by_user.requests, by_user.tokens, by_user.cost, by_user.users)::text,
+       (by_tool_hours.requests, by_tool_hours.tokens, by_tool_hours.cost, by_tool_hours.tool_errors,
+        by_tool_hours.slowest)::text
+  FROM raw, hours, by_tool, by_tool_hours, by_user";
 
 #[tokio::test]
 async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
@@ -240,6 +247,7 @@ async fn any_range_reads_the_same_from_the_rollups_as_from_the_rows() {
             let (n, raw, hours): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
             assert_eq!(hours, raw, "{name} {when}: rollups against rows");
             assert_eq!(row.get::<_, String>(4), row.get::<_, String>(3), "{name} {when}: per tool against rows");
+            assert_eq!(row.get::<_, String>(7), row.get::<_, String>(3), "{name} {when}: per tool and hour against rows");
             assert_eq!(row.get::<_, String>(6), row.get::<_, String>(5), "{name} {when}: per user against rows");
             assert!(n > 0 || name == "within an hour", "{name} holds requests");
         }
