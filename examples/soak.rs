@@ -20,6 +20,7 @@ use anyhow::Context as _;
 use archon_mcp_exporter::testing::{Connection, LocalCluster, TestUser, otlp_request, with_usage};
 use archon_mcp_otel::serve_process::{ServeProcess, status_kib};
 use archon_mcp_otel::stats::quantile;
+use clap::Parser;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use tokio_postgres::NoTls;
@@ -28,9 +29,20 @@ use tokio_postgres::NoTls;
 const SPANS_PER_EXPORT: u64 = 500;
 const WINDOW: Duration = Duration::from_secs(10);
 
-fn arg(name: &str, default: f64) -> f64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(default)
+/// `archon-mcp-exporter serve` (its own process, reaper on) under a steady OTLP/gRPC load: export
+/// latency, RSS, rows stored and rollup lag every 10 s, then the reaper's catch-up.
+#[derive(Debug, Parser)]
+#[command(name = "soak")]
+struct Args {
+    /// Minutes of load.
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// Spans per second, in exports of 500.
+    #[arg(long, default_value_t = 5_000.0)]
+    rate: f64,
+    /// Seconds between the reaper's rounds (`serve --reap-interval-secs`; its default is 30).
+    #[arg(long, default_value_t = 5.0)]
+    reap_interval: f64,
 }
 
 /// Export `k`: 10 new sessions (sessions never repeat, as in a long-running deployment), 50 calls
@@ -73,9 +85,8 @@ async fn unrolled(db: &tokio_postgres::Client) -> anyhow::Result<i64> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let minutes = arg("--minutes", 10.0);
-    let rate = arg("--rate", 5_000.0);
-    let reap_interval = arg("--reap-interval", 5.0).to_string();
+    let Args { minutes, rate, reap_interval } = Args::parse();
+    let reap_interval = reap_interval.to_string();
     let exports_per_sec = rate / SPANS_PER_EXPORT as f64;
     println!("soak: {minutes} min at {rate} spans/s ({exports_per_sec} exports/s of {SPANS_PER_EXPORT} spans)");
 

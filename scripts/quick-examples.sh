@@ -15,3 +15,5 @@ echo "quick-examples: the binaries start (--help)"
 cargo run --quiet -p archon-mcp-exporter -- --help >/dev/null
 cargo run --quiet --bin tool_server -- --help >/dev/null
 cargo run --quiet --bin load -- --help >/dev/null
+cargo run --quiet --example soak -- --help >/dev/null
+cargo run --quiet --example panel_bench -- --help >/dev/null
