@@ -29,13 +29,14 @@ COMMENT ON TABLE archon_mcp_rollup_hourly_tool IS
 GRANT SELECT, INSERT, DELETE ON archon_mcp_rollup_hourly_tool TO archon_exporter, archon_admin;
 GRANT SELECT ON archon_mcp_rollup_hourly_tool TO archon_grafana;
 
--- Recomputes the given hours per tool from their hourly rollups (a year's rebuild passes 8,760
--- hours: the range bounds the scan, the array picks).
+-- Recomputes the given hours per tool from their hourly rollups. The hours are joined, not
+-- tested with `= ANY`: a year's rebuild passes 8,760 of them, and an array parameter is searched
+-- element by element for every row a scan reads.
 CREATE FUNCTION archon_mcp_rollup_tool_hours(p_hours timestamptz[])
 RETURNS void
 LANGUAGE sql
 AS $fn$
-    DELETE FROM archon_mcp_rollup_hourly_tool WHERE hour = ANY (p_hours);
+    DELETE FROM archon_mcp_rollup_hourly_tool t USING unnest(p_hours) AS x(hour) WHERE t.hour = x.hour;
     INSERT INTO archon_mcp_rollup_hourly_tool
     SELECT h.hour, h.tool_name, h.model, h.status, h.error_kind, h.token_source,
            sum(h.requests), sum(h.prompt_tokens), sum(h.completion_tokens), sum(h.cost), sum(h.duration_ms_sum),
@@ -44,9 +45,8 @@ AS $fn$
                  sum(h.latency_buckets[5]), sum(h.latency_buckets[6]), sum(h.latency_buckets[7]), sum(h.latency_buckets[8]),
                  sum(h.latency_buckets[9]), sum(h.latency_buckets[10]), sum(h.latency_buckets[11]), sum(h.latency_buckets[12]),
                  sum(h.latency_buckets[13]), sum(h.latency_buckets[14]), sum(h.latency_buckets[15]), sum(h.latency_buckets[16])]::integer[]
-      FROM archon_mcp_rollup_hourly h
-     WHERE h.hour >= (SELECT min(x) FROM unnest(p_hours) x) AND h.hour <= (SELECT max(x) FROM unnest(p_hours) x)
-       AND h.hour = ANY (p_hours)
+      FROM (SELECT DISTINCT x FROM unnest(p_hours) AS x) AS x(hour)
+      JOIN archon_mcp_rollup_hourly h ON h.hour = x.hour
      GROUP BY h.hour, h.tool_name, h.model, h.status, h.error_kind, h.token_source;
 $fn$;
 REVOKE EXECUTE ON FUNCTION archon_mcp_rollup_tool_hours(timestamptz[]) FROM PUBLIC;
